@@ -1,0 +1,42 @@
+# head-roles: every target creates .venv when it is missing.
+# TORCH pins the torch wheel installed first (an unpinned torch pulls a multi-GB CUDA build).
+VENV ?= .venv
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+HEAD_ROLES := $(VENV)/bin/head-roles
+MODEL ?= roneneldan/TinyStories-1Layer-21M
+STORIES ?= 500
+
+.PHONY: install test report demo bench track selfcheck stories260k clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+test: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+report: install
+	$(HEAD_ROLES) report --model $(MODEL) --corpus tinystories --stories $(STORIES) --out reports/tinystories-1L-21M
+
+demo: install
+	HF_HUB_OFFLINE=1 $(HEAD_ROLES) demo --out reports/demo
+
+selfcheck: install
+	HF_HUB_OFFLINE=1 $(HEAD_ROLES) selfcheck --seeds 5
+
+bench: install
+	HF_HUB_OFFLINE=1 $(PY) -m classifier.bench
+
+stories260k: install
+	HF_HUB_OFFLINE=1 $(HEAD_ROLES) report --model ../shared/data/stories260K/stories260K.bin \
+		--tokenizer ../shared/data/stories260K/tok512.model \
+		--corpus ../shared/data/tinystories/tinystories-train-2316.txt --stories 0 --out reports/stories260K
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,168 @@
+"""Story corpora: the TinyStories validation split, the bundled stories, or a local file.
+
+Everything is read through Hugging Face `datasets`; this module only picks the source, checks
+the input and draws a reproducible sample. It does not tokenize.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TINYSTORIES_DATASET = "roneneldan/TinyStories"
+STORY_SEPARATOR = "<|endoftext|>"
+BUNDLED_PATH = Path(__file__).resolve().parents[1] / "corpora" / "bundled.txt"
+BANANA_PROMPT = (
+    'One day, Lucy asks Tom: "I am looking for a banana but I can\'t find it". Tom says: "Don\'t'
+)
+# The validation split has ~22k stories; a shuffle buffer this size keeps the streamed sample
+# well mixed while reading only a few MB.
+STREAM_SHUFFLE_BUFFER = 10_000
+LOCAL_SUFFIXES = (".txt", ".jsonl", ".parquet")
+
+
+class CorpusError(ValueError):
+    """Bad corpus input; the message is one line naming the file or argument."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A sample of stories. `indices` are positions in the source (None when streamed)."""
+
+    name: str
+    source: str
+    texts: tuple[str, ...]
+    indices: tuple[int, ...] | None
+    total: int | None
+    notice: str | None = None
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "stories": len(self.texts),
+            "stories_in_source": self.total,
+            "sample_indices": list(self.indices) if self.indices is not None else None,
+            "notice": self.notice,
+        }
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether huggingface.co answers quickly (False at once when HF_HUB_OFFLINE is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def load_corpus(spec: str, *, stories: int | None, seed: int) -> Corpus:
+    """Load `spec` ("tinystories", "bundled" or a .txt/.jsonl/.parquet path) and sample it."""
+    if spec == "tinystories":
+        if not hub_reachable():
+            corpus = _load_local(BUNDLED_PATH, "bundled", stories=stories, seed=seed)
+            notice = "Hugging Face hub unreachable: using the bundled corpus instead of tinystories."
+            return Corpus(**{**corpus.__dict__, "notice": notice})
+        return _load_tinystories(stories=stories, seed=seed)
+    if spec == "bundled":
+        return _load_local(BUNDLED_PATH, "bundled", stories=stories, seed=seed)
+    path = Path(spec)
+    if path.suffix not in LOCAL_SUFFIXES:
+        raise CorpusError(
+            f"--corpus {spec!r}: expected 'tinystories', 'bundled' or a path ending in "
+            f"{', '.join(LOCAL_SUFFIXES)}"
+        )
+    if not path.is_file():
+        raise CorpusError(f"{spec}: no such file")
+    return _load_local(path, path.name, stories=stories, seed=seed)
+
+
+def split_stories(text: str) -> list[str]:
+    """Stories of a TinyStories .txt file: separated by lines that read `<|endoftext|>`."""
+    stories, current = [], []
+    for line in text.split("\n"):
+        if line.strip() == STORY_SEPARATOR:
+            stories.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    stories.append("\n".join(current))
+    return [s.strip() for s in stories if s.strip()]
+
+
+def _check_utf8(path: Path) -> None:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise CorpusError(f"{path}: line {line}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def _read_local(path: Path) -> list[str]:
+    from datasets import load_dataset
+
+    if path.suffix != ".parquet":
+        _check_utf8(path)
+    try:
+        if path.suffix == ".txt":
+            # One document per file, split on the separator lines ourselves: `datasets`' text
+            # builder knows lines and paragraphs, not `<|endoftext|>` separators.
+            rows = load_dataset("text", data_files=str(path), sample_by="document", split="train")
+            return split_stories("\n".join(rows["text"]))
+        builder = "json" if path.suffix == ".jsonl" else "parquet"
+        rows = load_dataset(builder, data_files=str(path), split="train")
+    except CorpusError:
+        raise
+    except Exception as err:  # datasets raises many types for a malformed file
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CorpusError(f"{path}: cannot read as {path.suffix[1:]}: {message}") from None
+    if "text" not in rows.column_names:
+        raise CorpusError(f"{path}: no 'text' field (fields: {', '.join(rows.column_names) or 'none'})")
+    texts = [t.strip() for t in rows["text"] if isinstance(t, str)]
+    return [t for t in texts if t]
+
+
+def _load_local(path: Path, name: str, *, stories: int | None, seed: int) -> Corpus:
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such file")
+    texts = _read_local(path)
+    if not texts:
+        raise CorpusError(f"{path}: no stories found")
+    indices = sample_indices(len(texts), stories, seed)
+    return Corpus(
+        name=name, source=str(path), texts=tuple(texts[i] for i in indices),
+        indices=tuple(int(i) for i in indices), total=len(texts),
+    )
+
+
+def sample_indices(total: int, stories: int | None, seed: int) -> np.ndarray:
+    """`stories` distinct indices of `total`, drawn by `seed`, in source order (all if None)."""
+    if stories is None or stories >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, size=stories, replace=False))
+
+
+def _load_tinystories(*, stories: int | None, seed: int) -> Corpus:
+    from datasets import load_dataset
+
+    try:
+        stream = load_dataset(TINYSTORIES_DATASET, split="validation", streaming=True)
+        stream = stream.shuffle(seed=seed, buffer_size=STREAM_SHUFFLE_BUFFER)
+        rows = stream.take(stories) if stories is not None else stream
+        texts = [row["text"].strip() for row in rows if row["text"].strip()]
+    except Exception as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CorpusError(f"--corpus tinystories: cannot stream {TINYSTORIES_DATASET}: {message}") from None
+    if not texts:
+        raise CorpusError(f"--corpus tinystories: {TINYSTORIES_DATASET} returned no stories")
+    return Corpus(
+        name="tinystories", source=f"{TINYSTORIES_DATASET} (validation, streamed, shuffle seed {seed})",
+        texts=tuple(texts), indices=None, total=None,
+    )

@@ -1,0 +1,265 @@
+"""Run a model over stories and reduce its attention to per-head metrics.
+
+`score_texts` drives the forward passes: stories are tokenized (BOS first, truncated to the
+trained context), batched by length, right-padded, and every layer's pattern is reduced to
+per-text sums inside its hook (`classifier.scoring`); the forward pass is stopped once the last
+layer's pattern has been seen, so the MLP of the last layer and the unembedding never run.
+`measure` adds the bootstrap over stories and `metrics_frame` makes the tidy table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from classifier.models import LoadedModel
+from classifier.scoring import (
+    METRICS,
+    OFFSETS,
+    BatchStats,
+    TextStats,
+    metric_targets,
+    query_stats,
+    score_patterns,
+)
+from classifier.settings import ScoreSettings
+from classifier.tokens import VocabClasses, sequence_classes, vocab_classes
+
+# Most typical (query token -> argmax key token) pairs kept per head for the report.
+TOP_PAIRS = 5
+
+
+class _PatternsSeen(Exception):
+    """Raised in the last layer's hook: nothing after it is needed."""
+
+
+def pattern_hook_name(layer: int) -> str:
+    return f"blocks.{layer}.attn.hook_pattern"
+
+
+def tokenize(texts, tokenizer, bos_token_id: int, max_tokens: int) -> list[list[int]]:
+    """Token ids of each stripped text, without special tokens, BOS first, at most max_tokens."""
+    encoded = tokenizer([t.strip() for t in texts], add_special_tokens=False)["input_ids"]
+    return [[bos_token_id] + ids[: max_tokens - 1] for ids in encoded]
+
+
+def length_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (longest first), to waste little padding."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+
+
+@dataclass
+class PairCounts:
+    """Counts of (layer, head, query token, argmax key token), merged batch by batch."""
+
+    vocab_size: int
+    n_heads: int
+    codes: torch.Tensor
+    counts: torch.Tensor
+
+    @classmethod
+    def empty(cls, vocab_size: int, n_heads: int) -> "PairCounts":
+        return cls(vocab_size, n_heads, torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long))
+
+    def add(self, layer: int, patterns: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> None:
+        """Count argmax pairs of one layer's patterns (B, H, T, T) over real queries i >= 1."""
+        batch, n_heads, length, _ = patterns.shape
+        keys = tokens.gather(1, patterns.argmax(-1).flatten(1)).view(batch, n_heads, length)
+        queries = tokens[:, None, :].expand(batch, n_heads, length)
+        heads = torch.arange(n_heads, device=tokens.device).view(1, n_heads, 1) + layer * self.n_heads
+        codes = (heads * self.vocab_size + queries) * self.vocab_size + keys
+        mask = (valid & (torch.arange(length, device=tokens.device) >= 1))[:, None, :].expand_as(codes)
+        new_codes, new_counts = codes[mask].cpu().unique(return_counts=True)
+        merged, inverse = torch.cat([self.codes, new_codes]).unique(return_inverse=True)
+        self.counts = torch.zeros_like(merged).index_add_(0, inverse, torch.cat([self.counts, new_counts]))
+        self.codes = merged
+
+    def top(self, k: int = TOP_PAIRS) -> pd.DataFrame:
+        """The k most frequent pairs of every head: layer, head, query_id, key_id, count, share."""
+        vocab = self.vocab_size
+        frame = pd.DataFrame({
+            "head_index": (self.codes // (vocab * vocab)).numpy(),
+            "query_id": ((self.codes // vocab) % vocab).numpy(),
+            "key_id": (self.codes % vocab).numpy(),
+            "count": self.counts.numpy(),
+        })
+        frame["share"] = frame["count"] / frame.groupby("head_index")["count"].transform("sum")
+        frame = frame.sort_values(["head_index", "count"], ascending=[True, False])
+        frame = frame.groupby("head_index").head(k)
+        head_index = frame.pop("head_index")
+        frame.insert(0, "layer", head_index // self.n_heads)
+        frame.insert(1, "head", head_index % self.n_heads)
+        return frame.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Per-text statistics of a corpus and the typical token pairs of each head."""
+
+    stats: TextStats
+    pairs: pd.DataFrame  # layer, head, query_id, key_id, count, share
+    n_tokens: int
+
+
+def score_batch(
+    model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, vocab: VocabClasses,
+    pairs: PairCounts | None = None,
+) -> BatchStats:
+    """Per-text statistics of one right-padded batch (B, T) whose position 0 is BOS."""
+    classes = sequence_classes(tokens, lengths, vocab)
+    targets = metric_targets(tokens, classes)
+    layer_sums, layer_offsets = {}, {}
+    last_layer = model.n_layers - 1
+
+    def reduce_pattern(pattern: torch.Tensor, hook) -> None:
+        layer = int(hook.name.split(".")[1])
+        layer_sums[layer], layer_offsets[layer] = score_patterns(pattern.detach(), targets)
+        if pairs is not None:
+            pairs.add(layer, pattern.detach(), tokens, classes.valid)
+        if layer == last_layer:
+            raise _PatternsSeen
+
+    hooks = [(pattern_hook_name(layer), reduce_pattern) for layer in range(model.n_layers)]
+    with torch.inference_mode():
+        try:
+            model.bridge.run_with_hooks(tokens, fwd_hooks=hooks, attention_mask=classes.valid.long())
+        except _PatternsSeen:
+            pass
+    if len(layer_sums) != model.n_layers:
+        raise RuntimeError(f"attention patterns of {model.n_layers - len(layer_sums)} layers were never seen")
+    counts, uniform, offset_queries = query_stats(targets)
+    return BatchStats(
+        sums=torch.stack([layer_sums[layer] for layer in range(model.n_layers)], dim=1),
+        counts=counts, uniform=uniform,
+        offset_counts=torch.stack([layer_offsets[layer] for layer in range(model.n_layers)], dim=1),
+        offset_queries=offset_queries,
+    )
+
+
+def score_texts(
+    model: LoadedModel, texts, settings: ScoreSettings, *, vocab: VocabClasses | None = None,
+    progress: bool = True, collect_pairs: bool = True,
+) -> Scored:
+    """Score every text; statistics come back in the order of `texts`."""
+    vocab = vocab if vocab is not None else vocab_classes(model.tokenizer)
+    token_lists = tokenize(texts, model.tokenizer, model.bos_token_id, min(settings.max_tokens, model.n_ctx))
+    if not token_lists:
+        raise ValueError("no texts to score")
+    lengths = [len(t) for t in token_lists]
+    pairs = PairCounts.empty(len(vocab.texts), model.n_heads) if collect_pairs else None
+    results, order = [], []
+    bar = tqdm(total=sum(lengths), unit="tok", desc=f"scoring {model.name}", disable=not progress, leave=False)
+    for batch_indices in length_batches(lengths, settings.batch_size):
+        batch_lengths = torch.tensor([lengths[k] for k in batch_indices])
+        tokens = torch.full((len(batch_indices), int(batch_lengths.max())), model.bos_token_id, dtype=torch.long)
+        for row, k in enumerate(batch_indices):  # building the padded batch, not the hot path
+            tokens[row, : lengths[k]] = torch.tensor(token_lists[k])
+        results.append(score_batch(model, tokens.to(model.device), batch_lengths.to(model.device), vocab, pairs))
+        order.append(batch_indices)
+        bar.update(int(batch_lengths.sum()))
+    bar.close()
+    stats = TextStats.from_batches(results, order=np.concatenate(order))
+    columns = ["layer", "head", "query_id", "key_id", "count", "share"]
+    top = pairs.top() if pairs is not None else pd.DataFrame(columns=columns)
+    return Scored(stats=stats, pairs=top, n_tokens=int(sum(lengths)))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Corpus metrics of every head, with bootstrap resamples over stories.
+
+    values (L, H, M) and expected (M,) are the token-weighted metrics and their uniform-attention
+    expectations; boot_values (R, L, H, M) and boot_expected (R, M) the same per resample;
+    offset_shares (L, H, O) the share of queries whose argmax sits at each offset, and
+    boot_offset_shares (R, L, H, O) the same per resample.
+    """
+
+    values: np.ndarray
+    expected: np.ndarray
+    boot_values: np.ndarray
+    boot_expected: np.ndarray
+    offset_shares: np.ndarray
+    boot_offset_shares: np.ndarray
+    n_texts: int
+
+
+def bootstrap_weights(n_texts: int, resamples: int, seed: int) -> np.ndarray:
+    """How often each text is drawn in each resample with replacement. (R, N)."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_texts, np.full(n_texts, 1.0 / n_texts), size=resamples).astype(np.float64)
+
+
+def measure(stats: TextStats, *, bootstrap: int, seed: int) -> Measurement:
+    """Corpus metrics and their bootstrap resamples (texts are the independent units)."""
+    weights = bootstrap_weights(stats.n_texts, bootstrap, seed)
+    values, expected = stats.corpus_metrics()
+    boot_values, boot_expected = stats.corpus_metrics(weights)
+    return Measurement(
+        values, expected, boot_values, boot_expected,
+        stats.offset_shares(), stats.offset_shares(weights), stats.n_texts,
+    )
+
+
+def metrics_frame(measurement: Measurement) -> pd.DataFrame:
+    """One row per head: layer, head, the metrics, then `_lo`/`_hi` (95% interval) and `_lift`."""
+    n_layers, n_heads, _ = measurement.values.shape
+    layer, head = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
+    columns = {"layer": layer.ravel(), "head": head.ravel()}
+    flat = measurement.values.reshape(n_layers * n_heads, len(METRICS))
+    columns.update({m: flat[:, k] for k, m in enumerate(METRICS)})
+    if measurement.boot_values.shape[0] > 0:
+        with np.errstate(invalid="ignore"):
+            low, high = np.nanpercentile(measurement.boot_values, [2.5, 97.5], axis=0)
+    else:
+        low = high = np.full_like(measurement.values, np.nan)
+    for k, m in enumerate(METRICS):
+        columns[f"{m}_lo"] = low.reshape(-1, len(METRICS))[:, k]
+        columns[f"{m}_hi"] = high.reshape(-1, len(METRICS))[:, k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lift = flat / measurement.expected
+    columns.update({f"{m}_lift": lift[:, k] for k, m in enumerate(METRICS)})
+    shares = measurement.offset_shares.reshape(n_layers * n_heads, -1)
+    columns.update({f"argmax_offset_{o}": shares[:, o] for o in OFFSETS})
+    columns[f"argmax_offset_gt{OFFSETS[-1]}"] = shares[:, len(OFFSETS)]
+    return pd.DataFrame(columns)
+
+
+def prompt_patterns(model: LoadedModel, text: str, max_tokens: int) -> tuple[list[int], np.ndarray]:
+    """Token ids (BOS first) and every layer's full pattern (L, H, T, T) on one prompt."""
+    ids = tokenize([text], model.tokenizer, model.bos_token_id, min(max_tokens, model.n_ctx))[0]
+    seen = {}
+
+    def keep(pattern: torch.Tensor, hook) -> None:
+        seen[int(hook.name.split(".")[1])] = pattern[0].detach().float().cpu().numpy()
+        if len(seen) == model.n_layers:
+            raise _PatternsSeen
+
+    hooks = [(pattern_hook_name(layer), keep) for layer in range(model.n_layers)]
+    with torch.inference_mode():
+        try:
+            model.bridge.run_with_hooks(torch.tensor([ids], device=model.device), fwd_hooks=hooks)
+        except _PatternsSeen:
+            pass
+    return ids, np.stack([seen[layer] for layer in range(model.n_layers)])
+
+
+# Repeated random-token sequence for induction: long enough that chance matches are rare.
+REPEATED_LENGTH = 50
+
+
+def repeated_sequence_scores(model: LoadedModel, *, seed: int, vocab: VocabClasses, batch: int = 8) -> np.ndarray:
+    """Per-head `induction` on BOS + R + R for random token runs R (not special tokens). (L, H)."""
+    generator = torch.Generator().manual_seed(seed)
+    ordinary = torch.tensor([k for k in range(len(vocab.texts)) if k != model.bos_token_id and vocab.texts[k].strip()])
+    run = ordinary[torch.randint(len(ordinary), (batch, REPEATED_LENGTH), generator=generator)]
+    bos = torch.full((batch, 1), model.bos_token_id)
+    texts = torch.cat([bos, run, run], dim=1)[:, : min(model.n_ctx, 2 * REPEATED_LENGTH + 1)]
+    lengths = torch.full((batch,), texts.shape[1], device=model.device)
+    stats = TextStats.from_batches([score_batch(model, texts.to(model.device), lengths, vocab)])
+    values, _ = stats.corpus_metrics()
+    return values[..., METRICS.index("induction")]

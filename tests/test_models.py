@@ -1,0 +1,81 @@
+"""Model loading through the same code path users hit, without the hub."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from classifier.models import ModelLoadError, known_models, load_model
+
+pytestmark = pytest.mark.slow
+
+
+def test_local_directory_with_the_tinystories_1l_architecture_loads(tinystories_1l_dir):
+    model = load_model(str(tinystories_1l_dir), device="cpu")
+    assert (model.n_layers, model.n_heads) == (1, 16)
+    assert model.bos_token_id == 50256
+    assert model.tokenizer.encode("Once upon a time", add_special_tokens=False) == [7454, 2402, 257, 640]
+
+
+def test_official_name_loads_from_a_seeded_local_hugging_face_cache(tinystories_1l_dir, tmp_path):
+    """`tiny-stories-1L-21M` resolves to roneneldan/TinyStories-1Layer-21M, found in the cache."""
+    snapshot = tmp_path / "hub" / "models--roneneldan--TinyStories-1Layer-21M" / "snapshots" / "0123abc"
+    shutil.copytree(tinystories_1l_dir, snapshot)
+    (tmp_path / "hub" / "models--roneneldan--TinyStories-1Layer-21M" / "refs").mkdir()
+    (tmp_path / "hub" / "models--roneneldan--TinyStories-1Layer-21M" / "refs" / "main").write_text("0123abc")
+    corpus = tmp_path / "stories.txt"
+    corpus.write_text('Lily saw a cat. "Hi!" she said, and the cat ran.\n<|endoftext|>\nTom had a ball.\n<|endoftext|>\n')
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "classifier.cli", "report", "--model", "tiny-stories-1L-21M", "--corpus", str(corpus),
+         "--bootstrap", "10", "--no-figures", "--out", str(out), "--device", "cpu"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "metrics.csv").exists()
+    assert '"resolved": "roneneldan/TinyStories-1Layer-21M"' in (out / "run.json").read_text()
+
+
+def test_unknown_name_fails_fast_with_one_line_and_suggestions():
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError) as err:
+        load_model("tiny-stories-1L-21", device="cpu")
+    assert time.perf_counter() - start < 5
+    message = str(err.value)
+    assert "\n" not in message
+    assert "tiny-stories-1L-21M" in message and "head-roles models" in message
+
+
+def test_uncached_hub_id_offline_fails_fast_naming_the_model():
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError, match="roneneldan/TinyStories-33M.*not in the local Hugging Face cache"):
+        load_model("roneneldan/TinyStories-33M", device="cpu")
+    assert time.perf_counter() - start < 5
+
+
+def test_directory_without_config_and_broken_checkpoint_are_one_line_errors(tmp_path, small_neo_dir):
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_model(str(tmp_path), device="cpu")
+    broken = tmp_path / "broken"
+    shutil.copytree(small_neo_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(broken), device="cpu")
+    assert "\n" not in str(err.value) and str(broken) in str(err.value)
+
+
+def test_known_models_include_the_fourteen_tinystories_checkpoints():
+    names = known_models()
+    tinystories = [n for n in names if n.startswith("roneneldan/")]
+    assert len(tinystories) == 14
+    assert "roneneldan/TinyStories-Instuct-1Layer-21M" in tinystories  # the official misspelling
+    assert "tiny-stories-1L-21M" in names["roneneldan/TinyStories-1Layer-21M"]
+
+
+def test_bad_device_is_rejected():
+    with pytest.raises(ModelLoadError, match="--device"):
+        load_model("whatever", device="gpu0")
