@@ -9,6 +9,7 @@ layer's pattern has been seen, so the MLP of the last layer and the unembedding 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,7 +214,8 @@ def metrics_frame(measurement: Measurement) -> pd.DataFrame:
     flat = measurement.values.reshape(n_layers * n_heads, len(METRICS))
     columns.update({m: flat[:, k] for k, m in enumerate(METRICS)})
     if measurement.boot_values.shape[0] > 0:
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # a metric no query was eligible for is NaN: say so, not warn
+            warnings.simplefilter("ignore", RuntimeWarning)
             low, high = np.nanpercentile(measurement.boot_values, [2.5, 97.5], axis=0)
     else:
         low = high = np.full_like(measurement.values, np.nan)
