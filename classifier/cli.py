@@ -227,7 +227,7 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
         if run_dir is not None:
             measured = library.load_measurements(run_dir)
             if prompt is not None and prompt != measured.prompt_text:
-                raise ValueError(f"--prompt: the run in {run_dir} measured another prompt; pass --model to measure this one")
+                raise ValueError(f"--prompt: {run_dir} has no measurements on this prompt; pass --model to measure it")
         else:
             settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
             measured = library.measure_model(model, corpus, settings, prompt=prompt or BANANA_PROMPT,

@@ -1,0 +1,597 @@
+"""Compare head roles across checkpoints scored on the same stories: the library side of `track`.
+
+`track` loads the corpus sample once, scores every model on it (or reuses a finished run from the
+store), then compares: role counts, a layer x head grid of role codes, head-by-head role changes
+between models of the same layout, and a one-to-one matching of heads by metric profile between
+any two models. `write_track` renders track.md and the tidy track.csv. One model that fails is
+recorded with a one-line reason; the others still complete.
+
+The store (`--store`, default reports/track/runs/) holds one run directory per key: the model's
+identity (a hub id and the commit in the local cache, or a local checkpoint's file sizes and
+modification times and its config.json), the hash of the sampled story texts, and every setting
+that changes a number. Batch size and device are left out: they change the speed, not the result
+(per-text sums merge exactly, padding is excluded exactly).
+
+Matching compares metric values (section 3 shares, `distance` left out), each standardised over
+the heads of the two models. Not lifts: a lift is the value over its uniform-attention
+expectation, which depends only on the tokens, so for models sharing a tokenizer standardised
+lifts equal standardised values; and unstandardised, the lifts of rare targets (names are ~1% of
+keys) reach 50x and would swamp every other metric in a cosine. Standardising also centres the
+profiles, so that what all heads share (some attention on BOS, say) does not make every pair
+look alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Literal, Sequence, get_args
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from classifier.roles import ROLES
+from classifier.scoring import METRICS
+from classifier.settings import ScoreSettings
+
+STORE_FORMAT = 1
+KEY_SETTINGS = ("stories", "max_tokens", "seed", "bootstrap")  # what changes a number
+ROLE_CODES: dict[str, str] = {
+    "current-token": "CUR", "previous-token": "PREV", "positional": "POS", "start-of-text": "SOT",
+    "delimiter": "DELIM", "clause-start": "CLAUSE", "proper-noun": "NAME", "local": "LOCAL",
+    "word-start": "WORD", "broad": "BROAD", "duplicate-token": "DUP", "induction": "IND", "unclear": "?",
+}
+# A grid cell is starred when fewer than this share of bootstrap resamples agree on its role.
+LOW_CONFIDENCE = 0.5
+# Profile used for matching: every metric except `distance` (in tokens, so it scales with story
+# length rather than with what the head does; `local`, `start_of_text` and `entropy` carry it).
+MATCH_METRICS = tuple(m for m in METRICS if m != "distance")
+# Standardising divides by max(std, this): a metric on which all heads agree to within a few
+# points of attention share is noise, and must not weigh as much as one that separates heads.
+STD_FLOOR = 0.05
+Compare = Literal["consecutive", "reference"]
+COMPARE_MODES: tuple[Compare, ...] = get_args(Compare)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model argument: `model` as load_model takes it, and the revision after `@`."""
+
+    argument: str
+    model: str
+    revision: str | None
+
+
+def parse_model(argument: str) -> ModelSpec:
+    """Split `name@revision` on the last `@`; an existing path is never split."""
+    if not argument.strip():
+        raise ValueError("empty model argument")
+    if "@" not in argument or Path(argument).exists():
+        return ModelSpec(argument, argument, None)
+    model, revision = argument.rsplit("@", 1)
+    if not model or not revision:
+        raise ValueError(f"{argument}: expected MODEL@REVISION")
+    if Path(model).exists():
+        raise ValueError(f"{argument}: a revision applies to Hugging Face models, not to the local path {model}")
+    return ModelSpec(argument, model, revision)
+
+
+def model_labels(specs: Sequence[ModelSpec]) -> list[str]:
+    """Short unique labels: the last path component (with @revision); the full argument on a clash."""
+    arguments = [s.argument for s in specs]
+    repeated = sorted({a for a in arguments if arguments.count(a) > 1})
+    if repeated:
+        raise ValueError(f"model(s) given more than once: {', '.join(repeated)}")
+    short = [Path(s.model.rstrip("/")).name + (f"@{s.revision}" if s.revision else "") for s in specs]
+    return [label if short.count(label) == 1 else spec.argument for label, spec in zip(short, specs)]
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+def _file_stamp(path: Path) -> list:
+    stat = path.stat()
+    return [path.name, stat.st_size, stat.st_mtime_ns]
+
+
+def model_identity(spec: ModelSpec, tokenizer: str | None = None) -> dict:
+    """What a stored run of this model is keyed on; `complete` is False when a hub model is not in
+    the local cache yet (its commit is known only after the download, so that is always a miss)."""
+    path = Path(spec.model)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        config = path / "config.json"
+        return {
+            "kind": "directory", "path": str(path.resolve()), "files": [_file_stamp(p) for p in files],
+            "config_sha256": hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else None,
+            "complete": True,
+        }
+    if path.is_file():  # a llama2.c .bin; without --tokenizer its tokenizer is found beside it
+        tokenizers = [Path(tokenizer)] if tokenizer else sorted(path.parent.glob("*.model"))
+        return {
+            "kind": "file", "path": str(path.resolve()), "file": _file_stamp(path),
+            "tokenizer": [_file_stamp(t) + [str(t.resolve())] for t in tokenizers], "complete": True,
+        }
+    if spec.model.startswith((".", "/", "~")) or spec.model.count("/") > 1:
+        return {"kind": "missing", "path": spec.model, "complete": False}
+    from classifier.llama2c import LLAMA2C_CHECKPOINTS
+    from classifier.models import resolve_name
+
+    if spec.model in LLAMA2C_CHECKPOINTS:  # named llama2.c checkpoint: its cached hub files
+        repo, filename, tok_repo, tok_filename = LLAMA2C_CHECKPOINTS[spec.model]
+        files = [_cached_file(repo, filename), _cached_file(tok_repo, tok_filename)]
+        complete = all(f is not None for f in files)
+        stamps = [_file_stamp(f) + [str(f)] for f in files] if complete else None
+        return {"kind": "llama2c", "name": spec.model, "files": stamps, "complete": complete}
+
+    official = resolve_name(spec.model)
+    commit = _cached_commit(official, spec.revision)
+    return {"kind": "hub", "id": official, "revision": spec.revision, "commit": commit, "complete": commit is not None}
+
+
+def _cached_commit(official: str, revision: str | None) -> str | None:
+    """The commit load_model would use from the local Hugging Face cache, or None if not cached."""
+    if "/" not in official:
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(official, revision=revision, local_files_only=True)).name
+    except Exception:
+        return None
+
+
+def _cached_file(repo: str, filename: str) -> Path | None:
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(repo, filename, local_files_only=True))
+    except Exception:
+        return None
+
+
+def corpus_identity(corpus) -> dict:
+    """The sample itself, not how it was asked for: the hash of its texts."""
+    digest = hashlib.sha256()
+    for text in corpus.texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    return {"stories": len(corpus.texts), "texts_sha256": digest.hexdigest()}
+
+
+def store_key(identity: dict, corpus, settings: ScoreSettings) -> dict:
+    try:
+        version = metadata.version("head-roles")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    settings_json = settings.to_json()
+    return {
+        "format": STORE_FORMAT, "head_roles": version,
+        "model": {k: v for k, v in identity.items() if k != "complete"},
+        "corpus": corpus_identity(corpus),
+        "settings": {name: settings_json[name] for name in KEY_SETTINGS},
+    }
+
+
+def run_path(store: Path, spec: ModelSpec, key: dict) -> Path:
+    """store/<model's last path component>[@revision]-<first 12 hex digits of the key's hash>.
+    The name is for people; the hash alone tells runs apart."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    name = Path(spec.model.rstrip("/")).name + (f"@{spec.revision}" if spec.revision else "")
+    slug = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)[:60].strip("._") or "model"
+    return store / f"{slug}-{digest}"
+
+
+# --- scoring every model -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackedModel:
+    """One model of a track: its run (None if it failed), whether it was reused, or the error."""
+
+    label: str
+    spec: ModelSpec
+    status: Literal["computed", "reused", "failed"]
+    run: object | None = None  # classifier.pipeline.RunDirectory
+    error: str | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.run.run["model"]["n_layers"]), int(self.run.run["model"]["n_heads"])
+
+    def heads(self) -> pd.DataFrame:
+        """layer, head, role, secondary, confidence and the metric columns, one row per head."""
+        roles = self.run.roles[["layer", "head", "role", "secondary", "confidence"]]
+        roles = roles.assign(confidence=pd.to_numeric(roles["confidence"]).astype(float))  # null: no resamples
+        return roles.merge(self.run.metrics, on=["layer", "head"]).sort_values(["layer", "head"], ignore_index=True)
+
+
+def one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(err, ValueError) and first:
+        return first
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def score_or_reuse(
+    spec: ModelSpec, label: str, corpus, settings: ScoreSettings, *, store: Path,
+    tokenizer: str | None = None, progress: bool = True, figures: bool = False,
+) -> TrackedModel:
+    """The stored run of this key if there is one; otherwise score the model and store it."""
+    from classifier.models import load_model
+    from classifier.pipeline import analyse, load_run
+    from classifier.report import write_run
+
+    identity = model_identity(spec, tokenizer)
+    if identity["complete"]:
+        stored = run_path(store, spec, store_key(identity, corpus, settings))
+        if stored.is_dir():
+            try:
+                return TrackedModel(label, spec, "reused", run=load_run(stored))
+            except ValueError:
+                pass  # a damaged entry is recomputed and replaced
+    loaded = load_model(spec.model, revision=spec.revision, device=settings.device, tokenizer_path=tokenizer)
+    analysis = analyse(loaded, corpus, settings, progress=progress)
+    del loaded
+    identity = model_identity(spec, tokenizer)  # a hub model now has its cached commit
+    key = store_key(identity, corpus, settings)
+    destination = run_path(store, spec, key)
+    # write_run is atomic; key.json goes in before the directory gets its final name.
+    staging = store / f".staging-{destination.name}-{os.getpid()}"
+    try:
+        write_run(analysis, staging, figures=figures)
+        (staging / "key.json").write_text(json.dumps(key, indent=1) + "\n")
+        if destination.exists():  # a damaged entry
+            shutil.rmtree(destination)
+        os.replace(staging, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return TrackedModel(label, spec, "computed", run=load_run(destination))
+
+
+# --- comparing ---------------------------------------------------------------------------------
+
+
+def profile_similarity(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
+    """Cosine similarity (Ha, Hb) between heads' metric profiles, each metric standardised over
+    the heads of both models together (so the scale is shared and a metric all heads have in
+    common cancels). Missing metrics count as average (0 after standardising)."""
+    xa = a[list(MATCH_METRICS)].to_numpy(dtype=float)  # (Ha, M)
+    xb = b[list(MATCH_METRICS)].to_numpy(dtype=float)  # (Hb, M)
+    pooled = np.vstack([xa, xb])
+    finite = np.isfinite(pooled)
+    count = finite.sum(0)
+    mean = np.where(count > 0, np.where(finite, pooled, 0).sum(0) / np.maximum(count, 1), 0.0)
+    centred = np.where(finite, pooled - mean, 0.0)
+    std = np.sqrt((centred**2).sum(0) / np.maximum(count, 1))
+    z = centred / np.maximum(std, STD_FLOOR)
+    norm = np.linalg.norm(z, axis=1, keepdims=True)
+    unit = np.divide(z, norm, out=np.zeros_like(z), where=norm > 0)
+    return unit[: len(xa)] @ unit[len(xa) :].T
+
+
+def match_heads(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """One-to-one assignment of b's heads to a's heads maximising total profile similarity
+    (scipy's linear_sum_assignment). One row per head of b: its match in a (NaN when b has more
+    heads than a), the similarity, and b's single most similar head in a (which the one-to-one
+    assignment may have given to another head)."""
+    similarity = profile_similarity(a, b)  # (Ha, Hb)
+    rows, cols = linear_sum_assignment(-similarity)
+    partner = dict(zip(cols, rows))
+    nearest = similarity.argmax(0)
+    out = []
+    for j, head in enumerate(b[["layer", "head"]].itertuples(index=False)):
+        i = partner.get(j)
+        out.append({
+            "layer": int(head.layer), "head": int(head.head),
+            "matched_layer": int(a["layer"].iloc[i]) if i is not None else np.nan,
+            "matched_head": int(a["head"].iloc[i]) if i is not None else np.nan,
+            "similarity": float(similarity[i, j]) if i is not None else np.nan,
+            "nearest_layer": int(a["layer"].iloc[nearest[j]]),
+            "nearest_head": int(a["head"].iloc[nearest[j]]),
+            "nearest_similarity": float(similarity[nearest[j], j]),
+        })
+    return pd.DataFrame(out)
+
+
+def pairs(n: int, compare: Compare) -> list[tuple[int, int]]:
+    """(earlier, later) index pairs: each model against the one before it, or against the first."""
+    if compare not in COMPARE_MODES:
+        raise ValueError(f"unknown comparison {compare!r}; valid: {', '.join(COMPARE_MODES)}")
+    return [(k - 1 if compare == "consecutive" else 0, k) for k in range(1, n)]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Model `b` against model `a`: head matching (always) and same-head changes (same layout)."""
+
+    a: str
+    b: str
+    matches: pd.DataFrame  # one row per head of b (see match_heads), with role and matched_role
+    same_head: pd.DataFrame | None  # layer, head, role_a, role_b, confidence_a, confidence_b
+
+
+def compare_models(a: TrackedModel, b: TrackedModel) -> Comparison:
+    heads_a, heads_b = a.heads(), b.heads()
+    matches = match_heads(heads_a, heads_b)
+    role_a = heads_a.set_index(["layer", "head"])["role"]
+    matches.insert(2, "role", heads_b["role"].to_numpy())
+    matches.insert(5, "matched_role", [
+        role_a.get((r.matched_layer, r.matched_head), np.nan) if np.isfinite(r.matched_layer) else np.nan
+        for r in matches.itertuples()
+    ])
+    same_head = None
+    if a.shape == b.shape:
+        same_head = heads_a[["layer", "head", "role", "confidence"]].merge(
+            heads_b[["layer", "head", "role", "confidence"]], on=["layer", "head"], suffixes=("_a", "_b")
+        )
+    return Comparison(a.label, b.label, matches, same_head)
+
+
+# --- the whole track ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Every model of one track, in argument order, and the comparisons between them."""
+
+    models: list[TrackedModel]
+    corpus: dict
+    settings: ScoreSettings
+    compare: Compare
+    store: Path
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> list[TrackedModel]:
+        return [m for m in self.models if m.run is not None]
+
+    @property
+    def failed(self) -> list[TrackedModel]:
+        return [m for m in self.models if m.run is None]
+
+
+def track(
+    models: Sequence[str], corpus: str, settings: ScoreSettings, *, store: str | Path,
+    compare: Compare = "consecutive", tokenizer: str | None = None, progress: bool = True,
+    figures: bool = False, log: Callable[[str], None] | None = None,
+) -> Tracking:
+    """Score (or reuse) every model on one corpus sample and compare them.
+
+    Raises ValueError for bad arguments (no models, a model given twice, a bad corpus); a model
+    that fails to load or score is recorded in the result instead.
+    """
+    from classifier.corpora import load_corpus
+
+    if not models:
+        raise ValueError("give at least one model")
+    if compare not in COMPARE_MODES:
+        raise ValueError(f"--compare {compare!r}: valid: {', '.join(COMPARE_MODES)}")
+    specs = [parse_model(m) for m in models]
+    labels = model_labels(specs)
+    sample = load_corpus(corpus, stories=settings.stories, seed=settings.seed)
+    store = Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    log = log or (lambda message: None)
+    if sample.notice:
+        log(sample.notice)
+    tracked = []
+    for number, (spec, label) in enumerate(zip(specs, labels), start=1):
+        log(f"[{number}/{len(specs)}] {spec.argument}: scoring or reusing")
+        try:
+            result = score_or_reuse(
+                spec, label, sample, settings, store=store, tokenizer=tokenizer, progress=progress, figures=figures
+            )
+        except Exception as err:  # any one model's failure must not lose the others
+            result = TrackedModel(label, spec, "failed", error=one_line(err))
+        tracked.append(result)
+        detail = f"failed: {result.error}" if result.error else f"{result.status} ({result.run.path})"
+        log(f"[{number}/{len(specs)}] {spec.argument}: {detail}")
+    done = [m for m in tracked if m.run is not None]
+    comparisons = [compare_models(done[i], done[j]) for i, j in pairs(len(done), compare)]
+    return Tracking(tracked, sample.describe(), settings, compare, store, comparisons)
+
+
+# --- tables and rendering (the only place that rounds) ------------------------------------------
+
+
+def track_table(tracking: Tracking) -> pd.DataFrame:
+    """track.csv: one row per (model, layer, head): role, code, confidence, the metric values and
+    lifts, and the head it was compared with in the model before it (or the reference)."""
+    partner = {c.b: c for c in tracking.comparisons}
+    frames = []
+    for model in tracking.succeeded:
+        heads = model.heads()
+        n_layers, n_heads = model.shape
+        frame = pd.DataFrame({
+            "model": model.label, "argument": model.spec.argument, "n_layers": n_layers, "n_heads": n_heads,
+            "layer": heads["layer"], "head": heads["head"], "role": heads["role"],
+            "code": heads["role"].map(ROLE_CODES), "secondary": heads["secondary"].map(lambda s: ";".join(s)),
+            "confidence": heads["confidence"],
+        })
+        for m in METRICS:
+            frame[m] = heads[m]
+        for m in METRICS:
+            frame[f"{m}_lift"] = heads[f"{m}_lift"]
+        comparison = partner.get(model.label)
+        frame["compared_with"] = comparison.a if comparison else None
+        if comparison is not None:
+            matches = comparison.matches.set_index(["layer", "head"])
+            index = pd.MultiIndex.from_frame(heads[["layer", "head"]])
+            for column in ("matched_layer", "matched_head", "matched_role", "similarity"):
+                frame[column] = matches[column].reindex(index).to_numpy()
+            if comparison.same_head is not None:
+                before = comparison.same_head.set_index(["layer", "head"])["role_a"]
+                frame["same_head_role_before"] = before.reindex(index).to_numpy()
+        frames.append(frame)
+    columns = ["matched_layer", "matched_head", "matched_role", "similarity", "same_head_role_before"]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["model", "layer", "head"])
+    for column in columns:
+        if column not in table:
+            table[column] = np.nan
+    return table
+
+
+def role_counts(tracking: Tracking) -> pd.DataFrame:
+    """Tidy: model, role, count, share."""
+    rows = []
+    for model in tracking.succeeded:
+        counts = model.run.roles["role"].value_counts()
+        total = int(counts.sum())
+        rows += [
+            {"model": model.label, "role": role, "count": int(counts.get(role, 0)), "share": counts.get(role, 0) / total}
+            for role in ROLES
+        ]
+    return pd.DataFrame(rows, columns=["model", "role", "count", "share"])
+
+
+def _head(layer, head, n_layers: int) -> str:
+    from classifier.report import head_label
+
+    return head_label(int(layer), int(head), n_layers)
+
+
+def role_grid(model: TrackedModel) -> pd.DataFrame:
+    """Layer x head grid of role codes; a star marks confidence below LOW_CONFIDENCE."""
+    heads = model.heads()
+    cells = [
+        ROLE_CODES[r.role] + ("*" if r.role != "unclear" and np.isfinite(r.confidence) and r.confidence < LOW_CONFIDENCE else "")
+        for r in heads.itertuples()
+    ]
+    grid = heads.assign(cell=cells).pivot(index="layer", columns="head", values="cell")
+    grid.columns = [str(c) for c in grid.columns]
+    return grid.reset_index().rename(columns={"layer": "Layer"})
+
+
+def _percent(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def render_track(tracking: Tracking, command: str | None = None) -> str:
+    """track.md."""
+    from classifier.report import markdown_table
+
+    s = tracking.settings
+    corpus = tracking.corpus
+    lines = [
+        "# Head roles across checkpoints",
+        "",
+        f"- Corpus: {corpus['name']} ({corpus['source']}), {corpus['stories']} stories, the same sample for every model",
+        f"- Settings: max {s.max_tokens} tokens per story, seed {s.seed}, {s.bootstrap} bootstrap resamples",
+        f"- Store: `{tracking.store}`",
+    ]
+    if command:
+        lines.append(f"- Command: `{command}`")
+    if corpus.get("notice"):
+        lines.append(f"- Note: {corpus['notice']}")
+    lines += ["", "## Models", ""]
+    lines.append(markdown_table(pd.DataFrame([
+        {
+            "Model": m.label, "Argument": f"`{m.spec.argument}`",
+            "Layout": f"{m.shape[0]} x {m.shape[1]}" if m.run is not None else "",
+            "Status": m.status, "Run": f"`{m.run.path}`" if m.run is not None else "",
+        }
+        for m in tracking.models
+    ])))
+    if tracking.failed:
+        lines += ["", "## Failed", ""] + [f"- `{m.spec.argument}`: {m.error}" for m in tracking.failed]
+    done = tracking.succeeded
+    if not done:
+        return "\n".join(lines + [""])
+    legend = ", ".join(f"`{code}` {role}" for role, code in ROLE_CODES.items())
+    counts = role_counts(tracking)
+    shown = [r for r in ROLES if counts.loc[counts["role"] == r, "count"].sum() > 0]
+    table = pd.DataFrame({"Role": [f"{r} ({ROLE_CODES[r]})" for r in shown]})
+    for model in done:
+        mine = counts[counts["model"] == model.label].set_index("role")
+        table[model.label] = [f"{mine.loc[r, 'count']} ({_percent(mine.loc[r, 'share'])})" for r in shown]
+    lines += [
+        "", "## Role counts", "",
+        "Heads per primary role, and their share of the model's heads.", "",
+        markdown_table(table),
+        "", "## Role grids", "",
+        f"Primary role of every head (rows: layers, columns: heads). Codes: {legend}. "
+        f"`*`: fewer than {LOW_CONFIDENCE:.0%} of bootstrap resamples give this role.",
+    ]
+    for model in done:
+        lines += ["", f"### {model.label}", "", markdown_table(role_grid(model))]
+    if tracking.comparisons:
+        lines += ["", *comparison_lines(tracking)]
+    return "\n".join(lines + [""])
+
+
+def comparison_lines(tracking: Tracking) -> list[str]:
+    from classifier.report import markdown_table
+
+    how = ("each model against the one listed before it" if tracking.compare == "consecutive"
+           else f"each model against the first ({tracking.succeeded[0].label})")
+    lines = [
+        "## Comparisons",
+        "",
+        f"Pairs: {how}. **Same head**: for two models of the same layout, the heads whose primary role "
+        "differs (head indices correspond only when one model descends from the other, as checkpoints "
+        "of one training run do; independently trained models are compared by matching). **Matching**: "
+        "heads paired one-to-one (scipy `linear_sum_assignment`) to maximise the total cosine similarity "
+        "of their metric profiles: the metric values of section 3 except `distance`, each standardised "
+        f"over the heads of both models (std floored at {STD_FLOOR}), so similarity 1 means the same "
+        "pattern of above- and below-average attention on every target. `Nearest` is the most similar "
+        "head regardless of the one-to-one constraint.",
+    ]
+    shapes = {m.label: m for m in tracking.succeeded}
+    for c in tracking.comparisons:
+        n_a, n_b = shapes[c.a].shape[0], shapes[c.b].shape[0]
+        lines += ["", f"### {c.b} vs {c.a}", ""]
+        if c.same_head is not None:
+            changed = c.same_head[c.same_head["role_a"] != c.same_head["role_b"]]
+            lines.append(f"Same head: {len(c.same_head) - len(changed)} of {len(c.same_head)} heads keep their primary role.")
+            if len(changed):
+                lines += ["", markdown_table(pd.DataFrame({
+                    "Head": [_head(r.layer, r.head, n_a) for r in changed.itertuples()],
+                    f"Role in {c.a} (confidence)": [f"{r.role_a} ({_percent(r.confidence_a)})" for r in changed.itertuples()],
+                    f"Role in {c.b} (confidence)": [f"{r.role_b} ({_percent(r.confidence_b)})" for r in changed.itertuples()],
+                })), ""]
+            else:
+                lines.append("")
+        matched = c.matches.dropna(subset=["matched_layer"])
+        agree = int((matched["role"] == matched["matched_role"]).sum())
+        lines.append(
+            f"Matching: mean similarity {matched['similarity'].mean():.2f}; {agree} of {len(matched)} "
+            f"matched pairs share their primary role."
+        )
+        lines += ["", markdown_table(pd.DataFrame({
+            f"Head of {c.b}": [_head(r.layer, r.head, n_b) for r in c.matches.itertuples()],
+            "Role": list(c.matches["role"]),
+            f"Matched head of {c.a}": [
+                _head(r.matched_layer, r.matched_head, n_a) if np.isfinite(r.matched_layer) else "none"
+                for r in c.matches.itertuples()
+            ],
+            "Its role": [r if isinstance(r, str) else "" for r in c.matches["matched_role"]],
+            "Similarity": [f"{x:.2f}" if np.isfinite(x) else "" for x in c.matches["similarity"]],
+            "Nearest": [
+                f"{_head(r.nearest_layer, r.nearest_head, n_a)} ({r.nearest_similarity:.2f})" for r in c.matches.itertuples()
+            ],
+        }))]
+    return lines
+
+
+def write_track(tracking: Tracking, out_dir: str | Path, *, command: str | None = None) -> Path:
+    """Write out_dir/track.md and out_dir/track.csv (each replaced whole); returns out_dir."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(out_dir / "track.md", render_track(tracking, command))
+    _write_text(out_dir / "track.csv", track_table(tracking).to_csv(index=False))
+    return out_dir
+
+
+def _write_text(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(handle, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
