@@ -54,18 +54,25 @@ def length_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
     return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
 
 
+# Pair codes buffered before they are merged into counts: bounds memory (~8 bytes a code)
+# while keeping the sort-based merge off most batches.
+PAIR_BUFFER = 4_000_000
+
+
 @dataclass
 class PairCounts:
-    """Counts of (layer, head, query token, argmax key token), merged batch by batch."""
+    """Counts of (layer, head, query token, argmax key token), merged every PAIR_BUFFER codes."""
 
     vocab_size: int
     n_heads: int
     codes: torch.Tensor
     counts: torch.Tensor
+    pending: list
 
     @classmethod
     def empty(cls, vocab_size: int, n_heads: int) -> "PairCounts":
-        return cls(vocab_size, n_heads, torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long))
+        none = torch.empty(0, dtype=torch.long)
+        return cls(vocab_size, n_heads, none, none, [])
 
     def add(self, layer: int, patterns: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> None:
         """Count argmax pairs of one layer's patterns (B, H, T, T) over real queries i >= 1."""
@@ -75,13 +82,21 @@ class PairCounts:
         heads = torch.arange(n_heads, device=tokens.device).view(1, n_heads, 1) + layer * self.n_heads
         codes = (heads * self.vocab_size + queries) * self.vocab_size + keys
         mask = (valid & (torch.arange(length, device=tokens.device) >= 1))[:, None, :].expand_as(codes)
-        new_codes, new_counts = codes[mask].cpu().unique(return_counts=True)
+        self.pending.append(codes[mask].cpu())
+        if sum(len(p) for p in self.pending) > PAIR_BUFFER:
+            self._merge()
+
+    def _merge(self) -> None:
+        new_codes = torch.cat(self.pending)
+        self.pending = []
         merged, inverse = torch.cat([self.codes, new_codes]).unique(return_inverse=True)
-        self.counts = torch.zeros_like(merged).index_add_(0, inverse, torch.cat([self.counts, new_counts]))
+        ones = torch.ones_like(new_codes)
+        self.counts = torch.zeros_like(merged).index_add_(0, inverse, torch.cat([self.counts, ones]))
         self.codes = merged
 
     def top(self, k: int = TOP_PAIRS) -> pd.DataFrame:
         """The k most frequent pairs of every head: layer, head, query_id, key_id, count, share."""
+        self._merge()
         vocab = self.vocab_size
         frame = pd.DataFrame({
             "head_index": (self.codes // (vocab * vocab)).numpy(),

@@ -6,8 +6,9 @@ attention would give. Corpus figures are ratios of sums, so batches, shards and 
 exactly by adding (see `TextStats`). Nothing here loops over heads or tokens.
 
 Most metrics are linear in the pattern: metric_i = sum_j A[i, j] W[i, j] for a per-text target
-matrix W (a one-hot row for "attention on position p(i)", a set of ones for "attention on all
-delimiters"). They are computed together as one batched contraction against stacked targets.
+W. Three shapes of W cover them, each with a cheap contraction: a pointer to one key per query
+(a gather), flagged keys such as delimiters (one matrix-vector product, less the current and
+previous token), and per-query key sets such as earlier copies of the token (a batched product).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ MetricName = Literal[
     "distance",
 ]
 METRICS: tuple[MetricName, ...] = get_args(MetricName)
-LINEAR_METRICS: tuple[MetricName, ...] = METRICS[:12] + ("distance",)
 # Argmax offsets tracked for the `positional` role (offset i - argmax_j A[i, j]); queries with
 # i < MAX_TRACKED_OFFSET are left out so that every tracked offset is possible for each query.
 MAX_TRACKED_OFFSET = 8
@@ -64,83 +64,97 @@ class BatchStats:
     offset_queries: torch.Tensor  # (B,) queries counted in offset_counts
 
 
+# Metrics that read one key per query (a pointer), and the extra offsets the local window needs.
+POINTER_TARGETS = (
+    "current", "previous", "offset2", "start_of_text", "last_delimiter", "clause_start", "word_start",
+    "offset3", "offset4",
+)
+# Metrics that sum attention over flagged keys 1 <= j <= i - 2 (BOS is never flagged).
+FLAGGED_TARGETS = ("delimiter", "proper_noun")
+# Metrics that sum attention over a per-query set of keys given as a (T, T) matrix.
+PAIR_TARGETS = ("duplicate", "induction")
+
+
 @dataclass(frozen=True)
 class Targets:
     """What one batch's metrics look at; depends on the tokens only, shared by all layers.
 
-    weights (B, M_lin, T, T) in LINEAR_METRICS order; eligible (B, M, T) in METRICS order
-    (padded queries are never eligible); valid (B, T) marks real tokens.
+    positions (B, K, T): the key each pointer target of POINTER_TARGETS reads, with
+    position_ok (B, K, T) where that key exists; key_vectors (B, T, 3): delimiter flag, name
+    flag and key position; pairs (B, 2, T, T) for PAIR_TARGETS; eligible and uniform (B, M, T)
+    in METRICS order (padded queries are never eligible); valid (B, T) marks real tokens.
     """
 
-    weights: torch.Tensor
+    positions: torch.Tensor
+    position_ok: torch.Tensor
+    key_vectors: torch.Tensor
+    pairs: torch.Tensor
     eligible: torch.Tensor
+    uniform: torch.Tensor
     valid: torch.Tensor
 
 
+def _shift_right(x: torch.Tensor, by: int, fill=0) -> torch.Tensor:
+    """x[..., i - by] at position i (fill where i < by)."""
+    return torch.cat([torch.full_like(x[..., :by], fill), x[..., :-by]], dim=-1)
+
+
 def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
-    """Target matrices and eligibility of every metric for right-padded `tokens` (B, T)."""
+    """Targets, eligibility and uniform-attention values of every metric for right-padded
+    `tokens` (B, T) whose position 0 is BOS."""
     batch, length = tokens.shape
     device = tokens.device
-    pos = torch.arange(length, device=device)
-    i = pos.view(1, length, 1)  # query index
-    j = pos.view(1, 1, length)  # key index
-    valid_query = classes.valid.view(batch, length, 1)
-    causal = (j <= i) & valid_query
+    pos = torch.arange(length, device=device).expand(batch, length)
+    valid = classes.valid
+    queries = (pos + 1).float()  # keys each query can see; uniform attention is 1 / queries
 
-    def one_hot_at(target: torch.Tensor) -> torch.Tensor:
-        """W[b, i, target[b, i]] = 1 where 0 <= target < T."""
-        return (j == target.unsqueeze(-1)) & (target.unsqueeze(-1) >= 0) & valid_query
+    def at_least(k: int) -> torch.Tensor:
+        return valid & (pos >= k)
 
-    def query_at_least(k: int) -> torch.Tensor:
-        return classes.valid & (pos >= k)
-
-    away_from_recent = (j >= 1) & (j <= i - 2)  # keeps current/previous heads out of these
-    delimiter_set = classes.delimiter.view(batch, 1, length) & away_from_recent & valid_query
-    name_set = classes.name.view(batch, 1, length) & away_from_recent & valid_query
-    same_token = (tokens.view(batch, 1, length) == tokens.view(batch, length, 1)) & (j < i) & valid_query
-    # induction: keys j + 1 whose previous token j equals the current token, with j < i - 1.
-    shifted_same = torch.cat([torch.zeros_like(same_token[..., :1]), same_token[..., :-1]], dim=-1)
-    induction_set = shifted_same & (j < i) & valid_query
-
-    p = classes.last_delimiter
-    c = classes.clause_start
-    w = classes.word_first_piece
-    targets = {
-        "current": one_hot_at(pos.expand(batch, length)),
-        "previous": one_hot_at((pos - 1).expand(batch, length)),
-        "offset2": one_hot_at((pos - 2).expand(batch, length)),
-        "local": causal & (j >= i - 4),
-        "start_of_text": one_hot_at(torch.zeros_like(tokens)),
-        "delimiter": delimiter_set,
-        "last_delimiter": one_hot_at(p),
-        "clause_start": one_hot_at(torch.where((c >= 1) & (c < length), c, -1)),
-        "proper_noun": name_set,
-        "word_start": one_hot_at(w),
-        "duplicate": same_token,
-        "induction": induction_set,
-        "distance": causal * (i - j),
+    p, c, w = classes.last_delimiter, classes.clause_start, classes.word_first_piece
+    pointers = {
+        "current": pos, "previous": pos - 1, "offset2": pos - 2, "offset3": pos - 3, "offset4": pos - 4,
+        "start_of_text": torch.zeros_like(pos), "last_delimiter": p,
+        "clause_start": torch.where(c < length, c, -1), "word_start": w,
     }
+    positions = torch.stack([pointers[t] for t in POINTER_TARGETS], dim=1)
+    position_ok = (positions >= 0) & valid[:, None]
+
+    # Flags of keys 1 <= j <= i - 2: a running count up to i - 2 says whether any exists.
+    flags = {"delimiter": classes.delimiter, "proper_noun": classes.name}
+    flagged_before = {m: _shift_right(f.float().cumsum(-1), 2) for m, f in flags.items()}
+
+    i, j = pos[:, :, None], pos[:, None, :]
+    same_token = (tokens[:, None, :] == tokens[:, :, None]) & (j < i) & valid[:, :, None]
+    # induction: keys j + 1 whose previous token j equals the current token, with j < i - 1.
+    induction_set = _shift_right(same_token, 1, False) & (j < i)
+    pairs = {"duplicate": same_token, "induction": induction_set}
+
     eligible = {
-        "current": query_at_least(1),
-        "previous": query_at_least(2),
-        "offset2": query_at_least(3),
-        "local": query_at_least(5),
-        "start_of_text": query_at_least(1),
-        "delimiter": delimiter_set.any(-1),
-        "last_delimiter": query_at_least(1) & (p >= 1) & (p <= pos - 2),
-        "clause_start": query_at_least(1) & (c >= 1) & (c <= pos - 2),
-        "proper_noun": name_set.any(-1),
+        "current": at_least(1), "previous": at_least(2), "offset2": at_least(3), "local": at_least(5),
+        "start_of_text": at_least(1),
+        "last_delimiter": at_least(1) & (p >= 1) & (p <= pos - 2),
+        "clause_start": at_least(1) & (c >= 1) & (c <= pos - 2),
         "word_start": classes.continuation & (w >= 0) & (w <= pos - 2),
-        "duplicate": same_token.any(-1),
-        "induction": induction_set.any(-1),
-        "entropy": query_at_least(1),
-        "max_weight": query_at_least(1),
-        "distance": query_at_least(1),
+        "entropy": at_least(1), "max_weight": at_least(1), "distance": at_least(1),
+        **{m: valid & (flagged_before[m] > 0) for m in FLAGGED_TARGETS},
+        **{m: pairs[m].any(-1) for m in PAIR_TARGETS},
+    }
+    uniform = {
+        **{m: position_ok[:, POINTER_TARGETS.index(m)] / queries for m in POINTER_TARGETS},
+        "local": queries.clamp(max=5) / queries,
+        **{m: flagged_before[m] / queries for m in FLAGGED_TARGETS},
+        **{m: pairs[m].sum(-1) / queries for m in PAIR_TARGETS},
+        "entropy": torch.ones_like(queries), "max_weight": 1 / queries, "distance": pos / 2,
     }
     return Targets(
-        weights=torch.stack([targets[m].float() for m in LINEAR_METRICS], dim=1),
+        positions=positions.clamp(min=0),
+        position_ok=position_ok,
+        key_vectors=torch.stack([classes.delimiter.float(), classes.name.float(), pos.float()], dim=-1),
+        pairs=torch.stack([pairs[m].float() for m in PAIR_TARGETS], dim=1),
         eligible=torch.stack([eligible[m] for m in METRICS], dim=1),
-        valid=classes.valid,
+        uniform=torch.stack([uniform[m].float() for m in METRICS], dim=1),
+        valid=valid,
     )
 
 
@@ -150,25 +164,40 @@ def score_patterns(patterns: torch.Tensor, targets: Targets) -> tuple[torch.Tens
     `targets` come from `metric_targets` (they depend on the tokens only, so one batch computes
     them once for all layers). Returns sums (B, H, M) and argmax-offset counts (B, H, O).
     """
-    length = patterns.shape[-1]
-    weights, eligible = targets.weights, targets.eligible
+    batch, n_heads, length, _ = patterns.shape
     patterns = patterns.float()
     pos = torch.arange(length, device=patterns.device)
 
-    # Linear metrics: contract each query row with its targets. (B, H, M_lin, T)
-    per_query = torch.einsum("bhij,bmij->bhmi", patterns, weights)
-    by_name = dict(zip(LINEAR_METRICS, per_query.unbind(dim=2)))
-    # Entropy normalised by its maximum ln(i + 1); 0 ln 0 = 0. Query 0 is never eligible.
-    plogp = torch.where(patterns > 0, patterns * patterns.clamp_min(1e-30).log(), torch.zeros_like(patterns))
-    by_name["entropy"] = -plogp.sum(-1) / torch.log1p(pos.clamp(min=1).float())
-    by_name["max_weight"] = patterns.amax(-1)
-    per_query_all = torch.stack([by_name[m] for m in METRICS], dim=2)  # (B, H, M, T)
-    sums = (per_query_all * eligible.float()[:, None]).sum(-1)
+    # Pointer targets: gather one key per query. (B, H, T, K)
+    index = targets.positions.transpose(1, 2)[:, None].expand(batch, n_heads, length, -1)
+    gathered = patterns.gather(-1, index) * targets.position_ok.transpose(1, 2)[:, None]
+    per_query = dict(zip(POINTER_TARGETS, gathered.unbind(-1)))
+    per_query["local"] = sum(per_query[t] for t in ("current", "previous", "offset2", "offset3", "offset4"))
+
+    # Flagged keys and key positions in one product. (B, H, T, 3)
+    keyed = patterns @ targets.key_vectors[:, None]
+    key_flags = targets.key_vectors[..., :2]  # (B, T, 2)
+    for k, metric in enumerate(FLAGGED_TARGETS):
+        # all flagged keys, less the current and previous token (kept out by definition)
+        per_query[metric] = (
+            keyed[..., k]
+            - per_query["current"] * key_flags[:, None, :, k]
+            - per_query["previous"] * _shift_right(key_flags[..., k], 1)[:, None]
+        )
+    per_query["distance"] = pos - keyed[..., 2]
+
+    summed = torch.einsum("bhij,bmij->bhmi", patterns, targets.pairs)  # (B, H, 2, T)
+    per_query.update(zip(PAIR_TARGETS, summed.unbind(2)))
+
+    # Entropy normalised by its maximum ln(i + 1); xlogy gives 0 ln 0 = 0. Query 0 is never eligible.
+    per_query["entropy"] = -torch.special.xlogy(patterns, patterns).sum(-1) / torch.log1p(pos.clamp(min=1).float())
+    per_query["max_weight"] = patterns.amax(-1)
+    stacked = torch.stack([per_query[m] for m in METRICS], dim=2)  # (B, H, M, T)
+    sums = (stacked * targets.eligible[:, None]).sum(-1)
 
     offsets = (pos - patterns.argmax(-1)).clamp(max=MAX_TRACKED_OFFSET + 1)  # (B, H, T)
-    counted = offset_queries(targets)
     one_hot = torch.nn.functional.one_hot(offsets, len(OFFSETS) + 1).float()
-    offset_counts = (one_hot * counted.float()[:, None, :, None]).sum(-2)
+    offset_counts = (one_hot * offset_queries(targets).float()[:, None, :, None]).sum(-2)
     return sums, offset_counts
 
 
@@ -180,17 +209,8 @@ def offset_queries(targets: Targets) -> torch.Tensor:
 
 def query_stats(targets: Targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-text eligible-query counts (B, M), uniform-attention sums (B, M), offset queries (B,)."""
-    weights, eligible = targets.weights, targets.eligible
-    batch, _, length = eligible.shape
-    pos = torch.arange(length, device=weights.device)
-    eligible_f = eligible.float()
-    # Uniform attention puts 1 / (i + 1) on every j <= i.
-    uniform_linear = weights.sum(-1) / (pos + 1).float()  # (B, M_lin, T)
-    uniform_by_name = dict(zip(LINEAR_METRICS, uniform_linear.unbind(dim=1)))
-    uniform_by_name["entropy"] = torch.ones(batch, length, device=weights.device)
-    uniform_by_name["max_weight"] = (1.0 / (pos + 1).float()).expand(batch, length)
-    uniform = torch.stack([uniform_by_name[m] for m in METRICS], dim=1)
-    return eligible_f.sum(-1), (uniform * eligible_f).sum(-1), offset_queries(targets).float().sum(-1)
+    eligible = targets.eligible.float()
+    return eligible.sum(-1), (targets.uniform * eligible).sum(-1), offset_queries(targets).float().sum(-1)
 
 
 @dataclass(frozen=True)
