@@ -19,7 +19,7 @@ import torch
 
 from classifier.corpora import hub_reachable
 
-LOCAL_HINT = "pass a local checkpoint directory with --model PATH"
+LOCAL_HINT = "pass a local checkpoint directory with --model PATH (or run `make demo` for an offline report)"
 
 
 class ModelLoadError(ValueError):

@@ -193,7 +193,8 @@ def score_patterns(patterns: torch.Tensor, targets: Targets) -> tuple[torch.Tens
     per_query["entropy"] = -torch.special.xlogy(patterns, patterns).sum(-1) / torch.log1p(pos.clamp(min=1).float())
     per_query["max_weight"] = patterns.amax(-1)
     stacked = torch.stack([per_query[m] for m in METRICS], dim=2)  # (B, H, M, T)
-    sums = (stacked * targets.eligible[:, None]).sum(-1)
+    # where, not a product: a NaN in a padded query row must not reach the sums (NaN * 0 = NaN)
+    sums = torch.where(targets.eligible[:, None], stacked, 0.0).sum(-1)
 
     offsets = (pos - patterns.argmax(-1)).clamp(max=MAX_TRACKED_OFFSET + 1)  # (B, H, T)
     one_hot = torch.nn.functional.one_hot(offsets, len(OFFSETS) + 1).float()
