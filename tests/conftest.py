@@ -21,14 +21,16 @@ def gpt2_tokenizer():
     return gpt2_tokenizer()
 
 
-def save_gpt_neo(directory: Path, tokenizer, *, layers: int, heads: int, width: int, mlp: int, seed: int = 0) -> Path:
+def save_gpt_neo(
+    directory: Path, tokenizer, *, layers: int, heads: int, width: int, mlp: int, seed: int = 0, **config
+) -> Path:
     """A randomly initialised GPT-Neo checkpoint with TinyStories' settings, saved for loading."""
     from transformers import GPTNeoConfig, GPTNeoForCausalLM
 
     config = GPTNeoConfig(
         vocab_size=50257, max_position_embeddings=2048, hidden_size=width, num_layers=layers,
         num_heads=heads, attention_types=[[["global"], layers]], window_size=256, intermediate_size=mlp,
-        bos_token_id=50256, eos_token_id=50256,
+        bos_token_id=50256, eos_token_id=50256, **config,
     )
     torch.manual_seed(seed)
     GPTNeoForCausalLM(config).save_pretrained(directory)

@@ -1,0 +1,152 @@
+"""Calibration models: every planted head shows its role on real stories, noise heads show none."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every hub lookup would otherwise wait ~23 s
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from classifier.calibration import (
+    LAYOUTS,
+    ROLE_NAMES,
+    CalibrationTruth,
+    build_calibration_model,
+    load_truth,
+    measure_heads,
+    measure_planted,
+)
+from classifier.scoring import METRICS
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "corpora" / "bundled.txt"
+SHARED_STORIES = ROOT.parent / "shared" / "data" / "tinystories" / "tinystories-train-2316.txt"
+N_STORIES = 40
+SEEDS = (0, 1)
+PLANTED_MIN = 0.85
+M = {name: k for k, name in enumerate(METRICS)}
+
+
+def read_stories(path: Path, n: int) -> list[str]:
+    """The first `n` stories of a file whose stories are separated by `<|endoftext|>` lines."""
+    stories, current = [], []
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line.strip() == "<|endoftext|>":
+            stories.append("\n".join(current).strip())
+            current = []
+        else:
+            current.append(line)
+    stories.append("\n".join(current).strip())
+    return [s for s in stories if s][:n]
+
+
+@pytest.fixture(scope="module")
+def texts():
+    for path in (BUNDLED, SHARED_STORIES):
+        if path.is_file():
+            return read_stories(path, N_STORIES)
+    pytest.skip("no story corpus (corpora/bundled.txt or ../shared/data/tinystories)")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, texts):
+    """(layout, seed) -> (directory, returned truth, measured metrics (L, H, M))."""
+    built = {}
+    for layout in LAYOUTS:
+        for seed in SEEDS:
+            directory = tmp_path_factory.mktemp(f"calibration-{layout}-{seed}")
+            truth = build_calibration_model(directory, layout=layout, seed=seed)
+            built[layout, seed] = (directory, truth, measure_heads(directory, texts))
+    return built
+
+
+CASES = [(layout, seed) for layout in LAYOUTS for seed in SEEDS]
+
+
+@pytest.mark.parametrize("layout, seed", CASES)
+def test_planted_heads_reach_their_metric(models, layout, seed):
+    _, truth, values = models[layout, seed]
+    low = {}
+    for head in truth.heads:
+        row = values[head.layer, head.head]
+        if head.role == "broad":
+            if not (row[M["entropy"]] >= 0.9 and row[M["max_weight"]] <= 0.1):
+                low[head] = (row[M["entropy"]], row[M["max_weight"]])
+        elif head.metric is not None and not row[M[head.metric]] >= PLANTED_MIN:
+            low[head] = row[M[head.metric]]
+    assert not low, f"planted heads below {PLANTED_MIN}: {low}"
+
+
+@pytest.mark.parametrize("layout, seed", CASES)
+def test_noise_heads_have_no_role(models, layout, seed):
+    _, truth, values = models[layout, seed]
+    noise = [h for h in truth.heads if h.role == "unclear"]
+    assert len(noise) >= 3 and all(h.metric is None for h in noise)
+    for head in noise:
+        row = values[head.layer, head.head]
+        assert max(row[M["current"]], row[M["previous"]], row[M["start_of_text"]]) < 0.5, head
+        assert row[M["entropy"]] < 0.8, head  # peaked, so not a near-uniform (broad) head either
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_roles_are_shuffled_by_seed(models, layout):
+    first, second = (models[layout, seed][1] for seed in SEEDS)
+    assert {(h.layer, h.head): h.role for h in first.heads} != {(h.layer, h.head): h.role for h in second.heads}
+    assert sorted(h.role for h in first.heads) == sorted(h.role for h in second.heads)
+    assert {h.role for h in first.heads} <= set(ROLE_NAMES)
+    assert len(first.heads) == first.n_layers * first.n_heads
+
+
+def test_layouts_plant_the_expected_roles(models):
+    one = {h.role for h in models["one-layer", 0][1].heads}
+    assert {"current-token", "previous-token", "positional", "start-of-text", "delimiter", "broad"} <= one
+    two = models["two-layer", 0][1]
+    layer_one = {h.role for h in two.heads if h.layer == 1}
+    assert {"clause-start", "induction", "proper-noun"} <= layer_one
+    assert "previous-token" in {h.role for h in two.heads if h.layer == 0}
+
+
+def test_truth_round_trips(models):
+    directory, truth, _ = models["two-layer", 1]
+    assert load_truth(directory) == truth
+    assert CalibrationTruth.from_json(json.loads(json.dumps(truth.to_json()))) == truth
+    record = json.loads((directory / "truth.json").read_text())
+    assert (record["layout"], record["seed"], record["n_layers"], record["n_heads"]) == ("two-layer", 1, 2, 8)
+
+
+def test_measure_planted_reports_each_planted_head(models, texts):
+    directory, truth, _ = models["one-layer", 0]
+    measured = measure_planted(directory, texts[:5])
+    assert set(measured) == {(h.layer, h.head) for h in truth.heads if h.metric is not None}
+    assert all(np.isfinite(v) for k, v in measured.items() if truth.role_of(*k) != "word-start")
+
+
+def test_checkpoint_loads_in_transformer_lens_with_the_same_patterns(models, texts):
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoModelForCausalLM
+
+    directory, truth, _ = models["two-layer", 0]
+    bridge = TransformerBridge.boot_transformers(str(directory), device="cpu")
+    ids = bridge.tokenizer(texts[1], add_special_tokens=False)["input_ids"][:60]
+    tokens = torch.tensor([[bridge.tokenizer.bos_token_id] + ids])
+    _, cache = bridge.run_with_cache(tokens)
+    hf = AutoModelForCausalLM.from_pretrained(str(directory), attn_implementation="eager")
+    with torch.inference_mode():
+        attentions = hf(tokens, output_attentions=True).attentions
+    assert bridge.cfg.n_layers == truth.n_layers and bridge.cfg.n_heads == truth.n_heads
+    for layer in range(truth.n_layers):
+        torch.testing.assert_close(cache[f"blocks.{layer}.attn.hook_pattern"], attentions[layer], atol=1e-4, rtol=0)
+
+
+def test_gpt2_tokenizer(gpt2_tokenizer):
+    assert gpt2_tokenizer("Hello world", add_special_tokens=False)["input_ids"] == [15496, 995]
+    assert gpt2_tokenizer.bos_token_id == gpt2_tokenizer.eos_token_id == gpt2_tokenizer.pad_token_id == 50256
+
+
+def test_unknown_layout_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="one-layer"):
+        build_calibration_model(tmp_path, layout="three-layer")
