@@ -158,7 +158,7 @@ def selfcheck(seeds, stories, bootstrap):
               help="Run directory to write.")
 @click.option("--layout", type=click.Choice(["one-layer", "two-layer"]), default="one-layer", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Calibration seed (which head gets which role).")
-@click.option("--stories", type=int, default=110, show_default=True, help="Bundled stories to score.")
+@click.option("--stories", type=int, default=0, show_default=True, help="Bundled stories to score (0: all).")
 def demo(out_dir, layout, seed, stories):
     """Write a report offline, from a calibration model.
 

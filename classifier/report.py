@@ -28,6 +28,9 @@ KEY_METRICS = ("current", "previous", "start_of_text", "delimiter", "clause_star
 # Evidence pairs shown per head, and the prompt's strongest arrows shown per head.
 PAIRS_SHOWN = 3
 PROMPT_ARROWS_SHOWN = 3
+# An unclear head's description names a target only when it gets this multiple of uniform
+# attention (and >= 5% of attention): below that the "preference" is noise.
+UNCLEAR_NOTABLE_LIFT = 2.0
 
 ROLE_PHRASES = {
     "current-token": "Attends to the current token",
@@ -72,12 +75,12 @@ def _percent(x: float) -> str:
 def describe_head(metrics: pd.Series, role: str, secondary, offset: int) -> str:
     """One sentence in the register of a researcher's table, with the numbers behind it."""
     if role == "unclear":
-        linear = [m for m in METRIC_PHRASES if np.isfinite(metrics[f"{m}_lift"])]
-        best = max(linear, key=lambda m: metrics[f"{m}_lift"] if metrics[m] >= 0.05 else 0, default=None)
-        if best is None:
-            return "No role passes."
+        shares = {m: metrics[m] for m in METRIC_PHRASES if np.isfinite(metrics[f"{m}_lift"]) and metrics[m] >= 0.05}
+        best = max(shares, key=lambda m: metrics[f"{m}_lift"], default=None)
+        if best is None or metrics[f"{best}_lift"] < UNCLEAR_NOTABLE_LIFT:
+            return f"No role passes, and no target gets {UNCLEAR_NOTABLE_LIFT:g}x what uniform attention would give."
         return (
-            f"No role passes; the strongest preference is for {METRIC_PHRASES[best]} "
+            f"No role passes; leans towards {METRIC_PHRASES[best]} "
             f"({_percent(metrics[best])} of attention, {metrics[f'{best}_lift']:.1f}x uniform)."
         )
     metric = HEADLINE_METRIC[role]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -169,7 +170,7 @@ def score_texts(
     lengths = [len(t) for t in token_lists]
     pairs = PairCounts.empty(len(vocab.texts), model.n_heads) if collect_pairs else None
     results, order = [], []
-    bar = tqdm(total=sum(lengths), unit="tok", desc=f"scoring {model.name}", disable=not progress, leave=False)
+    bar = tqdm(total=sum(lengths), unit="tok", desc=f"scoring {Path(model.name).name}", disable=not progress, leave=False)
     for batch_indices in length_batches(lengths, settings.batch_size):
         batch_lengths = torch.tensor([lengths[k] for k in batch_indices])
         tokens = torch.full((len(batch_indices), int(batch_lengths.max())), model.bos_token_id, dtype=torch.long)
