@@ -122,7 +122,9 @@ def models():
 @click.option("--seeds", type=int, default=5, show_default=True, help="Calibration seeds per layout (0..N-1).")
 @click.option("--stories", type=int, default=60, show_default=True, help="Bundled stories to score each model on.")
 @click.option("--bootstrap", type=int, default=100, show_default=True, help="Bootstrap resamples per model.")
-def selfcheck(seeds, stories, bootstrap):
+@click.option("--baselines", is_flag=True,
+              help="Also print seed 0's heads as the ARENA-style rules and TransformerLens' detect_head see them.")
+def selfcheck(seeds, stories, bootstrap, baselines):
     """Check that planted head roles are recovered.
 
     Builds calibration models (hand-set GPT-Neo weights, roles known by construction) for each
@@ -148,6 +150,11 @@ def selfcheck(seeds, stories, bootstrap):
     misses = result.misses
     click.echo(f"\n{len(result.heads) - len(misses)} of {len(result.heads)} heads recovered "
                f"over {seeds} seed(s) x {result.heads['layout'].nunique()} layouts.")
+    if baselines:
+        from classifier.selfcheck import compare_baselines
+
+        click.echo("\nSeed 0, head by head (detected: mean score > 0.4 over 20 bundled stories):\n")
+        click.echo(markdown_table(compare_baselines(seed=0, bootstrap=bootstrap)))
     if len(misses):
         click.echo(markdown_table(misses), err=True)
         sys.exit(1)

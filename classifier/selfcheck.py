@@ -97,3 +97,32 @@ def demo_section(analysis, truth) -> str:
         "",
         markdown_table(table),
     ])
+
+
+def compare_baselines(
+    *, layouts=("one-layer", "two-layer"), seed: int = 0, corpus: str = "bundled", stories: int = 60,
+    baseline_stories: int = 20, bootstrap: int = 100,
+) -> pd.DataFrame:
+    """Planted roles beside head-roles (on `stories`), the ARENA-style rules and TransformerLens'
+    detect_head (on the first `baseline_stories` of them: they keep every pattern)."""
+    from classifier.baselines import arena_scores, detected, transformer_lens_scores
+    from classifier.calibration import build_calibration_model
+    from classifier.corpora import load_corpus
+    from classifier.models import load_model
+    from classifier.pipeline import analyse
+    from classifier.settings import ScoreSettings
+
+    sample = load_corpus(corpus, stories=stories, seed=0)
+    settings = ScoreSettings(stories=stories, bootstrap=bootstrap, device="cpu")
+    frames = []
+    with tempfile.TemporaryDirectory(prefix="head-roles-baselines-") as scratch:
+        for layout in layouts:
+            directory = Path(scratch) / layout
+            truth = build_calibration_model(directory, layout=layout, seed=seed)
+            model = load_model(str(directory), device="cpu")
+            ours = compare_with_truth(analyse(model, sample, settings, progress=False), truth)
+            texts = sample.texts[:baseline_stories]
+            arena, lens = arena_scores(model, texts), transformer_lens_scores(model, texts)
+            frames.append(ours.assign(layout=layout, arena=detected(arena, "arena_"), transformer_lens=detected(lens, "tl_")))
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["layout", "layer", "head", "planted", "measured", "arena", "transformer_lens"]]

@@ -45,3 +45,11 @@ def test_demo_report_shows_the_planted_roles_recovered(tmp_path):
     report = (out / "report.md").read_text()
     assert "16 of 16 heads come out with their planted role" in report
     assert "| **no** |" not in report
+
+
+def test_baseline_detection_uses_the_0_4_rule_and_lists_every_passing_pattern():
+    from classifier.baselines import detected
+
+    scores = pd.DataFrame({"layer": [0, 0], "head": [0, 1], "arena_current-token": [0.41, 0.1],
+                           "arena_previous-token": [0.5, 0.39]})
+    assert detected(scores, "arena_") == ["current-token, previous-token", "-"]
