@@ -33,6 +33,19 @@ selfcheck: install
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m classifier.bench
 
+# The TinyStories family, each base model beside its Instruct variant (official spelling `Instuct`).
+TRACK_MODELS ?= roneneldan/TinyStories-1M roneneldan/TinyStories-Instruct-1M \
+	roneneldan/TinyStories-3M roneneldan/TinyStories-Instruct-3M \
+	roneneldan/TinyStories-8M roneneldan/TinyStories-Instruct-8M \
+	roneneldan/TinyStories-28M roneneldan/TinyStories-Instruct-28M \
+	roneneldan/TinyStories-33M roneneldan/TinyStories-Instruct-33M \
+	roneneldan/TinyStories-2Layers-33M roneneldan/TinyStories-Instruct-2Layers-33M \
+	roneneldan/TinyStories-1Layer-21M roneneldan/TinyStories-Instuct-1Layer-21M
+
+track: install
+	$(HEAD_ROLES) track $(TRACK_MODELS) --corpus tinystories --stories $(STORIES) \
+		--store reports/track/runs --out reports/track
+
 stories260k: install
 	HF_HUB_OFFLINE=1 $(HEAD_ROLES) report --model ../shared/data/stories260K/stories260K.bin \
 		--tokenizer ../shared/data/stories260K/tok512.model \

@@ -635,7 +635,7 @@ def judge_head(claims: tuple[Claim, ...], layer: int, head: int, side: Measured)
     claimed = roles["role"] if roles["role"] in listed else (listed[0] if listed else None)
     return Judgement(
         verdict=combine(main, others), measured=roles["role"], secondary=tuple(roles["secondary"]),
-        confidence=float(roles.get("confidence", np.nan)), claimed=claimed, claims=tuple(judged),
+        confidence=float(roles.get("confidence") if roles.get("confidence") is not None else np.nan), claimed=claimed, claims=tuple(judged),
         measured_numbers=headline(roles["role"], metrics),
     )
 
