@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stories", type=int, default=256, help="stories for the throughput runs (default 256)")
     parser.add_argument("--max-tokens", type=int, default=512, help="longest sequence, BOS included (default 512)")
-    parser.add_argument("--rss-stories", default="200,2000", help="story counts of the peak-RSS runs (default 200,2000)")
+    parser.add_argument("--rss-stories", default="200,2000",
+                        help="story counts of the peak-RSS runs (default 200,2000)")
     parser.add_argument("--rss-max-tokens", type=int, default=None,
                         help="--max-tokens of the peak-RSS runs, the same for every size (default: --max-tokens)")
     parser.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS runs")
@@ -358,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         rate = {}
         for key, row in results.items():
             if "error" in row:
-                print(f"({key}) {PATHS[key]:<28} {'-':>8} {'-':>9} {'failed':>10} {mib(row.get('peak_kb', 0)):>13}")
+                peak = mib(row.get("peak_kb", 0))
+                print(f"({key}) {PATHS[key]:<28} {'-':>8} {'-':>9} {'failed':>10} {peak:>13}")
                 continue
             rate[key] = row["tokens"] / row["seconds"]
             print(f"({key}) {PATHS[key]:<28} {row['tokens']:>8} {row['seconds']:>9.2f} {rate[key]:>10.0f} "
@@ -377,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"peak RSS (ru_maxrss), scorer only, one fresh process per size, max_tokens {rss_max_tokens}:")
             rss = []
             for size in rss_sizes:
-                row = run_child("--rss-child", str(size), "--model-dir", str(model_dir), "--max-tokens", str(rss_max_tokens))
+                row = run_child("--rss-child", str(size), "--model-dir", str(model_dir),
+                                "--max-tokens", str(rss_max_tokens))
                 if "error" in row:
                     print(f"  {size:>5} stories: failed ({row['error']})")
                 else:
