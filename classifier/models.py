@@ -115,8 +115,8 @@ def _load_hub(model: str, revision: str | None, device: str) -> LoadedModel:
 
     official = resolve_name(model)
     if "/" not in official:
-        known = list(known_models())
-        close = difflib.get_close_matches(model, known + [a for v in known_models().values() for a in v], n=3)
+        known = known_models()
+        close = difflib.get_close_matches(model, [*known, *(a for aliases in known.values() for a in aliases)], n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ModelLoadError(
             f"--model {model}: unknown model name; {hint}run `head-roles models` for the known names, "

@@ -21,9 +21,9 @@ def small_model(small_neo_dir):
 
 def plain_forward_stats(model_dir, model, texts):
     """Per-text statistics from Hugging Face's own attentions, one unpadded text at a time."""
-    from transformers import GPTNeoForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    hf = GPTNeoForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    hf = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
     vocab = vocab_classes(model.tokenizer)
     rows = []
     for ids in tokenize(texts, model.tokenizer, model.bos_token_id, 512):
@@ -84,3 +84,32 @@ def test_texts_are_truncated_to_max_tokens(small_model, stories):
     assert scored.n_tokens == 3 * 16
     # current is eligible at queries 1..15 of each text
     assert scored.stats.counts[:, METRICS.index("current")].tolist() == [15, 15, 15]
+
+
+def save_other_architecture(directory, tokenizer, architecture):
+    """A small random GPT-2 or Llama checkpoint (with the GPT-2 tokenizer) saved for loading."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    if architecture == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=512, initializer_range=0.1))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(
+            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, hidden_size=64, intermediate_size=128,
+            vocab_size=50257, max_position_embeddings=512, bos_token_id=50256, eos_token_id=50256, initializer_range=0.1,
+        ))
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_gpt2_and_llama_checkpoint_directories_score_like_their_plain_forward_pass(architecture, tmp_path, gpt2_tokenizer, stories):
+    directory = save_other_architecture(tmp_path / architecture, gpt2_tokenizer, architecture)
+    model = load_model(str(directory), device="cpu")
+    assert (model.n_layers, model.n_heads) == (2, 4)
+    texts = stories[:3]
+    scored = score_texts(model, texts, ScoreSettings(stories=None, batch_size=3), progress=False)
+    for k, (sums, counts, _) in enumerate(plain_forward_stats(directory, model, texts)):
+        np.testing.assert_allclose(scored.stats.sums[k], sums, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(scored.stats.counts[k], counts)
