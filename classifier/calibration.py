@@ -37,25 +37,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from classifier.roles import HEADLINE_METRIC
 from classifier.roles import ROLES as ROLE_NAMES  # the one list of role names
 
-# The section-3 metric that checks each planted role ("broad" is checked by entropy and
-# max_weight together; noise heads have no metric).
-ROLE_METRIC: dict[str, str | None] = {
-    "current-token": "current",
-    "previous-token": "previous",
-    "positional": "offset2",
-    "start-of-text": "start_of_text",
-    "delimiter": "delimiter",
-    "clause-start": "clause_start",
-    "proper-noun": "proper_noun",
-    "local": "local",
-    "word-start": "word_start",
-    "broad": "entropy",
-    "duplicate-token": "duplicate",
-    "induction": "induction",
-    "unclear": None,
-}
+# The section-3 metric that checks each planted role: the role's headline metric ("broad" is
+# checked by entropy and max_weight together; noise heads have no metric).
+ROLE_METRIC: dict[str, str | None] = {**HEADLINE_METRIC, "unclear": None}
 LAYOUTS = ("one-layer", "two-layer")
 TRUTH_FILE = "truth.json"
 BOS_ID = 50256
