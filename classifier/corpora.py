@@ -6,6 +6,7 @@ the input and draws a reproducible sample. It does not tokenize.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from dataclasses import dataclass
@@ -105,28 +106,49 @@ def _check_utf8(path: Path) -> None:
         raise CorpusError(f"{path}: line {line}: not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
+@contextlib.contextmanager
+def _quiet_datasets():
+    """Hide `datasets`' "Generating train split" bar for a local file (it takes well under a
+    second); its earlier setting is restored."""
+    from datasets.utils import logging as datasets_logging
+
+    was_enabled = datasets_logging.is_progress_bar_enabled()
+    datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets_logging.enable_progress_bar()
+
+
 def _read_local(path: Path) -> list[str]:
     from datasets import load_dataset
 
     if path.suffix != ".parquet":
         _check_utf8(path)
     try:
-        if path.suffix == ".txt":
-            # One document per file, split on the separator lines ourselves: `datasets`' text
-            # builder knows lines and paragraphs, not `<|endoftext|>` separators.
-            rows = load_dataset("text", data_files=str(path), sample_by="document", split="train")
-            return split_stories("\n".join(rows["text"]))
-        builder = "json" if path.suffix == ".jsonl" else "parquet"
-        rows = load_dataset(builder, data_files=str(path), split="train")
-    except CorpusError:
-        raise
+        with _quiet_datasets():
+            rows = _load_rows(path, load_dataset)
     except Exception as err:  # datasets raises many types for a malformed file
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CorpusError(f"{path}: cannot read as {path.suffix[1:]}: {message}") from None
+    if isinstance(rows, list):
+        return rows
     if "text" not in rows.column_names:
         raise CorpusError(f"{path}: no 'text' field (fields: {', '.join(rows.column_names) or 'none'})")
     texts = [t.strip() for t in rows["text"] if isinstance(t, str)]
     return [t for t in texts if t]
+
+
+def _load_rows(path: Path, load_dataset):
+    """Stories of a .txt file (a list), or the rows of a .jsonl/.parquet file (a Dataset)."""
+    if path.suffix == ".txt":
+        # One document per file, split on the separator lines ourselves: `datasets`' text
+        # builder knows lines and paragraphs, not `<|endoftext|>` separators.
+        rows = load_dataset("text", data_files=str(path), sample_by="document", split="train")
+        return split_stories("\n".join(rows["text"]))
+    builder = "json" if path.suffix == ".jsonl" else "parquet"
+    return load_dataset(builder, data_files=str(path), split="train")
 
 
 def _load_local(path: Path, name: str, *, stories: int | None, seed: int) -> Corpus:
