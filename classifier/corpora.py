@@ -152,6 +152,7 @@ def _load_rows(path: Path, load_dataset):
 
 
 def _load_local(path: Path, name: str, *, stories: int | None, seed: int) -> Corpus:
+    """A sample of a local file; the bundled file is named by its place in the project."""
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
     texts = _read_local(path)
@@ -159,7 +160,8 @@ def _load_local(path: Path, name: str, *, stories: int | None, seed: int) -> Cor
         raise CorpusError(f"{path}: no stories found")
     indices = sample_indices(len(texts), stories, seed)
     return Corpus(
-        name=name, source=str(path), texts=tuple(texts[i] for i in indices),
+        name=name, source="corpora/bundled.txt" if path == BUNDLED_PATH else str(path),
+        texts=tuple(texts[i] for i in indices),
         indices=tuple(int(i) for i in indices), total=len(texts),
     )
 
