@@ -43,10 +43,18 @@ def pattern_hook_name(layer: int) -> str:
     return f"blocks.{layer}.attn.hook_pattern"
 
 
-def tokenize(texts, tokenizer, bos_token_id: int, max_tokens: int) -> list[list[int]]:
-    """Token ids of each stripped text, without special tokens, BOS first, at most max_tokens."""
-    encoded = tokenizer([t.strip() for t in texts], add_special_tokens=False)["input_ids"]
-    return [[bos_token_id] + ids[: max_tokens - 1] for ids in encoded]
+def tokenize(texts, tokenizer, bos_token_id: int, max_tokens: int) -> list[np.ndarray]:
+    """Token ids of each stripped text, without special tokens, BOS first, at most max_tokens.
+
+    Texts are encoded TOKENIZE_CHUNK at a time and kept as int32 arrays, so the tokenizer's
+    per-text objects never pile up for a whole corpus.
+    """
+    texts = [t.strip() for t in texts]
+    arrays = []
+    for start in range(0, len(texts), TOKENIZE_CHUNK):
+        encoded = tokenizer(texts[start : start + TOKENIZE_CHUNK], add_special_tokens=False)["input_ids"]
+        arrays += [np.array([bos_token_id, *ids[: max_tokens - 1]], dtype=np.int32) for ids in encoded]
+    return arrays
 
 
 def length_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
@@ -55,9 +63,10 @@ def length_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
     return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
 
 
+TOKENIZE_CHUNK = 256
 # Pair codes buffered before they are merged into counts: bounds memory (~8 bytes a code)
 # while keeping the sort-based merge off most batches.
-PAIR_BUFFER = 4_000_000
+PAIR_BUFFER = 1_000_000
 
 
 @dataclass
@@ -175,7 +184,7 @@ def score_texts(
         batch_lengths = torch.tensor([lengths[k] for k in batch_indices])
         tokens = torch.full((len(batch_indices), int(batch_lengths.max())), model.bos_token_id, dtype=torch.long)
         for row, k in enumerate(batch_indices):  # building the padded batch, not the hot path
-            tokens[row, : lengths[k]] = torch.tensor(token_lists[k])
+            tokens[row, : lengths[k]] = torch.from_numpy(token_lists[k])
         results.append(score_batch(model, tokens.to(model.device), batch_lengths.to(model.device), vocab, pairs))
         order.append(batch_indices)
         bar.update(int(batch_lengths.sum()))
@@ -249,7 +258,7 @@ def metrics_frame(measurement: Measurement) -> pd.DataFrame:
 
 def prompt_patterns(model: LoadedModel, text: str, max_tokens: int) -> tuple[list[int], np.ndarray]:
     """Token ids (BOS first) and every layer's full pattern (L, H, T, T) on one prompt."""
-    ids = tokenize([text], model.tokenizer, model.bos_token_id, min(max_tokens, model.n_ctx))[0]
+    ids = tokenize([text], model.tokenizer, model.bos_token_id, min(max_tokens, model.n_ctx))[0].tolist()
     seen = {}
 
     def keep(pattern: torch.Tensor, hook) -> None:

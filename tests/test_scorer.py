@@ -27,6 +27,7 @@ def plain_forward_stats(model_dir, model, texts):
     vocab = vocab_classes(model.tokenizer)
     rows = []
     for ids in tokenize(texts, model.tokenizer, model.bos_token_id, 512):
+        ids = ids.tolist()
         tokens = torch.tensor([ids])
         with torch.no_grad():
             attentions = hf(tokens, output_attentions=True).attentions  # L x (1, H, T, T)
