@@ -292,7 +292,7 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     """
     from classifier.report import invocation
     from classifier.track import track as run_track
-    from classifier.track import write_track
+    from classifier.track_report import write_track
 
     settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
     with user_errors():
