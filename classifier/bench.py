@@ -178,10 +178,11 @@ def run_cache_then_metrics(model, batches, vocab) -> tuple[int, float]:
             sums, offsets = [], []
             for layer in range(model.n_layers):
                 pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
-                layer_sums, layer_offsets = score_patterns(pattern, targets)
+                argmax = pattern.argmax(-1)
+                layer_sums, layer_offsets = score_patterns(pattern, targets, argmax)
                 sums.append(layer_sums)
                 offsets.append(layer_offsets)
-                pairs.add(layer, pattern, tokens, classes.valid)
+                pairs.add(layer, argmax, tokens, classes.valid)
             counts, uniform, offset_queries = query_stats(targets)
             results.append(BatchStats(
                 sums=torch.stack(sums, dim=1), counts=counts, uniform=uniform,

@@ -84,10 +84,11 @@ class PairCounts:
         none = torch.empty(0, dtype=torch.long)
         return cls(vocab_size, n_heads, none, none, [])
 
-    def add(self, layer: int, patterns: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> None:
-        """Count argmax pairs of one layer's patterns (B, H, T, T) over real queries i >= 1."""
-        batch, n_heads, length, _ = patterns.shape
-        keys = tokens.gather(1, patterns.argmax(-1).flatten(1)).view(batch, n_heads, length)
+    def add(self, layer: int, argmax: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> None:
+        """Count the (query token, argmax key token) pairs of one layer, argmax (B, H, T), over
+        real queries i >= 1."""
+        batch, n_heads, length = argmax.shape
+        keys = tokens.gather(1, argmax.flatten(1)).view(batch, n_heads, length)
         queries = tokens[:, None, :].expand(batch, n_heads, length)
         heads = torch.arange(n_heads, device=tokens.device).view(1, n_heads, 1) + layer * self.n_heads
         codes = (heads * self.vocab_size + queries) * self.vocab_size + keys
@@ -144,9 +145,10 @@ def score_batch(
 
     def reduce_pattern(pattern: torch.Tensor, hook) -> None:
         layer = int(hook.name.split(".")[1])
-        layer_sums[layer], layer_offsets[layer] = score_patterns(pattern.detach(), targets)
+        argmax = pattern.detach().argmax(-1)  # computed once for the offsets and the pairs
+        layer_sums[layer], layer_offsets[layer] = score_patterns(pattern.detach(), targets, argmax)
         if pairs is not None:
-            pairs.add(layer, pattern.detach(), tokens, classes.valid)
+            pairs.add(layer, argmax, tokens, classes.valid)
         if layer == last_layer:
             raise _PatternsSeen
 

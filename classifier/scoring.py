@@ -158,11 +158,14 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
     )
 
 
-def score_patterns(patterns: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
+def score_patterns(
+    patterns: torch.Tensor, targets: Targets, argmax: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Reduce one layer's patterns (B, H, T, T) to per-text sums over eligible queries.
 
     `targets` come from `metric_targets` (they depend on the tokens only, so one batch computes
-    them once for all layers). Returns sums (B, H, M) and argmax-offset counts (B, H, O).
+    them once for all layers). `argmax` (B, H, T), the key each query attends to most, may be
+    passed when the caller needs it too. Returns sums (B, H, M) and argmax-offset counts (B, H, O).
     """
     batch, n_heads, length, _ = patterns.shape
     patterns = patterns.float()
@@ -196,7 +199,8 @@ def score_patterns(patterns: torch.Tensor, targets: Targets) -> tuple[torch.Tens
     # where, not a product: a NaN in a padded query row must not reach the sums (NaN * 0 = NaN)
     sums = torch.where(targets.eligible[:, None], stacked, 0.0).sum(-1)
 
-    offsets = (pos - patterns.argmax(-1)).clamp(max=MAX_TRACKED_OFFSET + 1)  # (B, H, T)
+    argmax = patterns.argmax(-1) if argmax is None else argmax
+    offsets = (pos - argmax).clamp(max=MAX_TRACKED_OFFSET + 1)  # (B, H, T)
     one_hot = torch.nn.functional.one_hot(offsets, len(OFFSETS) + 1).float()
     offset_counts = (one_hot * offset_queries(targets).float()[:, None, :, None]).sum(-2)
     return sums, offset_counts
