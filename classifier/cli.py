@@ -89,17 +89,39 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
         head-roles report --model path/to/checkpoint --corpus stories.txt --stories 200
     """
     from classifier.pipeline import analyse_model
-    from classifier.report import invocation, write_run
+    from classifier.report import invocation, write_report
 
     settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
     out_dir = Path(out_dir) if out_dir else Path("reports") / Path(model.rstrip("/")).name
     with user_errors():
-        analysis = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer)
-    if analysis.corpus.notice:
-        click.echo(analysis.corpus.notice, err=True)
-    write_run(analysis, out_dir, command=invocation(), figures=not no_figures)
-    counts = analysis.roles.frame["role"].value_counts()
+        run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation())
+    for notice in run.notices:
+        click.echo(notice, err=True)
+    write_report(run, out_dir, figures=not no_figures)
+    counts = run.roles["role"].value_counts()
     click.echo(f"{out_dir}/report.md: {', '.join(f'{role} {n}' for role, n in counts.items())}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write [default: RUN_DIR itself].")
+@click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
+def render(run_dir, out_dir, no_figures):
+    """Render a finished run directory again, without the model.
+
+    Reads the run's data files (run.json, metrics.csv, roles.json, ...) and writes report.md
+    and the figures from them.
+
+    Example:
+
+        head-roles render reports/stories260K
+    """
+    from classifier.report import render_run
+
+    with user_errors():
+        written = render_run(run_dir, out_dir, figures=not no_figures)
+    click.echo(f"{written}/report.md")
 
 
 @main.command()
@@ -180,7 +202,8 @@ def demo(out_dir, layout, seed, stories):
 
     from classifier.calibration import build_calibration_model
     from classifier.pipeline import analyse_model
-    from classifier.report import invocation, write_run
+    from classifier.report import invocation, write_report
+    from classifier.run import ModelInfo
     from classifier.selfcheck import demo_section
 
     settings = make_settings(stories, TRAINED_CONTEXT, 0, 16, 1000, "cpu")
@@ -188,12 +211,12 @@ def demo(out_dir, layout, seed, stories):
         model_dir = Path(scratch) / f"calibration-{layout}-seed{seed}"
         truth = build_calibration_model(model_dir, layout=layout, seed=seed)
         with user_errors():
-            analysis = analyse_model(str(model_dir), "bundled", settings)
+            run = analyse_model(str(model_dir), "bundled", settings, command=invocation())
         # The checkpoint lives in a scratch directory: name it by how it was built instead.
         name = f"calibration model ({layout}, seed {seed})"
-        analysis = dataclasses.replace(analysis, model={**analysis.model, "name": name, "resolved": name})
-        section = demo_section(analysis, truth)
-        write_run(analysis, out_dir, command=invocation(), extra=section)
+        run = dataclasses.replace(run, model=dataclasses.replace(run.model, name=name, resolved=name))
+        section = demo_section(run, truth)
+        write_report(dataclasses.replace(run, appendix=section), out_dir)
     recovered = section.count("| yes |")
     click.echo(f"{out_dir}/report.md: {recovered} of {len(truth.heads)} planted roles recovered")
 

@@ -173,3 +173,11 @@ def assign_roles(
             "offset": int(offset[layer, head]),
         })
     return RoleLabels(frame=pd.DataFrame(rows), passes=passes, strength=strength)
+
+
+def characteristic_pairs(pairs: pd.DataFrame, roles: pd.DataFrame, vocab) -> pd.DataFrame:
+    """The (query -> key) token pairs shown as each head's evidence, with token texts."""
+    return pairs.assign(
+        query=[vocab.texts[k] for k in pairs["query_id"]],
+        key=[vocab.texts[k] for k in pairs["key_id"]],
+    )

@@ -292,3 +292,10 @@ def repeated_sequence_scores(model: LoadedModel, *, seed: int, vocab: VocabClass
     stats = TextStats.from_batches([score_batch(model, texts.to(model.device), lengths, vocab)])
     values, _ = stats.corpus_metrics()
     return values[..., METRICS.index("induction")]
+
+
+def budget_frame(measurement: Measurement) -> pd.DataFrame:
+    """One row per head: each budget part's share of attention (filled in by the budget scorer)."""
+    n_layers, n_heads, _ = measurement.values.shape
+    layer, head = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
+    return pd.DataFrame({"layer": layer.ravel(), "head": head.ravel()})

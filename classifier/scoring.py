@@ -14,42 +14,13 @@ previous token), and per-query key sets such as earlier copies of the token (a b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import numpy as np
 import torch
 
+# Names live in classifier.registry (no torch there); re-exported for the scorer's callers.
+from classifier.registry import MAX_TRACKED_OFFSET, METRICS, OFFSETS, MetricName, check_metric_names  # noqa: F401
 from classifier.tokens import SequenceClasses
-
-MetricName = Literal[
-    "current",
-    "previous",
-    "offset2",
-    "local",
-    "start_of_text",
-    "delimiter",
-    "last_delimiter",
-    "clause_start",
-    "proper_noun",
-    "word_start",
-    "duplicate",
-    "induction",
-    "entropy",
-    "max_weight",
-    "distance",
-]
-METRICS: tuple[MetricName, ...] = get_args(MetricName)
-# Argmax offsets tracked for the `positional` role (offset i - argmax_j A[i, j]); queries with
-# i < MAX_TRACKED_OFFSET are left out so that every tracked offset is possible for each query.
-MAX_TRACKED_OFFSET = 8
-OFFSETS = tuple(range(MAX_TRACKED_OFFSET + 1))
-
-
-def check_metric_names(names) -> None:
-    """Raise ValueError listing every unknown metric name and the valid ones."""
-    unknown = [n for n in names if n not in METRICS]
-    if unknown:
-        raise ValueError(f"unknown metric(s): {', '.join(unknown)}; valid: {', '.join(METRICS)}")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ class SelfcheckResult:
 def compare_with_truth(analysis, truth) -> pd.DataFrame:
     """Planted against measured primary role, one row per head of one calibration model."""
     planted = {(h.layer, h.head): h.role for h in truth.heads}
-    frame = analysis.roles.frame[["layer", "head", "role", "confidence"]].rename(columns={"role": "measured"})
+    frame = analysis.roles[["layer", "head", "role", "confidence"]].rename(columns={"role": "measured"})
     frame.insert(2, "planted", [planted.get((r.layer, r.head), "unclear") for r in frame.itertuples()])
     return frame
 
@@ -80,7 +80,7 @@ def demo_section(analysis, truth) -> str:
     from classifier.report import head_label, markdown_table
 
     heads = compare_with_truth(analysis, truth)
-    n_layers = analysis.model["n_layers"]
+    n_layers = analysis.model.n_layers
     table = pd.DataFrame({
         "Head": [head_label(r.layer, r.head, n_layers) for r in heads.itertuples()],
         "Planted": heads["planted"],

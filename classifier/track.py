@@ -189,12 +189,12 @@ class TrackedModel:
     label: str
     spec: ModelSpec
     status: Literal["computed", "reused", "failed"]
-    run: object | None = None  # classifier.pipeline.RunDirectory
+    run: object | None = None  # classifier.run.Run
     error: str | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
-        return int(self.run.run["model"]["n_layers"]), int(self.run.run["model"]["n_heads"])
+        return self.run.model.n_layers, self.run.model.n_heads
 
     def heads(self) -> pd.DataFrame:
         """layer, head, role, secondary, confidence and the metric columns, one row per head."""
@@ -217,8 +217,9 @@ def score_or_reuse(
 ) -> TrackedModel:
     """The stored run of this key if there is one; otherwise score the model and store it."""
     from classifier.models import load_model
-    from classifier.pipeline import analyse, load_run
-    from classifier.report import write_run
+    from classifier.pipeline import analyse
+    from classifier.report import write_report
+    from classifier.run import load_run
 
     identity = model_identity(spec, tokenizer)
     if identity["complete"]:
@@ -226,7 +227,7 @@ def score_or_reuse(
         if stored.is_dir():
             try:
                 return TrackedModel(label, spec, "reused", run=load_run(stored))
-            except ValueError:
+            except ValueError:  # InputError: unreadable files
                 pass  # a damaged entry is recomputed and replaced
     loaded = load_model(spec.model, revision=spec.revision, device=settings.device, tokenizer_path=tokenizer)
     analysis = analyse(loaded, corpus, settings, progress=progress)
@@ -237,7 +238,7 @@ def score_or_reuse(
     # write_run is atomic; key.json goes in before the directory gets its final name.
     staging = store / f".staging-{destination.name}-{os.getpid()}"
     try:
-        write_run(analysis, staging, figures=figures)
+        write_report(analysis, staging, figures=figures)
         (staging / "key.json").write_text(json.dumps(key, indent=1) + "\n")
         if destination.exists():  # a damaged entry
             shutil.rmtree(destination)

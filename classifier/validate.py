@@ -217,32 +217,31 @@ def _read_side(path: Path, metrics_name: str, roles_name: str, n_layers: int, n_
 
 def load_measurements(path: str | Path) -> Measurements:
     """A run directory written by `head-roles report`; the prompt files are optional."""
-    from classifier.pipeline import load_run
+    from classifier.run import load_run
 
     run = load_run(path)
     path = Path(path)
-    model, corpus = run.run.get("model", {}), run.run.get("corpus") or {}
-    n_layers = int(model.get("n_layers", run.metrics["layer"].max() + 1))
-    n_heads = int(model.get("n_heads", run.metrics["head"].max() + 1))
+    model, corpus = {"name": run.model.name}, run.corpus
+    n_layers, n_heads = run.model.n_layers, run.model.n_heads
     has_prompt = (path / "prompt-metrics.csv").is_file() and (path / "prompt-roles.json").is_file()
     sample = f" ({corpus.get('name')}, {corpus.get('stories')} stories)" if corpus else ""
     return Measurements(
         model=model.get("name", str(path)), n_layers=n_layers, n_heads=n_heads,
         corpus=_read_side(path, "metrics.csv", "roles.json", n_layers, n_heads),
         prompt=_read_side(path, "prompt-metrics.csv", "prompt-roles.json", n_layers, n_heads) if has_prompt else None,
-        prompt_text=run.run.get("prompt") if has_prompt else None,
+        prompt_text=run.prompt.text if has_prompt else None,
         source=f"run directory `{path}`{sample}",
     )
 
 
 def measurements_from_analysis(analysis) -> Measurements:
-    """Measurements of a `classifier.pipeline.Analysis`."""
+    """Measurements of a `classifier.run.Run`."""
     return Measurements(
-        model=analysis.model["name"], n_layers=analysis.model["n_layers"], n_heads=analysis.model["n_heads"],
-        corpus=_measured(analysis.metrics, analysis.roles.frame),
-        prompt=_measured(analysis.prompt.metrics, analysis.prompt.roles.frame),
+        model=analysis.model.name, n_layers=analysis.model.n_layers, n_heads=analysis.model.n_heads,
+        corpus=_measured(analysis.metrics, analysis.roles),
+        prompt=_measured(analysis.prompt_metrics, analysis.prompt_roles),
         prompt_text=analysis.prompt.text,
-        source=f"{analysis.corpus.name} ({len(analysis.corpus.texts)} stories, {analysis.n_tokens:,} tokens)",
+        source=f"{analysis.corpus.get('name')} ({analysis.corpus.get('stories')} stories, {analysis.n_tokens:,} tokens)",
     )
 
 

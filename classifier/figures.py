@@ -1,0 +1,79 @@
+"""PNG figures of a run: the lift heatmap and every head on the prompt. Matplotlib only here."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from classifier.formatting import head_label
+from classifier.registry import METRICS
+
+FIGURE_TITLES = {"lift-heatmap.png": "Lift over uniform, heads x metrics", "prompt-patterns.png": "Each head on the prompt"}
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _short(name: str, limit: int = 48) -> str:
+    """A model name that fits a title: long paths keep their last parts."""
+    return name if len(name) <= limit else "..." + name[-(limit - 3):]
+
+
+def lift_heatmap(run) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_layers = run.model.n_layers
+    labels = [head_label(r.layer, r.head, n_layers) for r in run.metrics.itertuples()]
+    metrics = [m for m in METRICS if m not in ("entropy", "max_weight", "distance")]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lift = np.log2(run.metrics[[f"{m}_lift" for m in metrics]].to_numpy(dtype=float))
+    fig, ax = plt.subplots(figsize=(1 + 0.55 * len(metrics), 1.5 + 0.28 * len(labels)), dpi=110)
+    image = ax.imshow(np.clip(lift, -4, 6), cmap="RdBu_r", vmin=-6, vmax=6, aspect="auto")
+    ax.set_xticks(range(len(metrics)), metrics, rotation=60, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_ylabel("head")
+    ax.set_title(f"{_short(run.model.name)}\nlift over uniform attention (log2)", fontsize=9)
+    fig.colorbar(image, ax=ax, label="log2 lift")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def prompt_grid(run) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    view, n_layers = run.prompt, run.model.n_layers
+    n_heads = view.patterns.shape[1]
+    columns = min(n_heads, 8 if n_layers > 1 else 4)
+    rows = n_layers * int(np.ceil(n_heads / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.3 * rows), squeeze=False, dpi=90)
+    for ax in axes.ravel():
+        ax.axis("off")
+    roles = run.roles.set_index(["layer", "head"])["role"]
+    for layer, head in np.ndindex(view.patterns.shape[:2]):
+        ax = axes.ravel()[layer * columns * int(np.ceil(n_heads / columns)) + head]
+        ax.imshow(view.patterns[layer, head].astype(np.float32), cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"{head_label(layer, head, n_layers)}: {roles[(layer, head)]}", fontsize=8)
+    fig.suptitle(f"Attention on the prompt ({len(view.tokens)} tokens, rows = queries)")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def draw_figures(run) -> dict[str, bytes]:
+    """Every figure of a run, by file name."""
+    figures = {"lift-heatmap.png": lift_heatmap(run)}
+    if run.prompt.patterns.size:
+        figures["prompt-patterns.png"] = prompt_grid(run)
+    return figures

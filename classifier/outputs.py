@@ -1,0 +1,121 @@
+"""Writing outputs without losing anything of the user's.
+
+Every file is written under a temporary name in its destination folder and renamed into place
+when complete, so a reader never sees half a file. A run's files are staged together and moved
+in one burst of renames. Nothing else in the destination is touched: other files and folders,
+and the folder's permissions, stay as they were. Files of an earlier run that the new run does not
+write again are removed only when that earlier run's manifest (`MANIFEST`) lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from classifier.errors import InputError
+
+# Lists the files the last run wrote into a folder; only those may be replaced or removed.
+MANIFEST = ".head-roles-files.json"
+
+
+def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
+    """The output folder, checked before any work: created if missing, and writable.
+
+    Writability is tried with a real temporary file, since permission bits say little for root
+    or on special file systems (`/proc`).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".tmp-head-roles-probe-", dir=path)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise InputError(f"{option} {path}: cannot write there ({err.strerror or err})") from None
+    return path
+
+
+def check_output_file(path: str | Path, *, option: str = "--out") -> Path:
+    """An output file's path, checked before any work: not a folder, in a writable folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a folder, not a file")
+    check_output_dir(path.parent if str(path.parent) else Path("."), option=option)
+    return path
+
+
+def _as_bytes(content: str | bytes) -> bytes:
+    return content.encode("utf-8") if isinstance(content, str) else content
+
+
+def write_file(path: str | Path, content: str | bytes) -> Path:
+    """Write one file atomically (temporary sibling, then rename); creates its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(_as_bytes(content))
+        os.chmod(staging, _default_mode())
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _default_mode() -> int:
+    """0o666 less the umask, as an ordinary open() would create the file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def earlier_files(out_dir: Path) -> list[str]:
+    """Names the last run wrote into `out_dir`, from its manifest (empty when there is none)."""
+    try:
+        names = json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str) and "/" not in n and not n.startswith(".")] if isinstance(names, list) else []
+
+
+def write_files(out_dir: str | Path, files: Mapping[str, str | bytes]) -> Path:
+    """Write a run's files (plain names, no folders) into `out_dir` as one unit.
+
+    All files are first written into a hidden staging folder inside `out_dir`, then renamed into
+    place; files listed by the earlier manifest and not written now are removed; other files are
+    never touched.
+    """
+    out_dir = Path(out_dir)
+    bad = [name for name in files if "/" in name or name.startswith(".") or not name]
+    if bad:
+        raise ValueError(f"output names must be plain file names: {', '.join(bad)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stale = [n for n in earlier_files(out_dir) if n not in files]
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-head-roles-", dir=out_dir))
+    try:
+        mode = _default_mode()
+        for name, content in files.items():
+            (staging / name).write_bytes(_as_bytes(content))
+            os.chmod(staging / name, mode)
+        (staging / MANIFEST).write_text(json.dumps(sorted(files)) + "\n")
+        os.chmod(staging / MANIFEST, mode)
+        for name in [*files, MANIFEST]:
+            target = out_dir / name
+            if target.is_dir() and not target.is_symlink():
+                raise InputError(f"{target}: a folder is in the way of an output file")
+            os.replace(staging / name, target)
+        for name in stale:
+            target = out_dir / name
+            if target.is_file() or target.is_symlink():
+                target.unlink()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
