@@ -19,12 +19,14 @@ import torch
 from tqdm.auto import tqdm
 
 from classifier.models import LoadedModel
+from classifier.registry import PARTS
 from classifier.scoring import (
     METRICS,
     OFFSETS,
     BatchStats,
     TextStats,
     metric_targets,
+    budget_query_stats,
     query_stats,
     score_patterns,
 )
@@ -140,13 +142,15 @@ def score_batch(
     """Per-text statistics of one right-padded batch (B, T) whose position 0 is BOS."""
     classes = sequence_classes(tokens, lengths, vocab)
     targets = metric_targets(tokens, classes)
-    layer_sums, layer_offsets = {}, {}
+    layer_sums, layer_offsets, layer_budget = {}, {}, {}
     last_layer = model.n_layers - 1
 
     def reduce_pattern(pattern: torch.Tensor, hook) -> None:
         layer = int(hook.name.split(".")[1])
         argmax = pattern.detach().argmax(-1)  # computed once for the offsets and the pairs
-        layer_sums[layer], layer_offsets[layer] = score_patterns(pattern.detach(), targets, argmax)
+        layer_sums[layer], layer_offsets[layer], layer_budget[layer] = score_patterns(
+            pattern.detach(), targets, argmax, with_budget=True
+        )
         if pairs is not None:
             pairs.add(layer, argmax, tokens, classes.valid)
         if layer == last_layer:
@@ -161,11 +165,15 @@ def score_batch(
     if len(layer_sums) != model.n_layers:
         raise RuntimeError(f"attention patterns of {model.n_layers - len(layer_sums)} layers were never seen")
     counts, uniform, offset_queries = query_stats(targets)
+    budget_uniform, budget_queries = budget_query_stats(targets)
+    layers = range(model.n_layers)
     return BatchStats(
-        sums=torch.stack([layer_sums[layer] for layer in range(model.n_layers)], dim=1),
+        sums=torch.stack([layer_sums[layer] for layer in layers], dim=1),
         counts=counts, uniform=uniform,
-        offset_counts=torch.stack([layer_offsets[layer] for layer in range(model.n_layers)], dim=1),
+        offset_counts=torch.stack([layer_offsets[layer] for layer in layers], dim=1),
         offset_queries=offset_queries,
+        budget=torch.stack([layer_budget[layer] for layer in layers], dim=1),
+        budget_uniform=budget_uniform, budget_queries=budget_queries,
     )
 
 
@@ -214,6 +222,10 @@ class Measurement:
     offset_shares: np.ndarray
     boot_offset_shares: np.ndarray
     n_texts: int
+    budget: np.ndarray | None = None  # (L, H, P) share of attention in each budget part
+    budget_uniform: np.ndarray | None = None  # (P,) the same under uniform attention
+    boot_budget: np.ndarray | None = None  # (R, L, H, P)
+    boot_budget_uniform: np.ndarray | None = None  # (R, P)
 
 
 def bootstrap_weights(n_texts: int, resamples: int, seed: int) -> np.ndarray:
@@ -227,9 +239,13 @@ def measure(stats: TextStats, *, bootstrap: int, seed: int) -> Measurement:
     weights = bootstrap_weights(stats.n_texts, bootstrap, seed)
     values, expected = stats.corpus_metrics()
     boot_values, boot_expected = stats.corpus_metrics(weights)
+    budget = {}
+    if stats.budget is not None:
+        budget["budget"], budget["budget_uniform"] = stats.budget_shares()
+        budget["boot_budget"], budget["boot_budget_uniform"] = stats.budget_shares(weights)
     return Measurement(
         values, expected, boot_values, boot_expected,
-        stats.offset_shares(), stats.offset_shares(weights), stats.n_texts,
+        stats.offset_shares(), stats.offset_shares(weights), stats.n_texts, **budget,
     )
 
 
@@ -295,7 +311,21 @@ def repeated_sequence_scores(model: LoadedModel, *, seed: int, vocab: VocabClass
 
 
 def budget_frame(measurement: Measurement) -> pd.DataFrame:
-    """One row per head: each budget part's share of attention (filled in by the budget scorer)."""
+    """One row per head: each budget part's share of attention (`<part>`), what uniform attention
+    gives it (`<part>_uniform`) and its 95% interval over stories (`<part>_lo`, `<part>_hi`)."""
     n_layers, n_heads, _ = measurement.values.shape
     layer, head = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
-    return pd.DataFrame({"layer": layer.ravel(), "head": head.ravel()})
+    columns = {"layer": layer.ravel(), "head": head.ravel()}
+    if measurement.budget is None:
+        return pd.DataFrame(columns)
+    flat = measurement.budget.reshape(n_layers * n_heads, len(PARTS))
+    if measurement.boot_budget is not None and measurement.boot_budget.shape[0] > 0:
+        low, high = np.percentile(measurement.boot_budget, [2.5, 97.5], axis=0)
+    else:
+        low = high = np.full_like(measurement.budget, np.nan)
+    for k, part in enumerate(PARTS):
+        columns[part] = flat[:, k]
+        columns[f"{part}_uniform"] = np.full(len(flat), measurement.budget_uniform[k])
+        columns[f"{part}_lo"] = low.reshape(-1, len(PARTS))[:, k]
+        columns[f"{part}_hi"] = high.reshape(-1, len(PARTS))[:, k]
+    return pd.DataFrame(columns)

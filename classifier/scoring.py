@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 # Names live in classifier.registry (no torch there); re-exported for the scorer's callers.
-from classifier.registry import MAX_TRACKED_OFFSET, METRICS, OFFSETS, MetricName, check_metric_names  # noqa: F401
+from classifier.registry import MAX_TRACKED_OFFSET, METRICS, OFFSETS, PARTS, MetricName, check_metric_names  # noqa: F401
 from classifier.tokens import SequenceClasses
 
 
@@ -33,6 +33,9 @@ class BatchStats:
     uniform: torch.Tensor
     offset_counts: torch.Tensor
     offset_queries: torch.Tensor  # (B,) queries counted in offset_counts
+    budget: torch.Tensor | None = None  # (B, L, H, P) budget part sums over queries i >= 1
+    budget_uniform: torch.Tensor | None = None  # (B, P) the same under uniform attention
+    budget_queries: torch.Tensor | None = None  # (B,) queries i >= 1
 
 
 # Metrics that read one key per query (a pointer), and the extra offsets the local window needs.
@@ -63,6 +66,33 @@ class Targets:
     eligible: torch.Tensor
     uniform: torch.Tensor
     valid: torch.Tensor
+    budget: "BudgetTargets | None" = None
+
+
+# Budget parts read through a pointer (one key per query), in PARTS order after sink/self/previous.
+BUDGET_POINTERS = ("word_start", "last_delimiter", "clause_start")
+# Budget parts read through a per-query key set, stacked after PAIR_TARGETS in Targets.pairs.
+BUDGET_PAIRS = ("duplicate", "induction")
+# Offsets whose keys make up the rest of the local window (i - 4 <= j <= i - 2).
+LOCAL_REST_OFFSETS = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class BudgetTargets:
+    """How one batch's keys split into the disjoint budget parts of `classifier.registry.PARTS`.
+
+    pointer_ok (B, 3, T): the BUDGET_POINTERS key exists and is not claimed by an earlier part
+    (positions are in Targets.positions); pointer_flags (B, 3, T, 2): whether that key is a
+    name / a delimiter (those keys are taken out of the flagged parts); local_free (B, 3, T):
+    the key at offset 2, 3, 4 belongs to no earlier part; uniform (B, P, T) each part's share
+    under uniform attention; eligible (B, T): real queries i >= 1.
+    """
+
+    pointer_ok: torch.Tensor
+    pointer_flags: torch.Tensor
+    local_free: torch.Tensor
+    uniform: torch.Tensor
+    eligible: torch.Tensor
 
 
 def _shift_right(x: torch.Tensor, by: int, fill=0) -> torch.Tensor:
@@ -101,6 +131,8 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
     induction_set = _shift_right(same_token, 1, False) & (j < i)
     pairs = {"duplicate": same_token, "induction": induction_set}
 
+    budget, budget_pairs = _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs)
+
     eligible = {
         "current": at_least(1), "previous": at_least(2), "offset2": at_least(3), "local": at_least(5),
         "start_of_text": at_least(1),
@@ -122,21 +154,82 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
         positions=positions.clamp(min=0),
         position_ok=position_ok,
         key_vectors=torch.stack([classes.delimiter.float(), classes.name.float(), pos.float()], dim=-1),
-        pairs=torch.stack([pairs[m].float() for m in PAIR_TARGETS], dim=1),
+        pairs=torch.stack([pairs[m].float() for m in PAIR_TARGETS] + budget_pairs, dim=1),
         eligible=torch.stack([eligible[m] for m in METRICS], dim=1),
         uniform=torch.stack([uniform[m].float() for m in METRICS], dim=1),
         valid=valid,
+        budget=budget,
     )
 
 
+def _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs):
+    """Budget targets of one batch, and the (B, T, T) key sets of its BUDGET_PAIRS parts.
+
+    A key goes to the first part of PARTS it qualifies for. BOS, self and previous are positions;
+    the word start, latest delimiter and clause start are pointers, kept only when they are at
+    most i - 2 and not an earlier pointer's key; names and other delimiters are flagged keys less
+    those pointers; duplicates and induction targets are key sets less everything before them;
+    the local rest is offsets 2-4 less everything before; the rest is what is left.
+    """
+    batch, length = pos.shape
+    queries = (pos + 1).float()
+    real = valid & (pos >= 1)
+    word_ok = classes.continuation & (w >= 1) & (w <= pos - 2)
+    delimiter_ok = (p >= 1) & (p <= pos - 2) & ~(word_ok & (p == w))
+    clause_ok = (c >= 1) & (c <= pos - 2) & ~(word_ok & (c == w)) & ~(delimiter_ok & (c == p))
+    pointers = torch.stack([w, p, c], dim=1).clamp(min=0, max=length - 1)  # (B, 3, T)
+    pointer_ok = torch.stack([word_ok, delimiter_ok, clause_ok], dim=1) & real[:, None]
+
+    flag_stack = torch.stack([flags["proper_noun"], flags["delimiter"]], dim=-1)  # (B, T, 2)
+    pointer_flags = flag_stack[torch.arange(batch, device=pos.device)[:, None, None], pointers]  # (B, 3, T, 2)
+    pointer_flags = pointer_flags & pointer_ok[..., None]
+
+    # Keys claimed before the key-set parts: pointer keys and flagged keys. (B, T, T)
+    i, j = pos[:, :, None], pos[:, None, :]
+    in_range = (j >= 1) & (j <= i - 2) & real[:, :, None]
+    claimed = (flags["proper_noun"] | flags["delimiter"])[:, None, :].expand(batch, length, length).clone()
+    for k in range(len(BUDGET_POINTERS)):
+        claimed |= (j == pointers[:, k, :, None]) & pointer_ok[:, k, :, None]
+    duplicate = pairs["duplicate"] & in_range & ~claimed
+    induction = pairs["induction"] & in_range & ~claimed & ~duplicate
+    claimed = claimed | duplicate | induction
+
+    offsets = torch.tensor(LOCAL_REST_OFFSETS, device=pos.device)
+    keys = (pos[:, None, :] - offsets[None, :, None])  # (B, 3, T)
+    taken = claimed.gather(2, keys.clamp(min=0).transpose(1, 2)).transpose(1, 2)  # (B, 3, T)
+    local_free = (keys >= 1) & ~taken & real[:, None]
+
+    def count_before(flag_index: int, metric: str) -> torch.Tensor:
+        return flagged_before[metric] - pointer_flags[..., flag_index].float().sum(1)
+
+    parts = {
+        "sink": torch.ones_like(queries),
+        "self": torch.ones_like(queries),
+        "previous": (pos >= 2).float(),
+        **{name: pointer_ok[:, k].float() for k, name in enumerate(BUDGET_POINTERS)},
+        "name": count_before(0, "proper_noun"),
+        "other_delimiter": count_before(1, "delimiter"),
+        "duplicate": duplicate.sum(-1).float(),
+        "induction": induction.sum(-1).float(),
+        "local_rest": local_free.sum(1).float(),
+    }
+    parts["rest"] = queries - sum(parts.values())
+    uniform = torch.stack([parts[name] / queries for name in PARTS], dim=1) * real[:, None]
+    budget = BudgetTargets(
+        pointer_ok=pointer_ok, pointer_flags=pointer_flags, local_free=local_free, uniform=uniform, eligible=real,
+    )
+    return budget, [duplicate.float(), induction.float()]
+
+
 def score_patterns(
-    patterns: torch.Tensor, targets: Targets, argmax: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+    patterns: torch.Tensor, targets: Targets, argmax: torch.Tensor | None = None, *, with_budget: bool = False
+) -> tuple[torch.Tensor, ...]:
     """Reduce one layer's patterns (B, H, T, T) to per-text sums over eligible queries.
 
     `targets` come from `metric_targets` (they depend on the tokens only, so one batch computes
     them once for all layers). `argmax` (B, H, T), the key each query attends to most, may be
-    passed when the caller needs it too. Returns sums (B, H, M) and argmax-offset counts (B, H, O).
+    passed when the caller needs it too. Returns sums (B, H, M) and argmax-offset counts (B, H, O),
+    and with `with_budget` the budget part sums (B, H, P) too.
     """
     batch, n_heads, length, _ = patterns.shape
     patterns = patterns.float()
@@ -160,8 +253,8 @@ def score_patterns(
         )
     per_query["distance"] = pos - keyed[..., 2]
 
-    summed = torch.einsum("bhij,bmij->bhmi", patterns, targets.pairs)  # (B, H, 2, T)
-    per_query.update(zip(PAIR_TARGETS, summed.unbind(2)))
+    summed = torch.einsum("bhij,bmij->bhmi", patterns, targets.pairs)  # (B, H, 2 (+2 budget), T)
+    per_query.update(zip(PAIR_TARGETS, summed[:, :, : len(PAIR_TARGETS)].unbind(2)))
 
     # Entropy normalised by its maximum ln(i + 1); xlogy gives 0 ln 0 = 0. Query 0 is never eligible.
     per_query["entropy"] = -torch.special.xlogy(patterns, patterns).sum(-1) / torch.log1p(pos.clamp(min=1).float())
@@ -174,7 +267,36 @@ def score_patterns(
     offsets = (pos - argmax).clamp(max=MAX_TRACKED_OFFSET + 1)  # (B, H, T)
     one_hot = torch.nn.functional.one_hot(offsets, len(OFFSETS) + 1).float()
     offset_counts = (one_hot * offset_queries(targets).float()[:, None, :, None]).sum(-2)
-    return sums, offset_counts
+    if not with_budget:
+        return sums, offset_counts
+    return sums, offset_counts, _budget_sums(per_query, gathered, summed[:, :, len(PAIR_TARGETS):], targets.budget)
+
+
+def _budget_sums(per_query: dict, gathered: torch.Tensor, pair_sums: torch.Tensor, budget: BudgetTargets) -> torch.Tensor:
+    """Per-text sums (B, H, P) of each budget part over real queries i >= 1.
+
+    Reuses the metric contractions: pointer parts are gathered keys, flagged parts are the
+    flagged sums less the pointer keys among them, key-set parts come from the same einsum.
+    """
+    pointer_index = [POINTER_TARGETS.index(name) for name in BUDGET_POINTERS]
+    pointers = gathered[..., pointer_index] * budget.pointer_ok.transpose(1, 2)[:, None]  # (B, H, T, 3)
+    flags = budget.pointer_flags.transpose(1, 2)[:, None].float()  # (B, 1, T, 3, 2)
+    offsets = gathered[..., [POINTER_TARGETS.index(f"offset{k}") for k in LOCAL_REST_OFFSETS]]
+    at_previous = per_query["previous"] * (torch.arange(gathered.shape[2], device=gathered.device) >= 2)
+    parts = {
+        "sink": per_query["start_of_text"],
+        "self": per_query["current"],
+        "previous": at_previous,
+        **dict(zip(BUDGET_POINTERS, pointers.unbind(-1))),
+        "name": per_query["proper_noun"] - (pointers * flags[..., 0]).sum(-1),
+        "other_delimiter": per_query["delimiter"] - (pointers * flags[..., 1]).sum(-1),
+        "duplicate": pair_sums[:, :, 0],
+        "induction": pair_sums[:, :, 1],
+        "local_rest": (offsets * budget.local_free.transpose(1, 2)[:, None]).sum(-1),
+    }
+    parts["rest"] = 1.0 - sum(parts.values())
+    stacked = torch.stack([parts[name] for name in PARTS], dim=2)  # (B, H, P, T)
+    return torch.where(budget.eligible[:, None, None], stacked, 0.0).sum(-1)
 
 
 def offset_queries(targets: Targets) -> torch.Tensor:
@@ -187,6 +309,14 @@ def query_stats(targets: Targets) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     """Per-text eligible-query counts (B, M), uniform-attention sums (B, M), offset queries (B,)."""
     eligible = targets.eligible.float()
     return eligible.sum(-1), (targets.uniform * eligible).sum(-1), offset_queries(targets).float().sum(-1)
+
+
+def budget_query_stats(targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-text uniform-attention budget sums (B, P) and budget query counts (B,)."""
+    return targets.budget.uniform.sum(-1), targets.budget.eligible.float().sum(-1)
+
+
+_STAT_FIELDS = ("sums", "counts", "uniform", "offset_counts", "offset_queries", "budget", "budget_uniform", "budget_queries")
 
 
 @dataclass(frozen=True)
@@ -202,14 +332,15 @@ class TextStats:
     uniform: np.ndarray
     offset_counts: np.ndarray
     offset_queries: np.ndarray
+    budget: np.ndarray | None = None  # (N, L, H, P)
+    budget_uniform: np.ndarray | None = None  # (N, P)
+    budget_queries: np.ndarray | None = None  # (N,)
 
     @classmethod
     def from_batches(cls, batches: list[BatchStats], order: np.ndarray | None = None) -> "TextStats":
         """Concatenate batch statistics; `order[k]` is the corpus index of the k-th text seen."""
-        fields = {
-            name: np.concatenate([getattr(b, name).double().cpu().numpy() for b in batches])
-            for name in ("sums", "counts", "uniform", "offset_counts", "offset_queries")
-        }
+        names = [n for n in _STAT_FIELDS if all(getattr(b, n) is not None for b in batches)]
+        fields = {name: np.concatenate([getattr(b, name).double().cpu().numpy() for b in batches]) for name in names}
         if order is not None:
             inverse = np.empty_like(order)
             inverse[order] = np.arange(len(order))
@@ -219,10 +350,8 @@ class TextStats:
     @classmethod
     def merge(cls, parts: list["TextStats"]) -> "TextStats":
         """Texts of several shards, in the order given."""
-        return cls(**{
-            name: np.concatenate([getattr(p, name) for p in parts])
-            for name in ("sums", "counts", "uniform", "offset_counts", "offset_queries")
-        })
+        names = [n for n in _STAT_FIELDS if all(getattr(p, n) is not None for p in parts)]
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
 
     @property
     def n_texts(self) -> int:
@@ -242,6 +371,18 @@ class TextStats:
             values = sums / counts[..., None, None, :]
             expected = uniform / counts
         return values, expected
+
+    def budget_shares(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each budget part's share of attention (..., L, H, P) and under uniform attention (..., P),
+        token-weighted over queries i >= 1; `weights` (R, N) reweights texts."""
+        if weights is None:
+            sums, uniform, queries = self.budget.sum(0), self.budget_uniform.sum(0), self.budget_queries.sum()
+        else:
+            sums = np.einsum("rn,nlhp->rlhp", weights, self.budget)
+            uniform, queries = weights @ self.budget_uniform, weights @ self.budget_queries
+        queries = np.asarray(queries)[..., None]  # (..., 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return sums / queries[..., None, None, :], uniform / queries
 
     def offset_shares(self, weights: np.ndarray | None = None) -> np.ndarray:
         """Share of queries (i >= MAX_TRACKED_OFFSET) whose argmax is at each offset: (L, H, O),
