@@ -15,9 +15,8 @@ import pandas as pd
 
 from classifier.formatting import head_label, markdown_table, percent, times, token
 from classifier.registry import ROLE_REGISTRY
+from classifier.thresholds import DEFAULT_THRESHOLDS
 
-# Columns of the role table, beside the label and its evidence: the metrics a reader checks first.
-KEY_METRICS = ("current", "previous", "start_of_text", "delimiter", "clause_start", "proper_noun", "entropy")
 # Evidence pairs shown per head, and the prompt's strongest arrows shown per head.
 PAIRS_SHOWN = 3
 PROMPT_ARROWS_SHOWN = 3
@@ -25,58 +24,62 @@ PROMPT_ARROWS_SHOWN = 3
 # attention (and >= 5% of attention): below that the "preference" is noise.
 UNCLEAR_NOTABLE_LIFT = 2.0
 
-METRIC_PHRASES = {
-    "current": "the current token", "previous": "the previous token", "offset2": "two tokens back",
-    "local": "the last five tokens", "start_of_text": "the start-of-text token",
-    "delimiter": "earlier delimiters", "last_delimiter": "the latest delimiter",
-    "clause_start": "the clause start", "proper_noun": "earlier names", "word_start": "the word's first piece",
-    "duplicate": "earlier copies of the token", "induction": "tokens after earlier copies",
+# Budget parts named in descriptions (unclear heads, secondary roles).
+PART_PHRASES = {
+    "self": "itself", "previous": "the previous token", "word_start": "the word's first piece",
+    "last_delimiter": "the latest delimiter", "clause_start": "the clause start", "name": "earlier names",
+    "other_delimiter": "other delimiters", "duplicate": "earlier copies of the token",
+    "induction": "tokens after earlier copies", "local_rest": "two to four tokens back",
 }
 
 
-def describe_head(metrics: pd.Series, role: str, secondary, offset: int) -> str:
+def _budget_phrase(budget: pd.Series, part: str) -> str:
+    lift = budget[part] / budget[f"{part}_uniform"] if budget[f"{part}_uniform"] > 0 else np.nan
+    return f"{PART_PHRASES[part]} ({percent(budget[part])}, {times(lift)} uniform)"
+
+
+def describe_head(label: pd.Series, metrics: pd.Series, budget: pd.Series | None) -> str:
     """One sentence in the register of a researcher's table, with the numbers behind it."""
+    role, offset = label["role"], int(label["offset"])
+    sink = f"; {percent(label['sink'])} parked on BOS" if label["sink"] >= 0.2 and role != "start-of-text" else ""
     if role == "unclear":
-        shares = {m: metrics[m] for m in METRIC_PHRASES if np.isfinite(metrics[f"{m}_lift"]) and metrics[m] >= 0.05}
-        best = max(shares, key=lambda m: metrics[f"{m}_lift"], default=None)
-        if best is None or metrics[f"{best}_lift"] < UNCLEAR_NOTABLE_LIFT:
-            return f"No role passes, and no target gets {UNCLEAR_NOTABLE_LIFT:g}x what uniform attention would give."
-        return (
-            f"No role passes; leans towards {METRIC_PHRASES[best]} "
-            f"({percent(metrics[best])} of attention, {metrics[f'{best}_lift']:.1f}x uniform)."
-        )
+        if budget is None or not len(budget):
+            return "No role passes."
+        lifts = {p: budget[p] / budget[f"{p}_uniform"] for p in PART_PHRASES if budget[f"{p}_uniform"] > 0}
+        best = max(lifts, key=lifts.get, default=None)
+        if best is None or lifts[best] < UNCLEAR_NOTABLE_LIFT or budget[best] < 0.05:
+            return f"No clear preference: no target gets {UNCLEAR_NOTABLE_LIFT:g}x what uniform attention gives{sink}."
+        return f"No role passes; leans towards {_budget_phrase(budget, best)}{sink}."
     entry = ROLE_REGISTRY[role]
-    metric = entry.headline
     phrase = entry.phrase.format(offset=offset)
     if role == "positional":
-        share = metrics.get(f"argmax_offset_{offset}", np.nan)
-        main = f"{phrase} (its argmax for {percent(share)} of queries)"
+        main = f"{phrase} (its argmax for {percent(metrics.get(f'argmax_offset_{offset}', np.nan))} of queries)"
     elif role == "broad":
         main = f"{phrase} (entropy {metrics['entropy']:.2f} of the maximum, largest weight {metrics['max_weight']:.2f} on average)"
     else:
-        low, high = metrics[f"{metric}_lo"], metrics[f"{metric}_hi"]
-        interval = f", 95% CI {percent(low)[:-1]}-{percent(high)}" if np.isfinite(low) else ""
-        main = f"{phrase} ({percent(metrics[metric])} of attention{interval})"
-    extras = []
-    for other in list(secondary)[:2]:
-        lift = metrics.get(f"{ROLE_REGISTRY[other].headline}_lift", np.nan)
-        phrase = ROLE_REGISTRY[other].secondary_phrase
-        extras.append(f"{phrase} ({lift:.1f}x uniform)" if np.isfinite(lift) else phrase)
-    return main + (f"; also to {' and '.join(extras)}." if extras else ".")
+        main = f"{phrase}: {percent(label['explained'])} of attention, {times(label['lift'])} uniform"
+    extras = [ROLE_REGISTRY[other].secondary_phrase for other in list(label["secondary"])[:2] if other != "start-of-text"]
+    return main + (f"; also {' and '.join(extras)}" if extras else "") + sink + "."
 
 
 def role_table(run) -> pd.DataFrame:
     """The researcher-style table: one row per head, display strings."""
     n_layers = run.model.n_layers
-    merged = run.metrics.merge(run.roles, on=["layer", "head"])
+    metrics = run.metrics.set_index(["layer", "head"])
+    budget = run.budget.set_index(["layer", "head"]) if len(run.budget.columns) > 2 else None
     rows = []
-    for _, row in merged.iterrows():
+    for _, label in run.roles.iterrows():
+        key = (label["layer"], label["head"])
         rows.append({
-            "Head": head_label(row["layer"], row["head"], n_layers),
-            "Role": row["role"] + (f" (+{', '.join(row['secondary'])})" if row["secondary"] else ""),
-            "Description": describe_head(row, row["role"], row["secondary"], int(row["offset"])),
-            "Confidence": percent(row["confidence"]),
-            **{m: f"{row[m]:.2f}" for m in KEY_METRICS},
+            "Head": head_label(label["layer"], label["head"], n_layers),
+            "Role": label["role"] + (f" (+{', '.join(label['secondary'])})" if label["secondary"] else ""),
+            "Description": describe_head(label, metrics.loc[key], budget.loc[key] if budget is not None else None),
+            "Explained": percent(label.get("explained", np.nan)),
+            "Lift": times(label.get("lift", np.nan)),
+            "Margin": percent(label.get("margin", np.nan)),
+            "Sink": percent(label.get("sink", np.nan)),
+            "Stability": percent(label.get("stability", np.nan)),
+            "Confidence": percent(label["confidence"]),
         })
     return pd.DataFrame(rows)
 
@@ -141,9 +144,15 @@ def render_report(run, figures: dict[str, str] | None = None) -> str:
         "",
         "## Roles",
         "",
-        "Confidence is the share of bootstrap resamples over stories that give the same primary role. "
-        "Metric columns are token-weighted shares of attention (entropy: of its maximum); definitions in "
-        "section 3 of the design notes, thresholds in `classifier/thresholds.py`.",
+        "Each query's attention is split into disjoint parts by the most specific target each key is "
+        "(BOS, itself, the previous token, the word's first piece, the latest delimiter, the clause start, names, "
+        "other delimiters, earlier copies, induction targets, the rest of the last five tokens, everything else). "
+        "**Explained**: share of all attention in the part(s) the role names; **Lift**: that share over what "
+        "uniform attention would give; **Margin**: how far the role's share above uniform leads the next target's; "
+        "**Sink**: share parked on BOS; **Stability**: share of bootstrap resamples over stories giving the same role; "
+        "**Confidence**: stability, scaled down when the margin is under "
+        f"{percent(DEFAULT_THRESHOLDS.margin_full)} of attention. Rules in `classifier/roles.py`, thresholds in "
+        "`classifier/thresholds.py`; per-part shares in budget.csv, section-3 metrics in metrics.csv.",
         "",
         markdown_table(role_table(run)),
         "",
@@ -154,9 +163,10 @@ def render_report(run, figures: dict[str, str] | None = None) -> str:
         lines += ["## Figures", ""] + [f"![{title}]({name})" for name, title in figures.items()] + [""]
     if len(run.pairs):
         lines += [
-            "## Evidence: typical (query -> key) pairs",
+            "## Evidence: characteristic (query -> key) pairs",
             "",
-            "The (query token -> token it attends to most) pairs seen most often over the corpus, with their share of the head's queries.",
+            "The (query token -> token it attends to most) pairs seen most often over the corpus, leaving out queries "
+            "whose argmax is the token itself or BOS (every head has those), with their share of the remaining queries.",
             "",
             *evidence_lines(run),
             "",

@@ -1,182 +1,254 @@
-"""Role labels from measured metrics (section 4 of the design notes).
+"""Role labels from measured attention (section 4 of the design notes).
 
-Each role is a rule over the metric arrays: it passes or not, and has a strength in [0, 1] that
-ranks passing roles (the strongest is the primary role, the others are secondary). Rules are
-written over numpy arrays with any leading shape, so the same code labels the point estimate
-and every bootstrap resample at once; a head's confidence is the share of resamples that give
-the point estimate's primary role. Thresholds live in `classifier.thresholds`.
+Every head has one budget of attention: each query's attention split into disjoint parts by the
+most specific target each key is (`classifier.registry.PARTS`), with uniform attention's budget
+beside it. A role explains one part (or a group of parts) of that budget. The rules, over numpy
+arrays with any leading shape so that the point estimate and every bootstrap resample are labelled
+at once:
+- a target role (previous token, latest delimiter, ...) passes on a clear preference: its share is
+  many times uniform and a real share of the non-sink attention (preference, not size);
+- `positional` (one fixed offset is the argmax for nearly every query) wins whenever it passes;
+- `local` (the last few tokens) passes only when no single part of that window explains most of
+  it, and `broad` only when nothing else passes (specific before general);
+- `start-of-text` (the attention sink) is the primary role only when no other target holds a
+  real share of all attention; otherwise it stays a secondary role and `sink` is reported as such.
+The primary role is the passing role whose share exceeds uniform by the most (one scale: share of
+attention above uniform). Thresholds live in `classifier.thresholds`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
-from classifier.scoring import METRICS, OFFSETS
+from classifier.registry import (  # noqa: F401  (ROLES etc. re-exported for callers)
+    METRICS,
+    OFFSETS,
+    PARTS,
+    ROLE_REGISTRY,
+    ROLES,
+    SCORED_ROLES,
+    RoleName,
+    check_role_names,
+)
 from classifier.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
-RoleName = Literal[
-    "current-token",
-    "previous-token",
-    "positional",
-    "start-of-text",
-    "delimiter",
-    "clause-start",
-    "proper-noun",
-    "local",
-    "word-start",
-    "broad",
-    "duplicate-token",
-    "induction",
-    "unclear",
-]
-ROLES: tuple[RoleName, ...] = get_args(RoleName)
-SCORED_ROLES: tuple[RoleName, ...] = ROLES[:-1]  # "unclear" is what is left when none passes
-
-# Roles that mean "attends to this target": the metric that measures the target.
-TARGET_METRIC: dict[str, str] = {
-    "current-token": "current",
-    "previous-token": "previous",
-    "start-of-text": "start_of_text",
-    "delimiter": "delimiter",
-    "clause-start": "clause_start",
-    "proper-noun": "proper_noun",
-    "local": "local",
-    "word-start": "word_start",
-    "duplicate-token": "duplicate",
-    "induction": "induction",
-}
 # The metric that carries a role's headline number in tables and descriptions.
-HEADLINE_METRIC: dict[str, str] = {**TARGET_METRIC, "positional": "offset2", "broad": "entropy"}
+HEADLINE_METRIC: dict[str, str] = {name: r.headline for name, r in ROLE_REGISTRY.items() if r.headline}
+SINK = PARTS.index("sink")
+UNCLEAR = ROLES.index("unclear")
+_KIND = np.array([ROLE_REGISTRY[r].kind for r in SCORED_ROLES])
+# Roles that explain disjoint parts of the budget: the runners-up a primary role is measured against.
+_DISJOINT = _KIND == "target"
 
 
-def check_role_names(names) -> None:
-    """Raise ValueError listing every unknown role name and the valid ones."""
-    unknown = [n for n in names if n not in ROLES]
-    if unknown:
-        raise ValueError(f"unknown role(s): {', '.join(unknown)}; valid: {', '.join(ROLES)}")
+@dataclass(frozen=True)
+class Evidence:
+    """Per role (last axis, SCORED_ROLES order) of every head: whether it passes, the share of all
+    attention it explains, that share under uniform attention, and the dominant argmax offset.
+    Shapes (..., L, H, R) and (..., L, H); `sink` (..., L, H) is the start-of-text share;
+    `available` (..., L, H, R) the share of queries for which the role's target exists."""
+
+    passes: np.ndarray
+    explained: np.ndarray
+    uniform: np.ndarray
+    available: np.ndarray
+    offset: np.ndarray
+    sink: np.ndarray
+
+    @property
+    def excess(self) -> np.ndarray:
+        """Share of attention above what uniform attention gives, over the queries for which the
+        target exists: the one scale roles rank on (a word-start head is judged on continuation
+        pieces, a previous-token head on every token)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nan_to_num((self.explained - self.uniform) / self.available, nan=-np.inf)
+
+    @property
+    def lift(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.explained / self.uniform
 
 
-def _excess(value: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """How far a share sits between uniform attention (0) and all attention on target (1)."""
+def _group_share(budget: np.ndarray, uniform: np.ndarray, available: np.ndarray, groups):
+    """Share, uniform share and availability (the largest of its parts') of the part group with
+    the largest lift. (..., L, H) each."""
+    def per_group(array, reduce):
+        return np.stack([reduce(array[..., [PARTS.index(p) for p in g]]) for g in groups], -1)
+
+    shares = per_group(budget, lambda a: a.sum(-1))
+    expected = np.broadcast_to(per_group(uniform, lambda a: a.sum(-1))[..., None, None, :], shares.shape)
+    reach = np.broadcast_to(per_group(available, lambda a: a.max(-1))[..., None, None, :], shares.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (value - expected) / (1.0 - expected)
+        best = np.nan_to_num(shares / expected, nan=-np.inf).argmax(-1)[..., None]
+    return tuple(np.take_along_axis(x, best, -1)[..., 0] for x in (shares, expected, reach))
 
 
 def role_evidence(
-    values: np.ndarray, expected: np.ndarray, offset_shares: np.ndarray, *,
-    n_layers: int, induction_repeated: np.ndarray | None = None,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pass flags and strengths of every scored role, and the dominant positional offset.
-
-    values (..., L, H, M), expected (..., M), offset_shares (..., L, H, O);
-    induction_repeated (L, H) or None. Returns passes and strength (..., L, H, len(SCORED_ROLES))
-    and offset (..., L, H).
-    """
+    budget: np.ndarray, budget_uniform: np.ndarray, budget_available: np.ndarray, values: np.ndarray,
+    offset_shares: np.ndarray, *,
+    n_layers: int, induction_repeated: np.ndarray | None = None, thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> Evidence:
+    """Evidence for every scored role. budget (..., L, H, P), budget_uniform and budget_available (..., P),
+    values (..., L, H, M) (section-3 metrics), offset_shares (..., L, H, O); induction_repeated (L, H)."""
     t = thresholds
-    metric = {m: values[..., k] for k, m in enumerate(METRICS)}
-    uniform = {m: expected[..., None, None, k] for k, m in enumerate(METRICS)}
-    lift_ok = {m: np.nan_to_num(metric[m]) >= t.target_lift * uniform[m] for m in METRICS}
-
-    passes, strength = {}, {}
-    for role, name in TARGET_METRIC.items():
-        share = np.nan_to_num(metric[name])
-        needed = t.sink_share if role == "start-of-text" else t.target_share
-        passes[role] = (share >= needed) & lift_ok[name]
-        strength[role] = np.nan_to_num(_excess(metric[name], uniform[name]))
+    budget = np.nan_to_num(budget)
+    sink = budget[..., SINK]
+    non_sink = np.clip(1.0 - sink, 1e-9, None)
+    part = {p: budget[..., k] for k, p in enumerate(PARTS)}
+    metric = {m: np.nan_to_num(values[..., k]) for k, m in enumerate(METRICS)}
 
     # Offsets >= 2 only; the last bin (offsets beyond the tracked range) is no fixed offset.
-    positional_shares = offset_shares[..., 2 : len(OFFSETS)]
-    best = positional_shares.argmax(-1)
-    best_share = np.nan_to_num(positional_shares.max(-1))
-    passes["positional"] = best_share >= t.positional_argmax_share
-    strength["positional"] = best_share
-    offset = best + 2
+    positional_shares = np.nan_to_num(offset_shares[..., 2 : len(OFFSETS)])
+    offset = positional_shares.argmax(-1) + 2
+    best_offset_share = positional_shares.max(-1)
+    nearest_offset_share = np.nan_to_num(offset_shares[..., :5]).max(-1)
 
-    nearest_shares = np.nan_to_num(offset_shares[..., :5]).max(-1)
-    passes["local"] = passes["local"] & (np.nan_to_num(metric["local"]) >= t.local_share) & (
-        nearest_shares < t.local_max_offset_share
-    )
-
-    entropy = np.nan_to_num(metric["entropy"])
-    passes["broad"] = (entropy >= t.broad_entropy) & (np.nan_to_num(metric["max_weight"]) <= t.broad_max_weight)
-    strength["broad"] = entropy
+    passes, explained, expected, reach = {}, {}, {}, {}
+    for name in SCORED_ROLES:
+        role = ROLE_REGISTRY[name]
+        share, uniform, available = _group_share(budget, budget_uniform, budget_available, role.parts)
+        if role.kind == "positional":  # offsets 2-4 sit in the local rest; farther ones in the rest
+            far = _group_share(budget, budget_uniform, budget_available, (("rest",),))
+            share, uniform, available = (np.where(offset <= 4, near, away) for near, away in zip((share, uniform, available), far))
+        explained[name], expected[name], reach[name] = share, uniform, available
+        with np.errstate(invalid="ignore", divide="ignore"):
+            conditional = share / np.clip(available, 1e-9, None) / non_sink  # of the non-sink attention where it exists
+            preferred = (share >= t.target_lift * uniform) & (conditional >= t.target_share)
+        if role.kind == "target":
+            passes[name] = preferred
+        elif role.kind == "sink":
+            passes[name] = sink >= t.sink_share
+        elif role.kind == "positional":
+            passes[name] = best_offset_share >= t.positional_argmax_share
+        elif role.kind == "local":
+            largest_part = np.maximum(part["self"], part["previous"])
+            passes[name] = (
+                preferred & (conditional >= t.local_share) & (largest_part <= t.local_max_part * share)
+                & (nearest_offset_share < t.local_max_offset_share)
+            )
+        elif role.kind == "broad":
+            passes[name] = (metric["entropy"] >= t.broad_entropy) & (metric["max_weight"] <= t.broad_max_weight)
 
     confirmed = induction_repeated is not None and n_layers >= 2
     repeated_ok = (np.nan_to_num(induction_repeated) >= t.induction_repeated_share) if confirmed else False
     passes["induction"] = passes["induction"] & repeated_ok
 
-    stacked_pass = np.stack([np.broadcast_to(passes[r], best_share.shape) for r in SCORED_ROLES], -1)
-    stacked_strength = np.stack([np.broadcast_to(strength[r], best_share.shape) for r in SCORED_ROLES], -1)
-    return stacked_pass, stacked_strength, offset
+    def stack(table):
+        return np.stack([np.broadcast_to(table[r], sink.shape) for r in SCORED_ROLES], -1)
+
+    return Evidence(
+        passes=stack(passes), explained=stack(explained), uniform=stack(expected), available=stack(reach),
+        offset=offset, sink=sink,
+    )
 
 
-def primary_roles(passes: np.ndarray, strength: np.ndarray) -> np.ndarray:
-    """Index into ROLES of the strongest passing role; ROLES.index("unclear") if none passes."""
-    ranked = np.where(passes, strength, -np.inf)
+def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
+    """Index into ROLES of each head's primary role. (..., L, H)."""
+    kind = np.broadcast_to(_KIND, evidence.passes.shape)
+    specific = evidence.passes & np.isin(kind, ["target", "positional", "local"])
+    ranked = np.where(specific, evidence.excess, -np.inf)
     best = ranked.argmax(-1)
-    return np.where(passes.any(-1), best, ROLES.index("unclear"))
+    best_share = np.take_along_axis(np.nan_to_num(evidence.explained), best[..., None], -1)[..., 0]
+    sink_passes = evidence.passes[..., SCORED_ROLES.index("start-of-text")]
+    broad_passes = evidence.passes[..., SCORED_ROLES.index("broad")]
+    # A fixed offset that is the argmax for nearly every query explains the head outright, even
+    # where its key is also a more specific target for some queries (a word start two back).
+    positional = evidence.passes[..., SCORED_ROLES.index("positional")]
+    best = np.where(positional, ROLES.index("positional"), best)
+    specific_wins = specific.any(-1) & (~sink_passes | (best_share >= thresholds.sink_overrule_share) | positional)
+    fallback = np.where(
+        sink_passes, ROLES.index("start-of-text"), np.where(broad_passes, ROLES.index("broad"), UNCLEAR)
+    )
+    return np.where(specific_wins, best, fallback)
+
+
+def margins(evidence: Evidence, primary: np.ndarray) -> np.ndarray:
+    """How far the primary role's excess share leads the best other disjoint target. (..., L, H);
+    NaN for broad and unclear heads."""
+    excess = evidence.excess
+    index = np.minimum(primary, len(SCORED_ROLES) - 1)[..., None]
+    own = np.take_along_axis(excess, index, -1)[..., 0]
+    others = np.broadcast_to(_DISJOINT, excess.shape).copy()
+    np.put_along_axis(others, index, False, -1)
+    local = primary == ROLES.index("local")  # the window's own parts are not its rivals
+    for inside in ("current-token", "previous-token"):
+        others[..., SCORED_ROLES.index(inside)] &= ~local
+    runner_up = np.where(others, excess, -np.inf).max(-1)
+    margin = own - np.where(np.isfinite(runner_up), runner_up, 0.0)
+    named = ~np.isin(primary, [UNCLEAR, ROLES.index("broad")])
+    return np.where(named, margin, np.nan)
 
 
 @dataclass(frozen=True)
 class RoleLabels:
-    """Role labels of every head (a tidy frame) and the evidence arrays behind them."""
+    """Role labels of every head (a tidy frame) and the evidence behind them."""
 
-    frame: pd.DataFrame  # layer, head, role, secondary, confidence, strength, offset
-    passes: np.ndarray  # (L, H, len(SCORED_ROLES))
-    strength: np.ndarray
+    frame: pd.DataFrame  # layer, head, role, secondary, confidence, stability, explained, lift, margin, sink, offset
+    evidence: Evidence
 
     def to_records(self) -> list[dict]:
-        """roles.json: a list of {layer, head, role, secondary, confidence} (null: no resamples)."""
-        return [
-            {"layer": int(r.layer), "head": int(r.head), "role": r.role, "secondary": list(r.secondary),
-             "confidence": float(r.confidence) if np.isfinite(r.confidence) else None}
-            for r in self.frame.itertuples()
-        ]
+        from classifier.run import roles_records
+
+        return roles_records(self.frame)
 
 
 def assign_roles(
-    measurement, *, induction_repeated: np.ndarray | None = None,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    measurement, *, induction_repeated: np.ndarray | None = None, thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> RoleLabels:
-    """Label every head of a `classifier.scorer.Measurement`."""
+    """Label every head of a `classifier.scorer.Measurement` (which must carry the budget)."""
+    if measurement.budget is None:
+        raise ValueError("the measurement has no attention budget; score it with classifier.scorer")
     n_layers = measurement.values.shape[0]
     options = dict(n_layers=n_layers, induction_repeated=induction_repeated, thresholds=thresholds)
-    passes, strength, offset = role_evidence(
-        measurement.values, measurement.expected, measurement.offset_shares, **options
+    evidence = role_evidence(
+        measurement.budget, measurement.budget_uniform, measurement.budget_available, measurement.values,
+        measurement.offset_shares, **options,
     )
-    primary = primary_roles(passes, strength)  # (L, H)
-    if measurement.boot_values.shape[0] > 0:
-        boot_passes, boot_strength, _ = role_evidence(
-            measurement.boot_values, measurement.boot_expected, measurement.boot_offset_shares, **options
+    primary = primary_roles(evidence, thresholds)  # (L, H)
+    margin = margins(evidence, primary)
+    resamples = measurement.boot_budget.shape[0] if measurement.boot_budget is not None else 0
+    if resamples > 0:
+        boot = role_evidence(
+            measurement.boot_budget, measurement.boot_budget_uniform, measurement.boot_budget_available,
+            measurement.boot_values, measurement.boot_offset_shares, **options,
         )
-        confidence = (primary_roles(boot_passes, boot_strength) == primary).mean(0)
+        stability = (primary_roles(boot, thresholds) == primary).mean(0)
     else:
-        confidence = np.full(primary.shape, np.nan)
+        stability = np.full(primary.shape, np.nan)
+    fit = np.clip(np.nan_to_num(margin, nan=thresholds.margin_full) / thresholds.margin_full, 0.0, 1.0)
+    confidence = stability * fit
 
+    excess = evidence.excess
     rows = []
     for layer, head in np.ndindex(primary.shape):  # building the table, once per head
-        order = np.argsort(-strength[layer, head])
-        passing = [SCORED_ROLES[k] for k in order if passes[layer, head, k]]
         role = ROLES[primary[layer, head]]
+        order = np.argsort(-excess[layer, head], kind="stable")
+        passing = [SCORED_ROLES[k] for k in order if evidence.passes[layer, head, k] and SCORED_ROLES[k] != role]
+        k = SCORED_ROLES.index(role) if role != "unclear" else None
+        explained = float(evidence.explained[layer, head, k]) if k is not None else np.nan
+        lift = float(evidence.lift[layer, head, k]) if k is not None else np.nan
         rows.append({
             "layer": layer,
             "head": head,
             "role": role,
-            "secondary": tuple(r for r in passing if r != role),
+            "secondary": tuple(passing),
             "confidence": float(confidence[layer, head]),
-            "strength": float(strength[layer, head, SCORED_ROLES.index(role)]) if role != "unclear" else np.nan,
-            "offset": int(offset[layer, head]),
+            "stability": float(stability[layer, head]),
+            "explained": explained,
+            "lift": lift,
+            "margin": float(margin[layer, head]),
+            "sink": float(evidence.sink[layer, head]),
+            "offset": int(evidence.offset[layer, head]),
         })
-    return RoleLabels(frame=pd.DataFrame(rows), passes=passes, strength=strength)
+    return RoleLabels(frame=pd.DataFrame(rows), evidence=evidence)
 
 
 def characteristic_pairs(pairs: pd.DataFrame, roles: pd.DataFrame, vocab) -> pd.DataFrame:
-    """The (query -> key) token pairs shown as each head's evidence, with token texts."""
+    """The (query -> key) token pairs shown as each head's evidence, with token texts. The scorer
+    counts only argmax keys other than the query itself and BOS, which every head has."""
     return pairs.assign(
         query=[vocab.texts[k] for k in pairs["query_id"]],
         key=[vocab.texts[k] for k in pairs["key_id"]],

@@ -88,13 +88,15 @@ class PairCounts:
 
     def add(self, layer: int, argmax: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> None:
         """Count the (query token, argmax key token) pairs of one layer, argmax (B, H, T), over
-        real queries i >= 1."""
+        real queries i >= 1 whose argmax is neither the query itself nor BOS: self and BOS pairs
+        are common to every head and say nothing about what makes a head what it is."""
         batch, n_heads, length = argmax.shape
         keys = tokens.gather(1, argmax.flatten(1)).view(batch, n_heads, length)
         queries = tokens[:, None, :].expand(batch, n_heads, length)
         heads = torch.arange(n_heads, device=tokens.device).view(1, n_heads, 1) + layer * self.n_heads
         codes = (heads * self.vocab_size + queries) * self.vocab_size + keys
-        mask = (valid & (torch.arange(length, device=tokens.device) >= 1))[:, None, :].expand_as(codes)
+        positions = torch.arange(length, device=tokens.device)
+        mask = (valid & (positions >= 1))[:, None, :] & (argmax != positions) & (argmax != 0)
         self.pending.append(codes[mask].cpu())
         if sum(len(p) for p in self.pending) > PAIR_BUFFER:
             self._merge()
@@ -165,7 +167,7 @@ def score_batch(
     if len(layer_sums) != model.n_layers:
         raise RuntimeError(f"attention patterns of {model.n_layers - len(layer_sums)} layers were never seen")
     counts, uniform, offset_queries = query_stats(targets)
-    budget_uniform, budget_queries = budget_query_stats(targets)
+    budget_uniform, budget_queries, budget_available = budget_query_stats(targets)
     layers = range(model.n_layers)
     return BatchStats(
         sums=torch.stack([layer_sums[layer] for layer in layers], dim=1),
@@ -173,7 +175,7 @@ def score_batch(
         offset_counts=torch.stack([layer_offsets[layer] for layer in layers], dim=1),
         offset_queries=offset_queries,
         budget=torch.stack([layer_budget[layer] for layer in layers], dim=1),
-        budget_uniform=budget_uniform, budget_queries=budget_queries,
+        budget_uniform=budget_uniform, budget_queries=budget_queries, budget_available=budget_available,
     )
 
 
@@ -226,6 +228,8 @@ class Measurement:
     budget_uniform: np.ndarray | None = None  # (P,) the same under uniform attention
     boot_budget: np.ndarray | None = None  # (R, L, H, P)
     boot_budget_uniform: np.ndarray | None = None  # (R, P)
+    budget_available: np.ndarray | None = None  # (P,) share of queries for which each part has a key
+    boot_budget_available: np.ndarray | None = None  # (R, P)
 
 
 def bootstrap_weights(n_texts: int, resamples: int, seed: int) -> np.ndarray:
@@ -241,8 +245,9 @@ def measure(stats: TextStats, *, bootstrap: int, seed: int) -> Measurement:
     boot_values, boot_expected = stats.corpus_metrics(weights)
     budget = {}
     if stats.budget is not None:
-        budget["budget"], budget["budget_uniform"] = stats.budget_shares()
-        budget["boot_budget"], budget["boot_budget_uniform"] = stats.budget_shares(weights)
+        budget["budget"], budget["budget_uniform"], budget["budget_available"] = stats.budget_shares()
+        boot = stats.budget_shares(weights)
+        budget["boot_budget"], budget["boot_budget_uniform"], budget["boot_budget_available"] = boot
     return Measurement(
         values, expected, boot_values, boot_expected,
         stats.offset_shares(), stats.offset_shares(weights), stats.n_texts, **budget,
@@ -326,6 +331,7 @@ def budget_frame(measurement: Measurement) -> pd.DataFrame:
     for k, part in enumerate(PARTS):
         columns[part] = flat[:, k]
         columns[f"{part}_uniform"] = np.full(len(flat), measurement.budget_uniform[k])
+        columns[f"{part}_available"] = np.full(len(flat), measurement.budget_available[k])
         columns[f"{part}_lo"] = low.reshape(-1, len(PARTS))[:, k]
         columns[f"{part}_hi"] = high.reshape(-1, len(PARTS))[:, k]
     return pd.DataFrame(columns)

@@ -36,6 +36,7 @@ class BatchStats:
     budget: torch.Tensor | None = None  # (B, L, H, P) budget part sums over queries i >= 1
     budget_uniform: torch.Tensor | None = None  # (B, P) the same under uniform attention
     budget_queries: torch.Tensor | None = None  # (B,) queries i >= 1
+    budget_available: torch.Tensor | None = None  # (B, P) queries for which the part has a key
 
 
 # Metrics that read one key per query (a pointer), and the extra offsets the local window needs.
@@ -93,6 +94,7 @@ class BudgetTargets:
     local_free: torch.Tensor
     uniform: torch.Tensor
     eligible: torch.Tensor
+    available: torch.Tensor  # (B, P, T) the part has at least one key for this query
 
 
 def _shift_right(x: torch.Tensor, by: int, fill=0) -> torch.Tensor:
@@ -215,8 +217,10 @@ def _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs):
     }
     parts["rest"] = queries - sum(parts.values())
     uniform = torch.stack([parts[name] / queries for name in PARTS], dim=1) * real[:, None]
+    available = torch.stack([parts[name] > 0.5 for name in PARTS], dim=1) & real[:, None]
     budget = BudgetTargets(
         pointer_ok=pointer_ok, pointer_flags=pointer_flags, local_free=local_free, uniform=uniform, eligible=real,
+        available=available,
     )
     return budget, [duplicate.float(), induction.float()]
 
@@ -311,12 +315,14 @@ def query_stats(targets: Targets) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return eligible.sum(-1), (targets.uniform * eligible).sum(-1), offset_queries(targets).float().sum(-1)
 
 
-def budget_query_stats(targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-text uniform-attention budget sums (B, P) and budget query counts (B,)."""
-    return targets.budget.uniform.sum(-1), targets.budget.eligible.float().sum(-1)
+def budget_query_stats(targets: Targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-text uniform-attention budget sums (B, P), budget query counts (B,), and counts of the
+    queries for which each part has a key at all (B, P)."""
+    budget = targets.budget
+    return budget.uniform.sum(-1), budget.eligible.float().sum(-1), budget.available.float().sum(-1)
 
 
-_STAT_FIELDS = ("sums", "counts", "uniform", "offset_counts", "offset_queries", "budget", "budget_uniform", "budget_queries")
+_STAT_FIELDS = ("sums", "counts", "uniform", "offset_counts", "offset_queries", "budget", "budget_uniform", "budget_queries", "budget_available")
 
 
 @dataclass(frozen=True)
@@ -335,6 +341,7 @@ class TextStats:
     budget: np.ndarray | None = None  # (N, L, H, P)
     budget_uniform: np.ndarray | None = None  # (N, P)
     budget_queries: np.ndarray | None = None  # (N,)
+    budget_available: np.ndarray | None = None  # (N, P)
 
     @classmethod
     def from_batches(cls, batches: list[BatchStats], order: np.ndarray | None = None) -> "TextStats":
@@ -372,17 +379,20 @@ class TextStats:
             expected = uniform / counts
         return values, expected
 
-    def budget_shares(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Each budget part's share of attention (..., L, H, P) and under uniform attention (..., P),
-        token-weighted over queries i >= 1; `weights` (R, N) reweights texts."""
+    def budget_shares(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each budget part's share of attention (..., L, H, P), under uniform attention (..., P),
+        and the share of queries for which the part has a key at all (..., P); token-weighted over
+        queries i >= 1; `weights` (R, N) reweights texts."""
         if weights is None:
             sums, uniform, queries = self.budget.sum(0), self.budget_uniform.sum(0), self.budget_queries.sum()
+            available = self.budget_available.sum(0)
         else:
             sums = np.einsum("rn,nlhp->rlhp", weights, self.budget)
             uniform, queries = weights @ self.budget_uniform, weights @ self.budget_queries
+            available = weights @ self.budget_available
         queries = np.asarray(queries)[..., None]  # (..., 1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return sums / queries[..., None, None, :], uniform / queries
+            return sums / queries[..., None, None, :], uniform / queries, available / queries
 
     def offset_shares(self, weights: np.ndarray | None = None) -> np.ndarray:
         """Share of queries (i >= MAX_TRACKED_OFFSET) whose argmax is at each offset: (L, H, O),

@@ -58,7 +58,7 @@ def test_budget_parts_match_a_plain_loop_and_sum_to_one(sequence):
     patterns = np.tril(rng.random((1, 2, length, length)) ** 4)
     patterns /= patterns.sum(-1, keepdims=True)
     _, _, budget = score_patterns(torch.tensor(patterns), targets, with_budget=True)
-    uniform, queries = budget_query_stats(targets)
+    uniform, queries, _ = budget_query_stats(targets)
 
     one = type("C", (), {k: getattr(classes, k)[0] for k in
                          ("word_first_piece", "last_delimiter", "clause_start", "continuation", "name", "delimiter")})
