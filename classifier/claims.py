@@ -150,7 +150,8 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("broad", (
         r"all (?:the )?(?:other |previous |earlier |preceding |prior )?(?:tokens|words|positions)",
-        r"spreads?(?: out)?(?: its)?(?: attention)?(?: (?:widely|broadly|evenly|thinly))?(?= (?:over|across|on|widely|evenly|out))",
+        r"spreads?(?: out)?(?: its)?(?: attention)?(?: (?:widely|broadly|evenly|thinly))?(?= (?:over|across|on|widely|evenly|out))"
+        r"(?! (?:over|across|on) (?:the |its )?(?:last|previous|preceding|recent|nearby|few|\d))",
         r"spread (?:out|evenly|thin)", r"broad(?:ly)?", r"diffuse(?:ly)?", r"high[- ]entropy",
         r"(?:near(?:ly)?[- ]|roughly |almost )?uniform(?:ly)?", r"evenly", r"everything", r"averag(?:e|es|ing) over",
         r"whole (?:sentence|clause|context|story|text|prefix)", r"bag[- ]of[- ]words", r"long[- ]range",
@@ -180,7 +181,7 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("unclear", (
         r"no (?:obvious |clear |consistent |single |discernible |interpretable )?(?:pattern|role|preference|structure)",
-        r"unclear", r"nothing (?:obvious|clear|in particular|stands out)", r"(?:not|un)interpretable",
+        r"unclear", r"nothing (?:obvious|clear|in particular|stands out)", r"nothing (?:i|we) can (?:name|tell|see)", r"(?:not|un)interpretable",
     )),
 )
 # Claims about things no attention-position metric measures: reported, never forced into a role.
