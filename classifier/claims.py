@@ -99,9 +99,13 @@ _DET = r"(?:the |its |a |this |each |every |any |their )?"
 _FEW = r"(?:few|several|two|three|four|five|six|couple of|handful of|\d+\s*(?:-|–|to)\s*\d+|[2-9])"
 _BACK = r"(?:back|before|earlier|behind|ago|to the left)"
 # Phrases (regular expressions, matched case-insensitively on whole words) per role. Ordered: an
-# earlier role wins where two matches overlap ("earlier pieces of the same word" is word-start,
+# earlier role wins where two matches overlap ("nothing I can name" is unclear; "earlier pieces of the same word" is word-start,
 # not duplicate-token; "the previous 1-4 tokens" is local, not previous-token).
 LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("unclear", (
+        r"no (?:obvious |clear |consistent |single |discernible |interpretable )?(?:pattern|role|preference|structure)",
+        r"unclear", r"nothing (?:obvious|clear|in particular|stands out)", r"nothing (?:i|we) can (?:name|tell|see)", r"(?:not|un)interpretable",
+    )),
     ("word-start", (
         r"(?:first|initial|earlier|starting|leading) (?:piece|part|token|sub-?word|sub-?token)s? of "
         r"(?:the|its|this|a|that|each) (?:same |current |own )?word",
@@ -178,10 +182,6 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"(?:current|same|present|own|query|cur)[- ](?:token|tok|word|position|piece)s?",
         r"current(?! (?:clause|sentence|story|word's|(?:and|or|&) (?:earlier|previous|past|prior|other)\b))", r"itself", r"themselves", r"self(?:[- ]attention)?",
         r"(?:main )?diagonal", r"(?:its|their) own position",
-    )),
-    ("unclear", (
-        r"no (?:obvious |clear |consistent |single |discernible |interpretable )?(?:pattern|role|preference|structure)",
-        r"unclear", r"nothing (?:obvious|clear|in particular|stands out)", r"nothing (?:i|we) can (?:name|tell|see)", r"(?:not|un)interpretable",
     )),
 )
 # Claims about things no attention-position metric measures: reported, never forced into a role.
