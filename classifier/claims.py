@@ -1,13 +1,19 @@
 """From words to claims: what one hand-written head description says about the head.
 
-`extract_claims` splits a description into sentences and list items, finds role phrases with a
-lexicon of regular expressions (`LEXICON`; an earlier role wins an overlap), and sorts what it
-finds into main claims, secondary claims (after a qualifier such as "sometimes"), notes
-(token-specific remarks, negations, quoted words) and claims no metric can check (`UNCHECKABLE`).
-Hedges are kept as written: `~`/`~~` (roughly) and `?` (unsure). A sentence the lexicon does not cover
-falls back to `ClaimMatcher`, TF-IDF similarity to per-role glossaries (`GLOSSARY`).
+A description becomes a `HeadClaims`: one **primary** claim (the head-level statement, normally
+the first role the text names outside a condition), **secondary** claims (further roles, or
+ones after "also", "sometimes", "weakly"), **conditions** (statements scoped to a kind of query:
+"inside a word, ...", "punctuation attends to itself", "word-initial tokens put 40% on
+themselves"), **notes** (token-specific remarks, negations, examples) and phrases no attention
+metric can check ("the subject of the sentence"). A condition whose scope is the role's own
+definition ("inside a word, attends to the word's first piece" is what word-start means) is a
+head-level claim. Numbers written beside a role ("0.45 on the previous token", "78%", "12x",
+"mean distance 52") are kept with it. Hedges (`~`, `~~`, `?`, "maybe", "weak") lower a claim's
+`weight` instead of dropping it.
 
-This module does not read tables, load measurements or judge claims: `classifier.validate` does.
+Roles are found with a lexicon of regular expressions (`LEXICON`; an earlier role wins an
+overlap); a sentence the lexicon does not cover falls back to `ClaimMatcher`, TF-IDF similarity
+to per-role glossaries. This module does not read tables, load measurements or judge claims.
 """
 
 from __future__ import annotations
@@ -19,7 +25,23 @@ from typing import Literal
 
 import numpy as np
 
-ClaimKind = Literal["main", "secondary", "note", "uncheckable"]
+ClaimKind = Literal["primary", "secondary", "condition", "note", "uncheckable"]
+ScopeKind = Literal["continuation", "word_start", "delimiter", "name", "repeated", "token", "other"]
+Quantity = Literal["share", "lift", "distance", "entropy"]
+
+# A condition whose scope is the query set a role is defined on is that role's head-level claim.
+ROLE_SCOPES: dict[str, tuple[ScopeKind, ...]] = {
+    "word-start": ("continuation",), "duplicate-token": ("repeated",), "induction": ("repeated",),
+}
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number written beside a claim: a share (0-1), a lift, a distance or an entropy."""
+
+    quantity: Quantity
+    value: float
+    text: str  # as written
 
 
 @dataclass(frozen=True)
@@ -28,22 +50,72 @@ class Claim:
 
     kind: ClaimKind
     role: str | None
-    phrase: str  # the words that matched, the glossary entry that matched, or the note's text
-    hedge: str = ""  # "~", "~~" (roughly) and/or "?" (unsure), as written
+    phrase: str  # the words that matched (or the glossary entry), or the note's text
+    sentence: str  # the sentence or clause it came from
+    hedge: str = ""  # "~", "~~" (roughly), "?" (unsure), "weak", as written
+    weight: float = 1.0  # 1 for a plain statement, lower for each hedge
+    scope: ScopeKind | None = None  # the kind of query a condition is about
+    numbers: tuple[Number, ...] = ()
     source: Literal["lexicon", "tf-idf", "text"] = "lexicon"
     similarity: float = float("nan")  # TF-IDF cosine similarity (fallback matches only)
 
 
-_NOUN = r"(?:tokens?|words?|positions?|ones?)"
+@dataclass(frozen=True)
+class HeadClaims:
+    """Everything one description claims, sorted by kind."""
+
+    text: str
+    claims: tuple[Claim, ...]
+
+    def of_kind(self, kind: ClaimKind) -> tuple[Claim, ...]:
+        return tuple(c for c in self.claims if c.kind == kind)
+
+    @property
+    def primary(self) -> Claim | None:
+        return next(iter(self.of_kind("primary")), None)
+
+    @property
+    def claimed_primary(self) -> str | None:
+        return self.primary.role if self.primary else None
+
+    @property
+    def claimed_secondary(self) -> tuple[str, ...]:
+        return tuple(c.role for c in self.of_kind("secondary"))
+
+    @property
+    def conditions(self) -> tuple[Claim, ...]:
+        return self.of_kind("condition")
+
+    @property
+    def weight(self) -> float:
+        """The primary claim's weight (0 without one)."""
+        return self.primary.weight if self.primary else 0.0
+
+
+_NOUN = r"(?:tokens?|toks?|words?|positions?|ones?|pieces?)"
 _COPY = r"(?:occurrences?|cop(?:y|ies)|instances?|appearances?|mentions?)"
 _OF_SAME = r"(?: of (?:the |this |that |its )?(?:same |current |identical )?(?:tokens?|words?|itself))?"
-_DET = r"(?:the |its |a |this |each |every |any )?"
+_DET = r"(?:the |its |a |this |each |every |any |their )?"
+_FEW = r"(?:few|several|two|three|four|five|six|couple of|handful of|\d+\s*(?:-|–|to)\s*\d+|[2-9])"
+_BACK = r"(?:back|before|earlier|behind|ago|to the left)"
 # Phrases (regular expressions, matched case-insensitively on whole words) per role. Ordered: an
-# earlier role wins where two matches overlap ("earlier occurrence of the same token" is a
-# duplicate-token claim, not a current-token one; "start of the clause" is not start-of-text).
+# earlier role wins where two matches overlap ("nothing I can name" is unclear; "earlier pieces of the same word" is word-start,
+# not duplicate-token; "the previous 1-4 tokens" is local, not previous-token).
 LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("unclear", (
+        r"no (?:obvious |clear |consistent |single |discernible |interpretable )?(?:pattern|role|preference|structure)",
+        r"unclear", r"nothing (?:obvious|clear|in particular|stands out)", r"nothing (?:i|we) can (?:name|tell|see)", r"(?:not|un)interpretable",
+    )),
+    ("word-start", (
+        r"(?:first|initial|earlier|starting|leading) (?:piece|part|token|sub-?word|sub-?token)s? of "
+        r"(?:the|its|this|a|that|each) (?:same |current |own )?word",
+        r"(?:start|beginning) of (?:the|its|this|a) (?:current |same )?word", r"word[- ]starts?(?: pieces?| tokens?)?",
+        r"word'?s (?:own )?(?:first |earlier |initial |previous )?(?:pieces?|sub-?words?|tokens?)",
+        r"word-initial (?:piece|token|sub-?word)s?", r"(?:first|initial) sub-?(?:word|token|piece)s?",
+        r"(?:earlier|previous|other) pieces of (?:the )?same word", r"(?:the )?head of the word",
+    )),
     ("induction", (
-        r"induction(?: heads?)?",
+        r"induction(?:[- ]like)?(?: heads?)?",
         r"(?:tokens?|words?|ones?) (?:right |just |that came |that comes )?after (?:an? |the |its )?"
         r"(?:earlier|previous|prior|last|past) " + _COPY + _OF_SAME,
         r"what (?:came|followed|comes) (?:next|after)[\w ]*(?:before|last time|previously)",
@@ -52,60 +124,64 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("duplicate-token", (
         r"(?:earlier|previous|prior|past|other|older) " + _COPY + _OF_SAME,
         r"same (?:token|word)s? (?:earlier|before|elsewhere|previously)",
-        r"(?:repeated|duplicated?) " + _NOUN, r"duplicates?",
-    )),
-    ("word-start", (
-        r"(?:first|initial) (?:piece|part|token|sub-?word|sub-?token)s? of (?:the|its|this|a) (?:current )?word",
-        r"(?:start|beginning) of (?:the|its|this|a) (?:current )?word", r"word[- ]starts?",
-        r"word's (?:own )?(?:first |earlier )?pieces?",
+        r"(?:repeated|duplicated?) " + _NOUN, r"duplicates?(?:[- ]token)?", r"dup(?:licate)?[- ]tok(?:en)?s?",
     )),
     ("clause-start", (
         r"(?:start|beginning|opening|first (?:word|token))s? of " + _DET
-        + r"(?:current |same |enclosing )?(?:clause|sentence|phrase)s?",
-        r"clause[- ]starts?", r"(?:coordinating )?conjunctions?",
+        + r"(?:current |same |enclosing |present )?(?:clause|sentence|phrase)s?",
+        r"clause[- ]starts?", r"sentence[- ]starts?", r"(?:coordinating )?conjunctions?",
         r"(?:token|word) (?:right |just )?after (?:the )?(?:last |latest |most recent |previous )?"
         r"(?:comma|full stop|boundary|break|delimiter|punctuation)",
     )),
     ("start-of-text", (
-        r"start[- ]of[- ](?:text|sequence|story)(?: token)?", r"bos", r"<\|?endoftext\|?>",
+        r"start[- ]of[- ](?:text|sequence|story)(?: token)?", r"bos(?: token)?", r"<\|?endoftext\|?>", r"<s>",
         r"(?:start|beginning) of (?:the )?(?:text|story|sequence|document|context|prompt)",
-        r"(?:very )?first (?:token|position)", r"start token", r"position (?:0|zero)", r"(?:attention )?sink",
+        r"(?:very )?first (?:token|position)", r"start token", r"(?:position|token|pos) (?:0|zero)",
+        r"(?:attention )?sinks?", r"sot", r"eot(?: token)?",
     )),
     ("positional", (
-        r"(?:two|three|four|2|3|4) (?:tokens? |positions? |words? |steps? )?(?:back|before|earlier|behind)",
-        r"fixed (?:offset|distance|position)", r"(?:constant |fixed )?offset (?:of )?\d",
-        r"(?:token|word) before the (?:previous|preceding|last) (?:one|token|word)", r"i ?- ?[2-9]",
+        r"(?:two|three|four|2|3|4) (?:tokens? |toks? |positions? |words? |steps? |pieces? )?" + _BACK,
+        r"fixed (?:offset|distance|position)", r"(?:constant |fixed )?offset(?: of)?[- ]?[2-9]", r"skip[- ]?(?:1|one|2|two)",
+        r"(?:token|word) before the (?:previous|preceding|last) (?:one|token|word)", r"[itn] ?- ?[2-9]",
+        r"previous[- ]but[- ]one",
     )),
     ("local", (
-        r"(?:last|previous|preceding|recent) (?:few|several|three|four|five|couple of|handful of) " + _NOUN,
-        r"(?:nearby|neighbou?ring|recent|surrounding|nearest) " + _NOUN,
-        r"local(?:ly)?(?: window| context)?", r"sliding window",
+        r"(?:last|previous|preceding|recent|prior|nearest|next) " + _FEW + r" (?:\w+ )?" + _NOUN,
+        r"(?:nearby|neighbou?ring|recent|surrounding|nearest|adjacent) " + _NOUN,
+        r"local(?:ly)?(?: window| context| attention| mixing| head)?", r"sliding window", r"short[- ]range",
+        r"window of (?:the )?(?:last )?\w+ " + _NOUN, r"(?:few|several) " + _NOUN + r" " + _BACK,
+        r"recent (?:context|past|history)",
     )),
     ("broad", (
         r"all (?:the )?(?:other |previous |earlier |preceding |prior )?(?:tokens|words|positions)",
-        r"spreads?(?: out)?(?: its)? attention", r"spread (?:out|evenly)", r"broad(?:ly)?", r"diffuse(?:ly)?",
-        r"uniform(?:ly)?", r"evenly", r"everything", r"whole (?:sentence|clause|context|story|text|prefix)",
-        r"bag[- ]of[- ]words",
+        r"spreads?(?: out)?(?: its)?(?: attention)?(?: (?:widely|broadly|evenly|thinly))?(?= (?:over|across|on|widely|evenly|out))"
+        r"(?! (?:over|across|on) (?:the |its )?(?:last|previous|preceding|recent|nearby|few|\d))",
+        r"spread (?:out|evenly|thin)", r"broad(?:ly)?", r"diffuse(?:ly)?", r"high[- ]entropy",
+        r"(?:near(?:ly)?[- ]|roughly |almost )?uniform(?:ly)?", r"evenly", r"everything", r"averag(?:e|es|ing) over",
+        r"whole (?:sentence|clause|context|story|text|prefix)", r"bag[- ]of[- ]words", r"long[- ]range",
     )),
     ("delimiter", (
-        r"commas?", r"full[- ]stops?", r"periods?", r"punctuation(?: marks?)?",
+        r"commas?", r"full[- ]stops?", r"periods?", r"punct(?:uation)?(?: marks?| tokens?)?", r"dots?",
         r"(?:opening |closing )?(?:speech|quotation|quote) marks?", r"quotes", r"(?:structural |line )?breaks?",
-        r"pivots?", r"delimiters?", r"separators?", r"(?:sentence )?boundar(?:y|ies)", r"newlines?",
-        r"(?:exclamation|question) marks?", r"semi-?colons?", r"colons?",
+        r"pivots?", r"delim(?:iter)?s?", r"separators?", r"(?:sentence )?boundar(?:y|ies)", r"newlines?",
+        r"(?:exclamation|question) marks?", r"semi-?colons?", r"colons?", r"end of (?:the )?(?:last |previous )?sentence",
+        r"sentence ends?",
     )),
     ("proper-noun", (
         r"proper[- ]nouns?", r"(?:character |people's |characters' |person )?names?", r"named entit(?:y|ies)",
         r"capitali[sz]ed (?:words?|tokens?)",
     )),
     ("previous-token", (
-        r"(?:previous|preceding|prior|last) (?:token|word|position|one|piece)s?",
-        r"(?:token|word) (?:right |just |immediately |directly )?before(?: it| itself)?",
-        r"one (?:token |step |position )?(?:back|behind|to the left)", r"sub-?diagonal", r"bigrams?",
-        r"left neighbou?r", r"i ?- ?1", r"(?:previous|preceding)(?=\s*(?:[.,;:?!)/]|$))",
+        r"(?:previous|preceding|prior|last|prev\.?)[- ](?:token|tok|word|position|pos|one|piece|sub-?word)s?",
+        r"(?:token|word|piece|one) (?:right |just |immediately |directly )?before(?: it| itself| the query)?",
+        r"one (?:token |tok |step |position )?(?:back|behind|to the left)", r"sub-?diagonal", r"bigrams?",
+        r"left neighbou?r", r"[itn] ?- ?1", r"offset[- ]?(?:of )?1", r"prev(?:ious)?(?=\s*(?:[.,;:?!)/]|$))",
+        r"immediately (?:preceding|prior|previous)", r"(?:previous|preceding)(?=\s*(?:[.,;:?!)/]|$))",
     )),
     ("current-token", (
-        r"(?:current|same|present|own) (?:token|word|position|piece)s?",
-        r"current(?! (?:clause|sentence|story|word's))", r"itself", r"themselves", r"self", r"(?:main )?diagonal",
+        r"(?:current|same|present|own|query|cur)[- ](?:token|tok|word|position|piece)s?",
+        r"current(?! (?:clause|sentence|story|word's|(?:and|or|&) (?:earlier|previous|past|prior|other)\b))", r"itself", r"themselves", r"self(?:[- ]attention)?",
+        r"(?:main )?diagonal", r"(?:its|their) own position",
     )),
 )
 # Claims about things no attention-position metric measures: reported, never forced into a role.
@@ -113,22 +189,55 @@ UNCHECKABLE = (
     r"subject", r"object", r"verbs?", r"adjectives?", r"pronouns?", r"skip[- ]?n-?grams?", r"summar(?:y|ies|ise|ize)",
     r"narrative", r"structure", r"who is speaking", r"speaker", r"related (?:parts|words|tokens)", r"syntax",
     r"syntactic", r"grammar", r"grammatical", r"semantic\w*", r"meaning", r"topic", r"sentiment", r"coreferen\w*",
-    r"plot", r"story so far", r"theme", r"emotion\w*", r"tense", r"unclear", r"no (?:obvious |clear )?(?:pattern|role)",
-    r"unknown", r"no idea", r"not sure", r"polysemantic",
+    r"plot", r"story so far", r"theme", r"emotion\w*", r"tense", r"unknown", r"no idea", r"polysemantic",
 )
 # A qualifier makes the rest of its sentence a secondary claim; a note trigger makes the rest of
 # it (within its brackets) a token-specific note, shown, not judged; a quoted word makes just its
 # list item a note. Negations are notes too: "never attends to BOS" claims no role.
 SECONDARY = (
     r"\b(?:sometimes|also|occasionally|partly|partially|somewhat|a bit|a little|weakly|slightly|less often"
-    r"|to a lesser extent|secondarily|some attention|at times)\b"
+    r"|to a lesser extent|secondarily|some attention|at times|plus|as well|some|rest|remainder)\b"
 )
 NOTE = (
-    r"^(?:except|apart from|other than|but not|unless|when|whenever|inside|within|in (?:speech|quotes|dialogue)"
-    r"|for example|for instance|like head)\b|^e\.g\.|\b(?:not|never|doesn't|does not|don't|isn't)\b"
+    r"^(?:except|apart from|other than|but not|unless|for example|for instance|like head|e\.g\.|i\.e\.|see)\b"
+    r"|\b(?:not|never|doesn't|does not|don't|isn't|no longer|rarely)\b"
 )
-QUOTED_WORD = r"[\"“'‘][A-Za-z][\w']*[\"”'’]"
-UNSURE = r"\?\)?\.?\s*$|\(\?\)|\b(?:perhaps|maybe|possibly|probably|might|seems?)\b"
+QUOTED_WORD = r"[\"“'‘`][A-Za-z][\w']*[\"”'’`]"
+UNSURE = r"\?\)?\.?\s*$|\(\?\)|\?\s*(?=[,;)])|\b(?:perhaps|maybe|possibly|probably|might|seems?|likely|i think|guess)\b"
+WEAK = r"\b(?:weak(?:ly)?|faint(?:ly)?|slight(?:ly)?|soft)\b"
+HEDGE_WEIGHT = {"~": 0.75, "~~": 0.5, "?": 0.5, "weak": 0.5}
+
+# Kinds of query a statement can be scoped to, from the words that name them.
+SCOPE_WORDS: tuple[tuple[ScopeKind, str], ...] = (
+    ("continuation", r"continuation|non[- ]?initial|later (?:pieces|sub-?words|sub-?tokens|parts)|second pieces?"
+                     r"|mid[- ]word|(?:inside|within|in the middle of) (?:a |the |each )?word|word[- ]internal"
+                     r"|inner pieces|rest of (?:a |the )?word|split words?"),
+    ("word_start", r"word[- ]initial|word[- ]start(?:ing)? (?:tokens|pieces)|first pieces|(?:tokens|pieces) that "
+                   r"(?:start|begin) (?:a )?words?|(?:at|on) (?:the )?start of (?:a )?word|whole[- ]word tokens"),
+    ("delimiter", r"punctuation|full[- ]stops?|periods?|commas?|delimiters?|speech marks?|quot(?:e|ation) marks?"
+                  r"|quotes|newlines?|dots?|closing|opening|sentence ends?|exclamation marks?|question marks?"),
+    ("name", r"names?|proper nouns?|capitali[sz]ed"),
+    ("repeated", r"repeated (?:tokens?|words?)|repeats?|(?:has |have )?appeared (?:before|earlier)|seen before"
+                 r"|second (?:occurrence|copy|time)|recurring"),
+    ("other", r"nouns?|verbs?|adjectives?|pronouns?|articles?|spaces?|the word|the token|bos|conjunctions?"
+              r"|speech|dialogue|quotes?|tokens? after|tokens? before|first token"),
+)
+VERB = (r"(?:attends?|attend(?:ing)?|puts?|sends?|spreads?|looks?|goes|go|gives?|places?|focus(?:es)?|points?"
+        r"|prefers?|parks?|dumps?|splits?|keeps?|mostly|tend|tends|has|have|get|gets|is|are)")
+# Subjects that mean the head as a whole, not a kind of query.
+HEAD_SUBJECT = re.compile(
+    r"(?:it|this|this head|the head|head|he|that|which|(?:most|all|every|each|any|the)?\s*(?:other )?"
+    r"(?:tokens?|queries|query|positions?|query tokens?)|(?:most |much |all |its |the |some )?(?:of )?(?:its )?attention"
+    r"|mostly|always|usually|often|strongly|clearly|roughly|almost|nearly|[\d.~%\s]+(?:of )?(?:its |the )?(?:attention|mass)?"
+    r"|everything|everyone)",
+    re.IGNORECASE,
+)
+LEAD_IN = re.compile(
+    r"^\s*(?P<lead>(?:(?:inside|within|in the middle of) (?:a |the |each )?word"
+    r"|(?:from|for|on|at|after|in|when|whenever|if|where|once|given) [^,:]{1,60}?))"
+    r"(?:,\s*|\s+(?=(?:it |this head |the head )?" + VERB + r"\b))",
+    re.IGNORECASE,
+)
 
 # Per-role glossaries for the TF-IDF fallback: ways to say each role that the lexicon may miss.
 GLOSSARY: dict[str, tuple[str, ...]] = {
@@ -154,8 +263,6 @@ GLOSSARY: dict[str, tuple[str, ...]] = {
     "induction": ("the token that followed an earlier copy", "copies what came next last time",
                   "induction head pattern"),
 }
-
-
 # Words every description uses ("attends to", "head", "pattern"): left out of the TF-IDF match,
 # so that "No obvious pattern" does not match "induction head pattern".
 GENERIC_WORDS = re.compile(
@@ -209,12 +316,17 @@ def default_matcher() -> ClaimMatcher:
     return ClaimMatcher().fit()
 
 
+def _whole_words(phrases) -> re.Pattern:
+    return re.compile(rf"(?<![\w-])(?:{'|'.join(phrases)})(?![\w-])", re.IGNORECASE)
+
+
 @lru_cache(maxsize=1)
 def _compiled():
-    def whole_words(phrases):
-        return re.compile(rf"(?<![\w-])(?:{'|'.join(phrases)})(?![\w-])", re.IGNORECASE)
+    scopes = [(kind, _whole_words([words])) for kind, words in SCOPE_WORDS]
+    return [(role, _whole_words(phrases)) for role, phrases in LEXICON], _whole_words(UNCHECKABLE), scopes
 
-    return [(role, whole_words(phrases)) for role, phrases in LEXICON], whole_words(UNCHECKABLE)
+
+# --- sentences, scopes, numbers ------------------------------------------------------------------
 
 
 def _sentences(text: str) -> list[str]:
@@ -222,9 +334,9 @@ def _sentences(text: str) -> list[str]:
     parts, start, depth, quoted = [], 0, 0, False
     for k, char in enumerate(text):
         depth += (char == "(") - (char == ")")
-        quoted ^= char == '"'
+        quoted ^= char in '"“”'
         ends = char in ".!?;:" and depth <= 0 and not quoted and (k + 1 == len(text) or text[k + 1].isspace())
-        if ends and not re.search(r"\b(?:e\.g|i\.e|etc|vs)\.$", text[start : k + 1], re.IGNORECASE):
+        if ends and not re.search(r"\b(?:e\.g|i\.e|etc|vs|cf|approx|ca)\.$", text[start : k + 1], re.IGNORECASE):
             parts.append(text[start : k + 1].strip())
             start = k + 1
     parts.append(text[start:].strip())
@@ -234,7 +346,7 @@ def _sentences(text: str) -> list[str]:
 def _items(sentence: str) -> list[tuple[int, int, int]]:
     """(start, end, parenthesis depth) of the list items of a sentence: split at , ( ) / and or."""
     items, start, depth = [], 0, 0
-    for found in re.finditer(r",|\(|\)|/|\s+(?:and|or|&)\s+", sentence):
+    for found in re.finditer(r",|\(|\)|/|\s+(?:and|or|&|but|with|plus|then)\s+|\s+[-–—]\s+", sentence):
         items.append((start, found.start(), depth))
         depth += (found.group() == "(") - (found.group() == ")")
         start = found.end()
@@ -242,64 +354,187 @@ def _items(sentence: str) -> list[tuple[int, int, int]]:
     return [(a, b, d) for a, b, d in items if sentence[a:b].strip()]
 
 
-def extract_claims(text: str, matcher: ClaimMatcher | None = None) -> tuple[Claim, ...]:
-    """The claims of one description, in the order written (roles deduplicated, first kept)."""
-    lexicon, uncheckable = _compiled()
-    approx = re.match(r"\s*(~~|~)?", text).group(1) or ""
+def _scope_kind(words: str) -> ScopeKind | None:
+    """The kind of query some words name ("punctuation", "inside a word"), or None."""
+    if re.search(r"^\W*(?:the (?:word|token) )?" + QUOTED_WORD, words.strip(), re.IGNORECASE):
+        return "token"
+    for kind, pattern in _compiled()[2]:
+        if pattern.search(words):
+            return kind
+    return None
+
+
+def sentence_scope(sentence: str) -> tuple[ScopeKind | None, int]:
+    """The kind of query a sentence is scoped to, and where the rest of the sentence starts.
+
+    "Inside a word, ..." and "From full stops ..." are lead-ins; "Punctuation attends to
+    itself" and "Word-initial tokens put 40% on themselves" scope by their subject. A subject
+    that means the head or every query ("it", "most tokens", "45% of attention") is no scope.
+    """
+    lead = LEAD_IN.match(sentence)
+    if lead:
+        kind = _scope_kind(lead.group("lead"))
+        if kind is None and re.match(r"\s*(?:when|whenever|if|where|once)\b", lead.group("lead"), re.IGNORECASE):
+            kind = "other"
+        if kind is not None:
+            return kind, lead.end()
+    subject = re.match(r"^\s*(?P<subject>[^,;:()]{1,70}?)\s+" + VERB + r"\b", sentence, re.IGNORECASE)
+    if subject and not HEAD_SUBJECT.fullmatch(subject.group("subject").strip(" ~*")):
+        words = subject.group("subject")
+        kind = _scope_kind(words)
+        if kind is not None and not re.search(r"\b(?:mostly|attends?)\b", words, re.IGNORECASE):
+            return kind, subject.end("subject")
+    return None, 0
+
+
+_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
+
+
+def find_numbers(text: str) -> tuple[Number, ...]:
+    """Shares ("45%", "0.45"), lifts ("12x", "12 times uniform"), distances and entropies."""
+    found: list[tuple[int, Number]] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(match: re.Match, quantity: Quantity, value: float) -> None:
+        if all(match.end() <= a or match.start() >= b for a, b in taken):
+            taken.append((match.start(), match.end()))
+            found.append((match.start(), Number(quantity, value, match.group(0).strip())))
+
+    for m in re.finditer(r"(?:mean |average |median )?distance (?:of |is |=|≈|~|about |around |roughly )*" + _NUMBER,
+                         text, re.IGNORECASE):
+        add(m, "distance", float(m.group(1)))
+    for m in re.finditer(r"entropy (?:of |is |=|≈|~|about |around |roughly )*" + _NUMBER, text, re.IGNORECASE):
+        add(m, "entropy", float(m.group(1)))
+    for m in re.finditer(_NUMBER + r"\s*(?:x|×|times)(?![\w])", text, re.IGNORECASE):
+        add(m, "lift", float(m.group(1)))
+    for m in re.finditer(_NUMBER + r"\s*%", text):
+        add(m, "share", float(m.group(1)) / 100)
+    for m in re.finditer(r"(?<![\w.\-–])(0?\.\d+|1\.0+)(?![\w.%\-–])", text):
+        add(m, "share", float(m.group(1)))
+    return tuple(n for _, n in sorted(found, key=lambda pair: pair[0]))
+
+
+def _hedge(sentence: str, lead: str) -> tuple[str, float]:
+    marks = lead + ("?" if re.search(UNSURE, sentence, re.IGNORECASE) else "")
+    weak = bool(re.search(WEAK, sentence, re.IGNORECASE))
+    weight = HEDGE_WEIGHT.get(lead, 1.0) * (HEDGE_WEIGHT["?"] if "?" in marks else 1.0)
+    weight *= HEDGE_WEIGHT["weak"] if weak else 1.0
+    return marks + (" weak" if weak else ""), weight
+
+
+# --- extraction ----------------------------------------------------------------------------------
+
+
+def _role_matches(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, role) of every lexicon phrase, earlier roles winning overlaps, in text order."""
+    matches: list[tuple[int, int, str]] = []
+    for role, pattern in _compiled()[0]:
+        for found in pattern.finditer(text):
+            if all(found.end() <= s or found.start() >= e for s, e, _ in matches):
+                matches.append((found.start(), found.end(), role))
+    return sorted(matches)
+
+
+def _sentence_claims(sentence: str, lead_hedge: str, matcher: ClaimMatcher | None) -> list[Claim]:
+    """The claims of one sentence: head-level ("main"/"secondary"), conditions and notes."""
+    uncheckable = _compiled()[1]
+    hedge, weight = _hedge(sentence, lead_hedge)
+    scope, rest_start = sentence_scope(sentence)
+    matches = [m for m in _role_matches(sentence) if m[0] >= rest_start]
+    items = _items(sentence)
     claims: list[Claim] = []
-    for sentence in _sentences(text.lstrip(" ~")):
-        hedge = approx + ("?" if re.search(UNSURE, sentence, re.IGNORECASE) else "")
-        matches = []  # (start, end, role), lexicon order decides overlaps
-        for role, pattern in lexicon:
-            for found in pattern.finditer(sentence):
-                if all(found.end() <= s or found.start() >= e for s, e, _ in matches):
-                    matches.append((found.start(), found.end(), role))
-        matches.sort()
-        items = _items(sentence)
-        scope: dict[int, str] = {}  # qualifier state per parenthesis depth
-        before, k = len(claims), 0
-        while k < len(items):
-            start, end, depth = items[k]
-            for deeper in [d for d in scope if d > depth]:
-                del scope[deeper]
-            state = scope.setdefault(depth, scope.get(depth - 1, "main"))
-            item = sentence[start:end].strip(" .;:?!")
-            k += 1
-            if re.search(NOTE, item, re.IGNORECASE):  # the note runs to the end of its bracket
-                while k < len(items) and items[k][2] >= depth:
-                    k += 1
-                claims.append(Claim("note", None, sentence[start : items[k - 1][1]].strip(" .;:,"), hedge, "text"))
-                continue
-            if re.search(SECONDARY, item, re.IGNORECASE):
-                state = scope[depth] = "secondary"
-            if re.search(QUOTED_WORD, item):
-                claims.append(Claim("note", None, item, hedge, "text"))
-            elif uncheckable.search(item):
-                claims.append(Claim("uncheckable", None, item, hedge, "text"))
-            else:
-                inside = [(s, e, role) for s, e, role in matches if start <= s < end]
-                # "X from Y": Y says which queries attend, not where they attend to.
-                source = re.search(r"\bfrom\b", sentence[start:end], re.IGNORECASE)
-                if source and any(s < start + source.start() for s, _, _ in inside):
-                    inside = [m for m in inside if m[0] < start + source.start()]
-                claims.extend(Claim(state, role, sentence[s:e], hedge) for s, e, role in inside)
-        if len(claims) == before:
-            closest = (matcher or default_matcher()).closest(sentence)
-            if closest:
-                kind = "secondary" if re.search(SECONDARY, sentence, re.IGNORECASE) else "main"
-                claims.append(Claim(kind, closest[0], closest[1], hedge, "tf-idf", closest[2]))
+    state_at: dict[int, str] = {}  # qualifier state per parenthesis depth
+    k = 0
+    while k < len(items):
+        start, end, depth = items[k]
+        for deeper in [d for d in state_at if d > depth]:
+            del state_at[deeper]
+        state = state_at.setdefault(depth, state_at.get(depth - 1, "main"))
+        item = sentence[start:end].strip(" .;:?!")
+        k += 1
+        if end <= rest_start:
+            continue  # the scope's own words ("Inside a word") claim nothing
+        if re.search(NOTE, item, re.IGNORECASE):  # the note runs to the end of its bracket
+            while k < len(items) and items[k][2] >= depth:
+                k += 1
+            claims.append(Claim("note", None, sentence[start : items[k - 1][1]].strip(" .;:,"), sentence, hedge,
+                                weight, source="text"))
+            continue
+        if re.search(SECONDARY, item, re.IGNORECASE) or re.search(WEAK, item, re.IGNORECASE):
+            state = state_at[depth] = "secondary"
+        inside = [(s, e, role) for s, e, role in matches if start <= s < end]
+        # "X from Y": Y says which queries attend, not where they attend to.
+        source = re.search(r"\bfrom\b", sentence[start:end], re.IGNORECASE)
+        if source and any(s < start + source.start() for s, _, _ in inside):
+            inside = [m for m in inside if m[0] < start + source.start()]
+        if re.search(QUOTED_WORD, item) and scope is None:
+            claims.append(Claim("note", None, item, sentence, hedge, weight, source="text"))
+        elif uncheckable.search(item) and not inside:
+            claims.append(Claim("uncheckable", None, item, sentence, hedge, weight, source="text"))
+        else:
+            numbers = find_numbers(item)
+            for n, (s, e, role) in enumerate(inside):
+                claims.append(Claim(state, role, sentence[s:e], sentence, hedge, weight,
+                                    numbers=numbers if n == 0 else ()))
+    roles = [c for c in claims if c.role]
+    if not roles and not claims and matcher is not False:
+        closest = (matcher or default_matcher()).closest(sentence[rest_start:])
+        if closest:
+            kind = "secondary" if re.search(SECONDARY, sentence, re.IGNORECASE) else "main"
+            roles = [Claim(kind, closest[0], closest[1], sentence, hedge, weight, numbers=find_numbers(sentence),
+                           source="tf-idf", similarity=closest[2])]
+            claims = roles
+    if roles and not any(c.numbers for c in roles):  # numbers elsewhere in the sentence go to its first role
+        numbers = find_numbers(sentence[rest_start:])
+        if numbers:
+            first = claims.index(roles[0])
+            claims[first] = _with(claims[first], numbers=numbers)
+    if scope is not None:  # scoped: conditions, unless the scope is the role's own definition
+        claims = [_with(c, scope=scope) if c.role is None or scope in ROLE_SCOPES.get(c.role, ())
+                  else _with(c, kind="condition", scope=scope) for c in claims]
+        if not claims:
+            claims = [Claim("note", None, sentence.strip(" ."), sentence, hedge, weight, scope=scope, source="text")]
+    return claims
+
+
+def _with(claim: Claim, **changes) -> Claim:
+    from dataclasses import replace
+
+    return replace(claim, **changes)
+
+
+def extract_claims(text: str, matcher: ClaimMatcher | None = None) -> HeadClaims:
+    """The claims of one description: one primary, then secondary claims, conditions, notes."""
+    lead = re.match(r"\s*(~~|~)?(?=\s*[A-Za-z(\"“'])", text)
+    lead_hedge = (lead.group(1) or "") if lead else ""
+    claims: list[Claim] = []
+    for sentence in _sentences(re.sub(r"^\s*~+\s*", "", text)):
+        claims.extend(_sentence_claims(sentence, lead_hedge, matcher))
     if not claims:  # nothing recognisable: say so rather than guess
-        hedge = approx + ("?" if re.search(UNSURE, text, re.IGNORECASE) else "")
-        claims.append(Claim("uncheckable", None, text.strip(" ~?."), hedge, "text"))
-    return _deduplicate(claims)
+        hedge, weight = _hedge(text, lead_hedge)
+        claims.append(Claim("uncheckable", None, text.strip(" ~?."), text, hedge, weight, source="text"))
+    return HeadClaims(text, _rank(claims))
 
 
-def _deduplicate(claims: list[Claim]) -> tuple[Claim, ...]:
-    """Each role once (its first mention decides main or secondary), each note once."""
-    kept, seen = [], set()
+def _rank(claims: list[Claim]) -> tuple[Claim, ...]:
+    """One primary (the first main role claim, else the first secondary one), each role once."""
+    head_level = [c for c in claims if c.kind in ("main", "secondary") and c.role]
+    primary = next((c for c in head_level if c.kind == "main"), head_level[0] if head_level else None)
+    ranked, seen = [], set()
     for claim in claims:
-        key = claim.role if claim.role is not None else (claim.kind, claim.phrase)
-        if key not in seen:
-            seen.add(key)
-            kept.append(claim)
-    return tuple(kept)
+        if claim is primary:
+            claim = _with(claim, kind="primary")
+        elif claim.kind in ("main", "secondary"):
+            claim = _with(claim, kind="secondary")
+        key = (claim.kind == "condition", claim.role, claim.scope) if claim.role else (claim.kind, claim.phrase)
+        if claim.kind == "secondary" and primary is not None and claim.role == primary.role:
+            if claim.numbers:  # a later sentence gives the primary claim's numbers
+                at = next(k for k, c in enumerate(ranked) if c.kind == "primary")
+                ranked[at] = _with(ranked[at], numbers=ranked[at].numbers + claim.numbers)
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        ranked.append(claim)
+    # the primary claim first, then the rest in the order written
+    return tuple(sorted(ranked, key=lambda c: c.kind != "primary"))

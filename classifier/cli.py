@@ -233,26 +233,37 @@ def demo(out_dir, layout, seed, stories):
               help="Prompt the table was written from [default: the run's prompt, or the banana prompt].")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
               help="Write the Markdown here instead of stdout.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write one JSON object per head (claims, verdict, measured role, evidence) here.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any head is contradicted over the corpus.")
 def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device,
-             revision, tokenizer, prompt, out_file, strict):
-    """Check a hand-written | Head | Description | table against measured roles.
+             revision, tokenizer, prompt, out_file, json_file, strict):
+    """Check researchers' notes on heads against measured roles.
 
-    Says head by head whether the measurements support each claim, over the corpus and on the
-    one prompt the table was written from, with agreement and Cohen's kappa.
+    Reads every Markdown table of DESCRIPTIONS whose first column names heads (3, 0.3, L0H3,
+    a Layer and a Head column, ...), reads each description's primary claim, secondary claims
+    and scoped conditions, and says head by head whether the primary claim is supported, only
+    a secondary role, contradicted or not checkable, with the share of attention and lift
+    behind it, over the corpus and on the prompt, with agreement and Cohen's kappa.
 
     Example:
 
+    \b
         head-roles validate notes.md --run reports/1L
-
+        head-roles validate notes.md --run reports/1L --json verdicts.json
         head-roles validate notes.md --model tiny-stories-1L-21M --stories 200 --strict
     """
     from classifier import validate as library
     from classifier.corpora import BANANA_PROMPT
+    from classifier.outputs import check_output_file, write_file
+    from classifier.validate_report import render_json, render_validation
 
     if (run_dir is None) == (model is None):
         raise BadInput("pass exactly one of --run DIR or --model M")
     with user_errors():
+        for path, option in ((out_file, "--out"), (json_file, "--json")):
+            if path:
+                check_output_file(path, option=option)
         rows = library.read_descriptions(descriptions)
         if run_dir is not None:
             measured = library.load_measurements(run_dir)
@@ -263,9 +274,11 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
             measured = library.measure_model(model, corpus, settings, prompt=prompt or BANANA_PROMPT,
                                              revision=revision, tokenizer=tokenizer)
         result = library.judge(rows, measured)
-    text = library.render_validation(result)
+    text = render_validation(result)
+    if json_file:
+        write_file(json_file, render_json(result))
     if out_file:
-        library.write_text_atomic(text, out_file)
+        write_file(out_file, text)
         counts = result.summary["corpus"]["counts"]
         click.echo(f"{out_file}: " + ", ".join(f"{v} {n}" for v, n in counts.items() if n))
     else:

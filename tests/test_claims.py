@@ -1,0 +1,129 @@
+"""Claims: one primary role per description, secondary roles, scoped conditions, numbers, hedges;
+and how often the claimed primary role is read right on hand-keyed notes (tests/notes)."""
+
+from pathlib import Path
+
+import pytest
+
+from classifier.claims import ClaimMatcher, extract_claims, find_numbers
+from classifier.claims_check import reading_check
+
+NOTES = Path(__file__).parent / "notes"
+EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "design" / "example-hand-descriptions.md"
+
+PHRASINGS = [  # (description, primary role, secondary roles), written for this test
+    ("Attends to the current token.", "current-token", ()),
+    ("Each token looks at itself.", "current-token", ()),
+    ("Strong diagonal.", "current-token", ()),
+    ("Current / previous.", "current-token", ("previous-token",)),
+    ("The previous token.", "previous-token", ()),
+    ("Looks at the preceding word.", "previous-token", ()),
+    ("Attends to the token right before it.", "previous-token", ()),
+    ("Sub-diagonal pattern, bigram-like.", "previous-token", ()),
+    ("prev-token", "previous-token", ()), ("prev token", "previous-token", ()), ("prev tok", "previous-token", ()),
+    ("skip-1", "positional", ()),
+    ("Attends to the previous 1-4 tokens.", "local", ()),
+    ("Parks attention on the BOS token.", "start-of-text", ()),
+    ("An attention sink on <|endoftext|>.", "start-of-text", ()),
+    ("Commas and full stops.", "delimiter", ()),
+    ("The opening speech mark.", "delimiter", ()),
+    ("Attends to the start of the clause.", "clause-start", ()),
+    ("The token just after the latest comma.", "clause-start", ()),
+    ("Character names like Lily.", "proper-noun", ()),
+    ("Spreads attention over all the tokens of the sentence.", "broad", ()),
+    ("Spreads over the last few tokens.", "local", ()),
+    ("Earlier occurrences of the same token.", "duplicate-token", ()),
+    ("The token after an earlier occurrence of the current token.", "induction", ()),
+    ("Attends to the token two back.", "positional", ()),
+    ("The first piece of the word.", "word-start", ()),
+    ("No clear pattern.", "unclear", ()),
+    ("Attends to the current token, sometimes also to the previous token.", "current-token", ("previous-token",)),
+    ("Mostly previous token and self.", "previous-token", ("current-token",)),
+    ("BOS, commas and full stops.", "start-of-text", ("delimiter",)),
+    ("The current and earlier proper nouns?", "proper-noun", ()),
+    ("Names from speech marks.", "proper-noun", ()),  # "from X" names the queries, not the target
+    ("Attends to the previous token (except the closing speech mark, which attends to the opening one).",
+     "previous-token", ()),
+]
+
+
+@pytest.mark.parametrize("text, primary, secondary", PHRASINGS)
+def test_phrasing_gives_one_primary_role_and_its_secondary_roles(text, primary, secondary):
+    claims = extract_claims(text)
+    assert (claims.claimed_primary, claims.claimed_secondary) == (primary, secondary)
+
+
+@pytest.mark.parametrize("text, scope, role", [
+    ("Punctuation attends to itself.", "delimiter", "current-token"),
+    ("Word-initial tokens put about 40% on themselves.", "word_start", "current-token"),
+    ("From full stops, attends to the previous full stop.", "delimiter", "delimiter"),
+    ('The word "but" attends only to itself.', "token", "current-token"),
+])
+def test_statements_scoped_to_a_kind_of_query_are_conditions_not_head_claims(text, scope, role):
+    claims = extract_claims(text)
+    assert claims.claimed_primary is None
+    assert [(c.scope, c.role) for c in claims.conditions] == [(scope, role)]
+
+
+def test_a_condition_that_is_the_roles_own_definition_is_the_head_claim():
+    text = ("Inside a word, attends to the word's first piece: 78% of a continuation piece's attention goes to "
+            "earlier pieces of the same word. Word-initial tokens spread their attention over the previous few "
+            "words' first pieces.")
+    claims = extract_claims(text)
+    assert claims.claimed_primary == "word-start" and claims.claimed_secondary == ()
+    assert [n.value for n in claims.primary.numbers] == [0.78]
+    assert [c.scope for c in claims.conditions] == ["word_start"]
+
+
+@pytest.mark.parametrize("text, hedge, weight", [
+    ("Attends to the previous token.", "", 1.0),
+    ("~Commas.", "~", 0.75),
+    ("~~The start of the clause?", "~~?", 0.25),
+    ("Perhaps the previous token.", "?", 0.5),
+    ("Previous token, weak.", " weak", 0.5),
+])
+def test_hedges_lower_the_weight_of_the_claim_without_dropping_it(text, hedge, weight):
+    primary = extract_claims(text).primary
+    assert primary is not None and primary.hedge == hedge and primary.weight == pytest.approx(weight)
+
+
+@pytest.mark.parametrize("text", ["~~The subject of the sentence?", "The backward parts of skip n-grams?",
+                                  "Keeps a summary of the narrative.", "Tracks the sentiment of the story."])
+def test_claims_no_metric_can_check_are_not_forced_into_a_role(text):
+    claims = extract_claims(text)
+    assert claims.claimed_primary is None and {c.kind for c in claims.claims} == {"uncheckable"}
+
+
+def test_numbers_are_read_as_shares_lifts_distances_and_entropies():
+    numbers = find_numbers("0.45 on the previous token, 78%, 12x uniform, mean distance 52, entropy 0.8, 1-4 tokens")
+    assert [(n.quantity, n.value) for n in numbers] == [
+        ("share", 0.45), ("share", 0.78), ("lift", 12.0), ("distance", 52.0), ("entropy", 0.8)]
+
+
+@pytest.mark.parametrize("text, role", [
+    ("the thing just to the left", "previous-token"),
+    ("copies what happened next the last time", "induction"),
+    ("focuses on where the sentence begins", "clause-start"),
+])
+def test_tfidf_fallback_matches_paraphrases_the_lexicon_misses(text, role):
+    primary = extract_claims(text).primary
+    assert (primary.role, primary.source) == (role, "tf-idf") and primary.similarity >= ClaimMatcher().threshold
+
+
+# --- reading accuracy on hand-keyed notes ----------------------------------------------------------
+
+KEYED = [(NOTES / f"{name}.md", NOTES / f"{name}.answers.json") for name in (
+    "stories260k-prose", "stories260k-layer-head", "tinystories-1l-role-description", "mixed-shapes")]
+
+
+@pytest.mark.parametrize("notes, answers", KEYED, ids=lambda p: p.stem)
+def test_claimed_primary_role_is_read_right_on_90_percent_of_confident_heads(notes, answers):
+    score = reading_check(notes, answers)
+    assert len(score.confident) >= 8
+    assert score.accuracy >= 0.9, score.misses()[["layer", "head", "claimed", "acceptable", "text"]].to_string()
+
+
+@pytest.mark.skipif(not EXAMPLE.exists(), reason="../shared/design is not on this machine")
+def test_example_notes_primary_roles_are_read_right():
+    score = reading_check(EXAMPLE, NOTES / "example-hand-descriptions.answers.json")
+    assert score.accuracy >= 0.9 and score.rows["right"].mean() >= 0.8
