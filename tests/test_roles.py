@@ -1,107 +1,126 @@
-"""Role rules on synthetic metric values whose right answer is plain."""
+"""Role rules on synthetic attention budgets whose right answer is plain."""
 
 import numpy as np
 import pytest
 
+from classifier.registry import PARTS
 from classifier.roles import ROLES, assign_roles, check_role_names
 from classifier.scorer import Measurement
 from classifier.scoring import METRICS, OFFSETS
 
-# Uniform-attention expectations of a typical story (shares; entropy 1; distance in tokens).
-EXPECTED = {m: 0.03 for m in METRICS} | {"local": 0.1, "delimiter": 0.15, "entropy": 1.0, "max_weight": 0.03, "distance": 60.0}
-BACKGROUND = {m: 0.03 for m in METRICS} | {"local": 0.1, "delimiter": 0.12, "entropy": 0.5, "max_weight": 0.5, "distance": 50.0}
+# Uniform attention's budget on a typical story (shares of all attention, summing to 1), and the
+# share of queries for which each part has a key.
+UNIFORM = {"sink": 0.02, "self": 0.02, "previous": 0.02, "word_start": 0.005, "last_delimiter": 0.015,
+           "clause_start": 0.015, "name": 0.02, "other_delimiter": 0.12, "duplicate": 0.05, "induction": 0.03,
+           "local_rest": 0.05}
+UNIFORM["rest"] = 1 - sum(UNIFORM.values())
+AVAILABLE = {p: 1.0 for p in PARTS} | {"word_start": 0.25, "last_delimiter": 0.8, "clause_start": 0.8, "name": 0.7}
+# A noise head's budget: close to uniform.
+NOISE = dict(UNIFORM)
 
 
-def measurement(heads: list[dict], offsets: list[dict] | None = None, resamples: int = 0, noise: float = 0.0) -> Measurement:
-    values = np.array([[[h.get(m, BACKGROUND[m]) for m in METRICS] for h in heads]])  # (1, H, M)
+def budget_of(parts: dict) -> np.ndarray:
+    """A head's budget: the given parts, the rest spread like uniform attention over the others."""
+    given = sum(parts.values())
+    others = [p for p in PARTS if p not in parts]
+    if not others:
+        return np.array([parts[p] for p in PARTS])
+    scale = (1 - given) / sum(UNIFORM[p] for p in others)
+    return np.array([parts.get(p, UNIFORM[p] * scale) for p in PARTS])
+
+
+def measurement(heads: list[dict], offsets: list[dict] | None = None, resamples: int = 0, noise: float = 0.0,
+                entropy: list[float] | None = None) -> Measurement:
+    budget = np.array([[budget_of(h) for h in heads]])  # (1, H, P)
+    values = np.full((1, len(heads), len(METRICS)), 0.03)
+    values[..., METRICS.index("entropy")] = entropy if entropy is not None else 0.5
+    values[..., METRICS.index("max_weight")] = 0.5 if entropy is None else 0.05
     shares = np.full((1, len(heads), len(OFFSETS) + 1), 1.0 / (len(OFFSETS) + 1))
     for k, offset_share in enumerate(offsets or [{}] * len(heads)):
         for offset, share in offset_share.items():
             shares[0, k] = (1 - share) / len(OFFSETS)
             shares[0, k, offset] = share
-    expected = np.array([EXPECTED[m] for m in METRICS])
+    uniform = np.array([UNIFORM[p] for p in PARTS])
+    available = np.array([AVAILABLE[p] for p in PARTS])
     rng = np.random.default_rng(0)
-    boot = values[None] + rng.normal(scale=noise, size=(resamples, *values.shape))
+    boot_budget = budget[None] + rng.normal(scale=noise, size=(resamples, *budget.shape))
+    expected = np.full(len(METRICS), 0.03)
     return Measurement(
-        values=values, expected=expected, boot_values=boot, boot_expected=np.repeat(expected[None], resamples, 0),
-        offset_shares=shares, boot_offset_shares=np.repeat(shares[None], resamples, 0), n_texts=100,
+        values=values, expected=expected, boot_values=np.repeat(values[None], resamples, 0),
+        boot_expected=np.repeat(expected[None], resamples, 0), offset_shares=shares,
+        boot_offset_shares=np.repeat(shares[None], resamples, 0), n_texts=100,
+        budget=budget, budget_uniform=uniform, boot_budget=boot_budget,
+        boot_budget_uniform=np.repeat(uniform[None], resamples, 0), budget_available=available,
+        boot_budget_available=np.repeat(available[None], resamples, 0),
     )
 
 
-def test_each_target_role_is_primary_where_its_target_dominates():
-    heads = [
-        {"current": 0.9, "local": 0.95},
-        {"previous": 0.85, "local": 0.9},
-        {"start_of_text": 0.8},
-        {"delimiter": 0.7, "last_delimiter": 0.6},
-        {"clause_start": 0.6},
-        {"proper_noun": 0.5},
-        {"duplicate": 0.6},
-        {"word_start": 0.7},
-    ]
-    offsets = [{0: 0.95}, {1: 0.95}, {}, {}, {}, {}, {}, {}]
-    labels = assign_roles(measurement(heads, offsets))
-    assert labels.frame["role"].tolist() == [
-        "current-token", "previous-token", "start-of-text", "delimiter", "clause-start", "proper-noun",
-        "duplicate-token", "word-start",
-    ]
-    # local attention is implied by a current-token head but is not a role for it: one offset dominates
-    assert "local" not in labels.frame.loc[0, "secondary"]
+def roles_of(*args, **kwargs) -> list[str]:
+    return assign_roles(measurement(*args, **kwargs)).frame["role"].tolist()
 
 
-def test_noise_head_is_unclear_and_a_common_target_needs_real_lift():
-    # delimiter share 0.35 passes the share threshold but is only 2.3x its uniform expectation 0.15
-    labels = assign_roles(measurement([{}, {"delimiter": 0.35}]))
-    assert labels.frame["role"].tolist() == ["unclear", "unclear"]
+def test_each_target_role_is_primary_where_its_part_dominates():
+    heads = [{"self": 0.6}, {"previous": 0.6}, {"word_start": 0.15}, {"last_delimiter": 0.4},
+             {"clause_start": 0.4}, {"name": 0.4}, {"duplicate": 0.5}]
+    assert roles_of(heads) == ["current-token", "previous-token", "word-start", "delimiter", "clause-start",
+                               "proper-noun", "duplicate-token"]
+
+
+def test_noise_heads_stay_unclear():
+    assert roles_of([NOISE, NOISE]) == ["unclear", "unclear"]
+
+
+def test_a_soft_clear_preference_names_the_head():
+    # 12% on the latest delimiter is 8x uniform: a reader names it although it is far from half
+    assert roles_of([{"last_delimiter": 0.12}, {"previous": 0.15}]) == ["delimiter", "previous-token"]
+
+
+def test_a_common_target_needs_real_lift():
+    # 30% on delimiters at large is only 2.5x their uniform share (0.12)
+    assert roles_of([{"other_delimiter": 0.30}]) == ["unclear"]
+
+
+def test_a_sink_is_the_role_only_when_nothing_else_holds_a_real_share():
+    frame = assign_roles(measurement([{"sink": 0.9}, {"sink": 0.6, "previous": 0.3}])).frame
+    assert frame["role"].tolist() == ["start-of-text", "previous-token"]
+    assert "start-of-text" in frame.loc[1, "secondary"]
+    assert frame.loc[1, "sink"] == pytest.approx(0.6)
+
+
+def test_local_names_a_head_only_when_no_single_part_explains_the_window():
+    spread = {"self": 0.2, "previous": 0.2, "local_rest": 0.4}
+    previous_heavy = {"self": 0.15, "previous": 0.5, "local_rest": 0.15}
+    assert roles_of([spread, previous_heavy]) == ["local", "previous-token"]
+
+
+def test_broad_only_when_nothing_specific_passes():
+    assert roles_of([NOISE, {"previous": 0.5}], entropy=[0.95, 0.95]) == ["broad", "previous-token"]
 
 
 def test_positional_needs_one_offset_of_two_or_more_as_argmax_for_ninety_percent():
-    heads = [{"offset2": 0.8}, {"offset2": 0.8}, {}]
-    offsets = [{2: 0.95}, {2: 0.85}, {3: 0.92}]
-    labels = assign_roles(measurement(heads, offsets))
-    assert labels.frame["role"].tolist() == ["positional", "unclear", "positional"]
-    assert labels.frame["offset"].tolist()[::2] == [2, 3]
+    heads = [{"local_rest": 0.8}, {"local_rest": 0.8}]
+    frame = assign_roles(measurement(heads, [{2: 0.95}, {2: 0.85}])).frame
+    assert frame["role"].tolist()[0] == "positional" and frame["role"].tolist()[1] != "positional"
+    assert frame.loc[0, "offset"] == 2
 
 
-def test_broad_and_local_heads():
-    heads = [{"entropy": 0.95, "max_weight": 0.1}, {"local": 0.7, "current": 0.2, "previous": 0.2}]
-    offsets = [{}, {0: 0.3}]
-    labels = assign_roles(measurement(heads, offsets))
-    assert labels.frame["role"].tolist() == ["broad", "local"]
+def test_evidence_columns_say_how_well_the_label_fits():
+    heads = [{"previous": 0.45, "self": 0.05}, {"previous": 0.2, "self": 0.18}]
+    frame = assign_roles(measurement(heads, resamples=50, noise=0.001)).frame
+    sure, close = frame.iloc[0], frame.iloc[1]
+    assert sure["explained"] == pytest.approx(0.45) and sure["lift"] == pytest.approx(0.45 / 0.02)
+    assert sure["margin"] > close["margin"] > 0
+    assert close["confidence"] < sure["confidence"]
 
 
-def test_secondary_roles_are_the_other_passing_roles_strongest_first():
-    labels = assign_roles(measurement([{"previous": 0.5, "start_of_text": 0.6, "proper_noun": 0.35}], [{1: 0.6}]))
-    row = labels.frame.iloc[0]
-    assert row["role"] == "start-of-text"
-    assert row["secondary"] == ("previous-token", "proper-noun")
+def test_stability_drops_for_a_head_on_the_threshold():
+    sure = assign_roles(measurement([{"previous": 0.5}], resamples=200, noise=0.005)).frame
+    borderline = assign_roles(measurement([{"last_delimiter": 0.045}], resamples=200, noise=0.01)).frame
+    assert sure.loc[0, "stability"] == 1.0
+    assert 0.2 < borderline.loc[0, "stability"] < 0.95
 
 
-def test_induction_needs_a_repeated_sequence_confirmation_and_several_layers():
-    heads = [{"induction": 0.6}]
-    m = measurement(heads)
-    assert assign_roles(m).frame["role"].tolist() == ["unclear"]
-    two_layers = Measurement(**{**m.__dict__, "values": np.repeat(m.values, 2, 0),
-                                "offset_shares": np.repeat(m.offset_shares, 2, 0)})
-    confirmed = assign_roles(two_layers, induction_repeated=np.array([[0.1], [0.8]]))
-    assert confirmed.frame["role"].tolist() == ["unclear", "induction"]
-
-
-def test_confidence_is_the_share_of_resamples_agreeing_with_the_primary_role():
-    sure = assign_roles(measurement([{"current": 0.9}], [{0: 0.95}], resamples=200, noise=0.01))
-    assert sure.frame.loc[0, "confidence"] == 1.0
-    # current 0.31 sits at the 0.3 threshold: resamples with noise 0.02 fall either side
-    borderline = assign_roles(measurement([{"current": 0.31}], [{0: 0.5}], resamples=400, noise=0.02))
-    assert 0.4 < borderline.frame.loc[0, "confidence"] < 0.9
-
-
-def test_roles_json_records_have_the_contract_fields():
-    records = assign_roles(measurement([{"current": 0.9}], [{0: 0.95}])).to_records()
-    # no resamples: the confidence is unknown (null in JSON), not 1
-    assert records == [{"layer": 0, "head": 0, "role": "current-token", "secondary": [], "confidence": None}]
-
-
-def test_unknown_role_name_lists_valid_ones():
-    with pytest.raises(ValueError, match="unknown role.*bogus.*valid: current-token"):
-        check_role_names(["bogus"])
+def test_unknown_role_names_are_listed():
+    with pytest.raises(ValueError, match="unknown role.*valid: current-token"):
+        check_role_names(["previous-token", "bogus"])
     assert ROLES[-1] == "unclear"
