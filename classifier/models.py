@@ -15,14 +15,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from classifier.corpora import hub_reachable
+from classifier.errors import InputError
 
 LOCAL_HINT = "pass a local checkpoint directory with --model PATH (or run `make demo` for an offline report)"
 
 
-class ModelLoadError(ValueError):
+# The TinyStories checkpoints TransformerLens knows by name, with its aliases (official spelling
+# `Instuct` kept). Written out so that `head-roles models` needs no torch or transformer_lens
+# import (seconds); tests/test_models.py checks it against TransformerLens' registry.
+TINYSTORIES_MODELS: dict[str, tuple[str, ...]] = {
+    "roneneldan/TinyStories-1M": ("tiny-stories-1M",),
+    "roneneldan/TinyStories-3M": ("tiny-stories-3M",),
+    "roneneldan/TinyStories-8M": ("tiny-stories-8M",),
+    "roneneldan/TinyStories-28M": ("tiny-stories-28M",),
+    "roneneldan/TinyStories-33M": ("tiny-stories-33M",),
+    "roneneldan/TinyStories-1Layer-21M": ("tiny-stories-1L-21M",),
+    "roneneldan/TinyStories-2Layers-33M": ("tiny-stories-2L-33M",),
+    "roneneldan/TinyStories-Instruct-1M": ("tiny-stories-instruct-1M",),
+    "roneneldan/TinyStories-Instruct-3M": ("tiny-stories-instruct-3M",),
+    "roneneldan/TinyStories-Instruct-8M": ("tiny-stories-instruct-8M",),
+    "roneneldan/TinyStories-Instruct-28M": ("tiny-stories-instruct-28M",),
+    "roneneldan/TinyStories-Instruct-33M": ("tiny-stories-instruct-33M",),
+    "roneneldan/TinyStories-Instuct-1Layer-21M": ("tiny-stories-instruct-1L-21M",),
+    "roneneldan/TinyStories-Instruct-2Layers-33M": ("tiny-stories-instruct-2L-33M",),
+}
+# llama2.c checkpoints known by name (classifier.llama2c.LLAMA2C_CHECKPOINTS, which imports
+# torch); tests/test_models.py checks the two agree.
+LLAMA2C_NAMES = ("stories15M", "stories42M", "stories110M", "stories260K")
+
+
+class ModelLoadError(InputError):
     """A model that cannot be loaded; the message is one line."""
 
 
@@ -44,6 +67,11 @@ class LoadedModel:
 
 def tinystories_models() -> dict[str, list[str]]:
     """Official names of the TinyStories checkpoints TransformerLens knows, with their aliases."""
+    return {name: list(aliases) for name, aliases in TINYSTORIES_MODELS.items()}
+
+
+def registry_tinystories_models() -> dict[str, list[str]]:
+    """The same list read from TransformerLens' own registry (slow: imports transformer_lens)."""
     from transformer_lens.tools.model_registry.registry_io import load_model_aliases
 
     return {
@@ -55,13 +83,13 @@ def tinystories_models() -> dict[str, list[str]]:
 
 def known_models() -> dict[str, list[str]]:
     """Every model name this tool resolves without a path: TinyStories and llama2.c checkpoints."""
-    from classifier.llama2c import LLAMA2C_CHECKPOINTS
-
-    return {**tinystories_models(), **{name: [] for name in LLAMA2C_CHECKPOINTS}}
+    return {**tinystories_models(), **{name: [] for name in LLAMA2C_NAMES}}
 
 
 def resolve_device(device: str) -> str:
     """`auto` becomes cuda when available, else cpu; anything else must be a valid torch device."""
+    import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -75,6 +103,9 @@ def resolve_device(device: str) -> str:
 
 def resolve_name(model: str) -> str:
     """The official Hugging Face id of a TransformerLens name or alias; `model` itself otherwise."""
+    for name, aliases in TINYSTORIES_MODELS.items():
+        if model == name or model in aliases:
+            return name
     from transformer_lens.tools.model_registry.registry_io import resolve_model_alias
 
     return resolve_model_alias(model) or model

@@ -25,6 +25,7 @@ from classifier.claims import (  # the claim names are re-exported: callers impo
     GENERIC_WORDS, GLOSSARY, LEXICON, NOTE, QUOTED_WORD, SECONDARY, UNCHECKABLE, UNSURE, Claim, ClaimKind,
     ClaimMatcher, default_matcher, extract_claims,
 )
+from classifier.errors import InputError
 from classifier.roles import HEADLINE_METRIC
 from classifier.scoring import OFFSETS
 from classifier.thresholds import DEFAULT_THRESHOLDS
@@ -41,7 +42,7 @@ PARTLY_ENTROPY = 0.75 * DEFAULT_THRESHOLDS.broad_entropy
 PARTLY_ARGMAX = 0.5
 
 
-class ValidateError(ValueError):
+class ValidateError(InputError):
     """Bad descriptions input; the message is one line, "FILE:LINE: message"."""
 
 
@@ -205,13 +206,13 @@ def _read_side(path: Path, metrics_name: str, roles_name: str, n_layers: int, n_
     try:
         roles = pd.DataFrame(json.loads((path / roles_name).read_text()))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path / roles_name}:{err.lineno}: broken JSON ({err.msg})") from None
+        raise ValidateError(f"{path / roles_name}:{err.lineno}: broken JSON ({err.msg})") from None
     side = _measured(pd.read_csv(path / metrics_name), roles)
     for name, frame in ((metrics_name, side.metrics), (roles_name, side.roles)):
         missing = pd.MultiIndex.from_product([range(n_layers), range(n_heads)]).difference(frame.index)
         if len(missing):
             layer, head = missing[0]
-            raise ValueError(f"{path / name}: no row for head L{layer}H{head} ({len(missing)} heads missing)")
+            raise ValidateError(f"{path / name}: no row for head L{layer}H{head} ({len(missing)} heads missing)")
     return side
 
 
