@@ -42,11 +42,27 @@ def user_errors():
         raise BadInput(one_line(err)) from None
 
 
+@contextlib.contextmanager
+def one_line_usage_errors():
+    """click's usage errors (unknown option, bad value) as one line too, naming the help to read."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise
+    except click.UsageError as err:
+        command = err.ctx.command_path.replace(err.ctx.find_root().info_name or "", "head-roles", 1) if err.ctx else "head-roles"
+        raise BadInput(f"{one_line(err.format_message())} (see `{command} --help`)") from None
+
+
 class HeadRolesGroup(click.Group):
     """Runs every command with the CLI's verbosity and the one-line rule for input errors."""
 
+    def make_context(self, *args, **kwargs):
+        with one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
     def invoke(self, ctx):
-        with console.configured(), user_errors():
+        with console.configured(), user_errors(), one_line_usage_errors():
             return super().invoke(ctx)
 
 
@@ -130,6 +146,9 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     """
     out_dir = check_output_dir(out_dir if out_dir else default_out_dir(model))
     settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
+    from classifier.models import check_model_argument
+
+    check_model_argument(model)  # a bad --model is said before the corpus is read
     from classifier.pipeline import analyse_model
     from classifier.report import invocation, write_report
 

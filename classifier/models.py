@@ -103,12 +103,10 @@ def resolve_device(device: str) -> str:
 
 def resolve_name(model: str) -> str:
     """The official Hugging Face id of a TransformerLens name or alias; `model` itself otherwise."""
-    for name, aliases in TINYSTORIES_MODELS.items():
+    for name, aliases in {**TINYSTORIES_MODELS, **_transformer_lens_aliases()}.items():
         if model == name or model in aliases:
             return name
-    from transformer_lens.tools.model_registry.registry_io import resolve_model_alias
-
-    return resolve_model_alias(model) or model
+    return model
 
 
 def load_model(
@@ -117,6 +115,7 @@ def load_model(
     """Load `model` (name, alias, hub id, local directory or llama2.c .bin) on `device`."""
     from classifier import llama2c
 
+    check_model_argument(model)
     device = resolve_device(device)
     path = Path(model)
     if llama2c.is_llama2c_name(model) or (path.suffix == ".bin" and path.exists()):
@@ -130,6 +129,49 @@ def load_model(
     if model.startswith((".", "/", "~")) or (model.count("/") > 1):
         raise ModelLoadError(f"--model {model}: no such file or directory")
     return _load_hub(model, revision, device)
+
+
+def check_model_argument(model: str) -> str:
+    """What `model` is ("llama2c", "directory" or "hub"), checked without loading anything or
+    importing torch, so a bad argument is said before a corpus is read or a model loaded."""
+    path = Path(model)
+    if model in LLAMA2C_NAMES or (path.suffix == ".bin" and path.is_file()):
+        return "llama2c"
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"--model {model}: not a checkpoint directory or a llama2.c .bin file")
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"--model {model}: no config.json in this directory (not a Hugging Face checkpoint)")
+        return "directory"
+    if model.startswith((".", "/", "~")) or (model.count("/") > 1):
+        raise ModelLoadError(f"--model {model}: no such file or directory")
+    if "/" not in resolve_name(model):
+        known = known_models()
+        close = difflib.get_close_matches(model, [*known, *(a for aliases in known.values() for a in aliases)], n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ModelLoadError(
+            f"--model {model}: unknown model name; {hint}run `head-roles models` for the known names, "
+            f"give a Hugging Face id (org/name), or {LOCAL_HINT}"
+        )
+    return "hub"
+
+
+def _transformer_lens_aliases() -> dict[str, list[str]]:
+    """TransformerLens' alias table, read from its data file without importing the package
+    (which imports torch); through its registry module when the file is not where expected."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("transformer_lens")
+    if spec is not None and spec.origin:
+        data = Path(spec.origin).parent / "tools" / "model_registry" / "data" / "model_aliases.json"
+        if data.is_file():
+            return json.loads(data.read_text())
+    if spec is None:
+        return {}
+    from transformer_lens.tools.model_registry.registry_io import load_model_aliases
+
+    return load_model_aliases()
 
 
 def _load_directory(model: str, path: Path, device: str) -> LoadedModel:

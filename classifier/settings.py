@@ -6,12 +6,16 @@ built from this type (`classifier.cli.settings_options`) and cannot drift from i
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 from classifier.errors import InputError
 
 # TinyStories models were trained on 512-token contexts although their configs say 2048.
 TRAINED_CONTEXT = 512
+# Device strings torch accepts for the back-ends this tool can run on; checked here so that a
+# typo is said before torch is imported (seconds). Availability is checked when the model loads.
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 
 
 def _option(default, help: str):
@@ -49,8 +53,8 @@ class ScoreSettings:
             problems.append(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.bootstrap < 0:
             problems.append(f"--bootstrap must be 0 or more, got {self.bootstrap}")
-        if not isinstance(self.device, str) or not self.device.strip():
-            problems.append(f"--device must name a device (auto, cpu, cuda or cuda:N), got {self.device!r}")
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            problems.append(f"--device {self.device!r}: not a torch device (try auto, cpu or cuda)")
         if problems:
             raise InputError("; ".join(problems))
 
