@@ -60,6 +60,20 @@ def apply(*, quiet: bool = False, verbose: bool = False) -> None:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
     warnings.filterwarnings("always", category=InputNotice)
+    _library_bars(verbose)
+
+
+def _library_bars(enabled: bool) -> None:
+    """Other libraries' progress bars on or off, for those already imported (the environment
+    variables above cover the ones imported later); importing one here would cost seconds."""
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        (transformers_logging.enable_progress_bar if enabled else transformers_logging.disable_progress_bar)()
+    if "datasets" in sys.modules:
+        from datasets.utils import logging as datasets_logging
+
+        (datasets_logging.enable_progress_bar if enabled else datasets_logging.disable_progress_bar)()
 
 
 @contextlib.contextmanager
@@ -76,5 +90,6 @@ def configured(*, quiet: bool = False, verbose: bool = False):
             yield
         finally:
             _progress = saved_progress
+            _library_bars(True)  # their own default
             for name, level in saved_levels.items():
                 logging.getLogger(name).setLevel(level)

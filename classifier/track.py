@@ -192,6 +192,7 @@ class TrackedModel:
     status: Literal["computed", "reused", "failed"]
     run: object | None = None  # classifier.run.Run
     error: str | None = None
+    path: Path | None = None  # the run's directory in the store
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -227,7 +228,7 @@ def score_or_reuse(
         stored = run_path(store, spec, store_key(identity, corpus, settings))
         if stored.is_dir():
             try:
-                return TrackedModel(label, spec, "reused", run=load_run(stored))
+                return TrackedModel(label, spec, "reused", run=load_run(stored), path=stored)
             except ValueError:  # InputError: unreadable files
                 pass  # a damaged entry is recomputed and replaced
     loaded = load_model(spec.model, revision=spec.revision, device=settings.device, tokenizer_path=tokenizer)
@@ -246,7 +247,7 @@ def score_or_reuse(
         os.replace(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return TrackedModel(label, spec, "computed", run=load_run(destination))
+    return TrackedModel(label, spec, "computed", run=load_run(destination), path=destination)
 
 
 # --- comparing ---------------------------------------------------------------------------------
@@ -384,7 +385,7 @@ def track(
         except Exception as err:  # any one model's failure must not lose the others
             result = TrackedModel(label, spec, "failed", error=one_line(err))
         tracked.append(result)
-        detail = f"failed: {result.error}" if result.error else f"{result.status} ({result.run.path})"
+        detail = f"failed: {result.error}" if result.error else f"{result.status} ({result.path})"
         log(f"[{number}/{len(specs)}] {spec.argument}: {detail}")
     done = [m for m in tracked if m.run is not None]
     comparisons = [compare_models(done[i], done[j]) for i, j in pairs(len(done), compare)]

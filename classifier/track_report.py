@@ -123,7 +123,7 @@ def render_track(tracking: Tracking, command: str | None = None) -> str:
         {
             "Model": m.label, "Argument": f"`{m.spec.argument}`",
             "Layout": f"{m.shape[0]} x {m.shape[1]}" if m.run is not None else "",
-            "Status": m.status, "Run": f"`{m.run.path}`" if m.run is not None else "",
+            "Status": m.status, "Run": f"`{m.path}`" if m.run is not None else "",
         }
         for m in tracking.models
     ])))

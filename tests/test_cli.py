@@ -46,7 +46,7 @@ def test_report_writes_tidy_metrics_roles_and_run_record(small_neo_dir, corpus_f
     assert len(metrics) == 2 * 4  # one row per head
     assert ((metrics["current_lo"] <= metrics["current"] + 1e-9) & (metrics["current"] <= metrics["current_hi"] + 1e-9)).all()
     roles = json.loads((out / "roles.json").read_text())
-    assert [set(r) for r in roles] == [{"layer", "head", "role", "secondary", "confidence"}] * 8
+    assert len(roles) == 8 and all({"layer", "head", "role", "secondary", "confidence"} <= set(r) for r in roles)
     run = json.loads((out / "run.json").read_text())
     assert run["corpus"]["stories"] == 2 and len(run["corpus"]["sample_indices"]) == 2
     assert run["settings"]["bootstrap"] == 20 and "torch" in run["versions"]
@@ -58,12 +58,12 @@ def test_report_writes_tidy_metrics_roles_and_run_record(small_neo_dir, corpus_f
 
 @pytest.mark.slow
 def test_a_failed_report_leaves_nothing_half_written(small_neo_dir, corpus_file, tmp_path, monkeypatch):
-    import classifier.report
+    import classifier.figures
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(classifier.report, "draw_figures", broken)
+    monkeypatch.setattr(classifier.figures, "draw_figures", broken)
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["report", "--model", str(small_neo_dir), "--corpus", str(corpus_file),
                                        "--bootstrap", "5", "--out", str(out), "--device", "cpu"])

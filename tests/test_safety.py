@@ -35,8 +35,9 @@ def plant_user_files(folder: Path) -> dict:
 
 def snapshot(folder: Path) -> dict:
     paths = [folder, folder / "notes.md", folder / "sub", folder / "sub" / "data.csv"]
+    # A folder's mtime changes when our files are added; its mode and the files must not.
     return {
-        str(p): (p.stat().st_mode, p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else None)
+        str(p): (p.stat().st_mode, p.stat().st_mtime_ns, p.read_bytes()) if p.is_file() else (p.stat().st_mode,)
         for p in paths
     }
 
