@@ -9,6 +9,7 @@ score anything.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class LoadedModel:
     n_ctx: int
     bos_token_id: int
     device: str
+    tokenizer_path: str | None = None  # a llama2.c tokenizer file, given or found next to the .bin
 
 
 def tinystories_models() -> dict[str, list[str]]:
@@ -123,7 +125,9 @@ def load_model(
             bridge, tokenizer = llama2c.boot_llama2c_bridge(model, tokenizer_path, device=device)
         except llama2c.Llama2cError as err:
             raise ModelLoadError(str(err)) from None
-        return _loaded(model, str(model), None, bridge, tokenizer, device)
+        found = tokenizer_path or getattr(tokenizer, "vocab_file", None) or getattr(tokenizer, "name_or_path", None)
+        loaded = _loaded(model, str(model), None, bridge, tokenizer, device)
+        return dataclasses.replace(loaded, tokenizer_path=str(found) if found else None)
     if path.exists():
         return _load_directory(model, path, device)
     if model.startswith((".", "/", "~")) or (model.count("/") > 1):
