@@ -30,8 +30,11 @@ demo: install
 selfcheck: install
 	HF_HUB_OFFLINE=1 $(HEAD_ROLES) selfcheck --seeds 5
 
+# Real stories for the benchmark when ../shared is there; the bundled ones otherwise.
+BENCH_STORIES ?= $(wildcard ../shared/data/tinystories/tinystories-train-2316.txt)
+
 bench: install
-	HF_HUB_OFFLINE=1 $(PY) -m classifier.bench
+	HF_HUB_OFFLINE=1 $(PY) -m classifier.bench $(if $(BENCH_STORIES),--corpus $(BENCH_STORIES))
 
 # The TinyStories family, each base model beside its Instruct variant (official spelling `Instuct`).
 TRACK_MODELS ?= roneneldan/TinyStories-1M roneneldan/TinyStories-Instruct-1M \

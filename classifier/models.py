@@ -9,20 +9,44 @@ score anything.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from classifier.corpora import hub_reachable
+from classifier.errors import InputError
 
 LOCAL_HINT = "pass a local checkpoint directory with --model PATH (or run `make demo` for an offline report)"
 
 
-class ModelLoadError(ValueError):
+# The TinyStories checkpoints TransformerLens knows by name, with its aliases (official spelling
+# `Instuct` kept). Written out so that `head-roles models` needs no torch or transformer_lens
+# import (seconds); tests/test_models.py checks it against TransformerLens' registry.
+TINYSTORIES_MODELS: dict[str, tuple[str, ...]] = {
+    "roneneldan/TinyStories-1M": ("tiny-stories-1M",),
+    "roneneldan/TinyStories-3M": ("tiny-stories-3M",),
+    "roneneldan/TinyStories-8M": ("tiny-stories-8M",),
+    "roneneldan/TinyStories-28M": ("tiny-stories-28M",),
+    "roneneldan/TinyStories-33M": ("tiny-stories-33M",),
+    "roneneldan/TinyStories-1Layer-21M": ("tiny-stories-1L-21M",),
+    "roneneldan/TinyStories-2Layers-33M": ("tiny-stories-2L-33M",),
+    "roneneldan/TinyStories-Instruct-1M": ("tiny-stories-instruct-1M",),
+    "roneneldan/TinyStories-Instruct-3M": ("tiny-stories-instruct-3M",),
+    "roneneldan/TinyStories-Instruct-8M": ("tiny-stories-instruct-8M",),
+    "roneneldan/TinyStories-Instruct-28M": ("tiny-stories-instruct-28M",),
+    "roneneldan/TinyStories-Instruct-33M": ("tiny-stories-instruct-33M",),
+    "roneneldan/TinyStories-Instuct-1Layer-21M": ("tiny-stories-instruct-1L-21M",),
+    "roneneldan/TinyStories-Instruct-2Layers-33M": ("tiny-stories-instruct-2L-33M",),
+}
+# llama2.c checkpoints known by name (classifier.llama2c.LLAMA2C_CHECKPOINTS, which imports
+# torch); tests/test_models.py checks the two agree.
+LLAMA2C_NAMES = ("stories15M", "stories42M", "stories110M", "stories260K")
+
+
+class ModelLoadError(InputError):
     """A model that cannot be loaded; the message is one line."""
 
 
@@ -40,10 +64,16 @@ class LoadedModel:
     n_ctx: int
     bos_token_id: int
     device: str
+    tokenizer_path: str | None = None  # a llama2.c tokenizer file, given or found next to the .bin
 
 
 def tinystories_models() -> dict[str, list[str]]:
     """Official names of the TinyStories checkpoints TransformerLens knows, with their aliases."""
+    return {name: list(aliases) for name, aliases in TINYSTORIES_MODELS.items()}
+
+
+def registry_tinystories_models() -> dict[str, list[str]]:
+    """The same list read from TransformerLens' own registry (slow: imports transformer_lens)."""
     from transformer_lens.tools.model_registry.registry_io import load_model_aliases
 
     return {
@@ -55,13 +85,13 @@ def tinystories_models() -> dict[str, list[str]]:
 
 def known_models() -> dict[str, list[str]]:
     """Every model name this tool resolves without a path: TinyStories and llama2.c checkpoints."""
-    from classifier.llama2c import LLAMA2C_CHECKPOINTS
-
-    return {**tinystories_models(), **{name: [] for name in LLAMA2C_CHECKPOINTS}}
+    return {**tinystories_models(), **{name: [] for name in LLAMA2C_NAMES}}
 
 
 def resolve_device(device: str) -> str:
     """`auto` becomes cuda when available, else cpu; anything else must be a valid torch device."""
+    import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -75,9 +105,10 @@ def resolve_device(device: str) -> str:
 
 def resolve_name(model: str) -> str:
     """The official Hugging Face id of a TransformerLens name or alias; `model` itself otherwise."""
-    from transformer_lens.tools.model_registry.registry_io import resolve_model_alias
-
-    return resolve_model_alias(model) or model
+    for name, aliases in {**TINYSTORIES_MODELS, **_transformer_lens_aliases()}.items():
+        if model == name or model in aliases:
+            return name
+    return model
 
 
 def load_model(
@@ -86,6 +117,7 @@ def load_model(
     """Load `model` (name, alias, hub id, local directory or llama2.c .bin) on `device`."""
     from classifier import llama2c
 
+    check_model_argument(model)
     device = resolve_device(device)
     path = Path(model)
     if llama2c.is_llama2c_name(model) or (path.suffix == ".bin" and path.exists()):
@@ -93,12 +125,57 @@ def load_model(
             bridge, tokenizer = llama2c.boot_llama2c_bridge(model, tokenizer_path, device=device)
         except llama2c.Llama2cError as err:
             raise ModelLoadError(str(err)) from None
-        return _loaded(model, str(model), None, bridge, tokenizer, device)
+        found = tokenizer_path or getattr(tokenizer, "vocab_file", None) or getattr(tokenizer, "name_or_path", None)
+        loaded = _loaded(model, str(model), None, bridge, tokenizer, device)
+        return dataclasses.replace(loaded, tokenizer_path=str(found) if found else None)
     if path.exists():
         return _load_directory(model, path, device)
     if model.startswith((".", "/", "~")) or (model.count("/") > 1):
         raise ModelLoadError(f"--model {model}: no such file or directory")
     return _load_hub(model, revision, device)
+
+
+def check_model_argument(model: str) -> str:
+    """What `model` is ("llama2c", "directory" or "hub"), checked without loading anything or
+    importing torch, so a bad argument is said before a corpus is read or a model loaded."""
+    path = Path(model)
+    if model in LLAMA2C_NAMES or (path.suffix == ".bin" and path.is_file()):
+        return "llama2c"
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"--model {model}: not a checkpoint directory or a llama2.c .bin file")
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"--model {model}: no config.json in this directory (not a Hugging Face checkpoint)")
+        return "directory"
+    if model.startswith((".", "/", "~")) or (model.count("/") > 1):
+        raise ModelLoadError(f"--model {model}: no such file or directory")
+    if "/" not in resolve_name(model):
+        known = known_models()
+        close = difflib.get_close_matches(model, [*known, *(a for aliases in known.values() for a in aliases)], n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ModelLoadError(
+            f"--model {model}: unknown model name; {hint}run `head-roles models` for the known names, "
+            f"give a Hugging Face id (org/name), or {LOCAL_HINT}"
+        )
+    return "hub"
+
+
+def _transformer_lens_aliases() -> dict[str, list[str]]:
+    """TransformerLens' alias table, read from its data file without importing the package
+    (which imports torch); through its registry module when the file is not where expected."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("transformer_lens")
+    if spec is not None and spec.origin:
+        data = Path(spec.origin).parent / "tools" / "model_registry" / "data" / "model_aliases.json"
+        if data.is_file():
+            return json.loads(data.read_text())
+    if spec is None:
+        return {}
+    from transformer_lens.tools.model_registry.registry_io import load_model_aliases
+
+    return load_model_aliases()
 
 
 def _load_directory(model: str, path: Path, device: str) -> LoadedModel:

@@ -23,21 +23,29 @@ MANIFEST = ".head-roles-files.json"
 
 
 def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
-    """The output folder, checked before any work: created if missing, and writable.
+    """The output folder, checked before any work: a folder (or creatable), and writable.
 
-    Writability is tried with a real temporary file, since permission bits say little for root
-    or on special file systems (`/proc`).
+    Nothing is created: writability is tried with a real temporary file in the folder, or in its
+    nearest existing parent when it does not exist yet (permission bits say little for root or
+    on special file systems such as `/proc`), so a run that fails later leaves no empty folder.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{option} {path}: exists and is not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: mkdir would fail later
+            raise InputError(f"{option} {path}: {existing} is a broken link")
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise InputError(f"{option} {path}: exists and is not a folder{where}" if existing == path
+                         else f"{option} {path}: cannot be created{where}")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".tmp-head-roles-probe-", dir=path)
+        handle, probe = tempfile.mkstemp(prefix=".tmp-head-roles-probe-", dir=existing)
         os.close(handle)
         os.unlink(probe)
     except OSError as err:
-        raise InputError(f"{option} {path}: cannot write there ({err.strerror or err})") from None
+        where = "there" if existing == path else f"in {existing}"
+        raise InputError(f"{option} {path}: cannot write {where} ({err.strerror or err})") from None
     return path
 
 
@@ -46,7 +54,7 @@ def check_output_file(path: str | Path, *, option: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{option} {path}: is a folder, not a file")
-    check_output_dir(path.parent if str(path.parent) else Path("."), option=option)
+    check_output_dir(path.parent, option=option)
     return path
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from classifier.console import progress_allowed
 from classifier.corpora import BANANA_PROMPT, Corpus, load_corpus
 from classifier.models import LoadedModel, load_model
 from classifier.roles import assign_roles, characteristic_pairs
@@ -45,6 +46,7 @@ def analyse(
     notices: tuple[str, ...] = (), stories_shown: int = STORIES_SHOWN,
 ) -> Run:
     """Score `corpus` with `model` and label every head."""
+    progress = progress and progress_allowed()  # the CLI shows bars on a terminal only
     vocab = vocab_classes(model.tokenizer)
     scored = score_texts(model, corpus.texts, settings, vocab=vocab, progress=progress)
     measurement = measure(scored.stats, bootstrap=settings.bootstrap, seed=settings.seed)
@@ -65,7 +67,7 @@ def analyse(
         pattern_view(model, text, min(settings.max_tokens, STORY_TOKENS_SHOWN), vocab)
         for text in corpus.texts[:stories_shown]
     )
-    notice = (corpus.notice,) if corpus.notice and corpus.notice not in notices else ()
+    notice = tuple(n for n in getattr(corpus, "notices", ()) if n not in notices)
     return Run(
         model=model_info(model), corpus=corpus.describe(), settings=settings, n_tokens=scored.n_tokens,
         metrics=metrics, budget=budget_frame(measurement), roles=roles.frame,

@@ -1,18 +1,32 @@
-"""The one frozen settings object that travels from the CLI to the scorer and into run.json."""
+"""The one frozen settings object that travels from the CLI to the scorer and into run.json.
+
+Each field carries its command-line help in its metadata, so the CLI's scoring options are
+built from this type (`classifier.cli.settings_options`) and cannot drift from it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field, fields
+
+from classifier.errors import InputError
 
 # TinyStories models were trained on 512-token contexts although their configs say 2048.
 TRAINED_CONTEXT = 512
+# Device strings torch accepts for the back-ends this tool can run on; checked here so that a
+# typo is said before torch is imported (seconds). Availability is checked when the model loads.
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
+
+
+def _option(default, help: str):
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class ScoreSettings:
     """How a checkpoint is scored.
 
-    stories: how many stories to sample from the corpus (None: all of it).
+    stories: how many stories to sample from the corpus (None or 0: all of it).
     max_tokens: longest sequence scored, BOS included (capped by the model's trained context).
     seed: picks the stories and drives the bootstrap.
     batch_size: stories per forward pass (stories are batched sorted by length).
@@ -20,25 +34,34 @@ class ScoreSettings:
     device: "auto", "cpu", "cuda" or any torch device string.
     """
 
-    stories: int | None = 500
-    max_tokens: int = TRAINED_CONTEXT
-    seed: int = 0
-    batch_size: int = 16
-    bootstrap: int = 1000
-    device: str = "auto"
+    stories: int | None = _option(500, "Stories to sample (0: all).")
+    max_tokens: int = _option(TRAINED_CONTEXT, "Longest sequence scored, BOS included (capped by the model's context).")
+    seed: int = _option(0, "Picks the stories; drives the bootstrap.")
+    batch_size: int = _option(16, "Stories per forward pass.")
+    bootstrap: int = _option(1000, "Bootstrap resamples over stories (0: no intervals).")
+    device: str = _option("auto", "auto, cpu, cuda or cuda:N.")
 
     def __post_init__(self) -> None:
+        if self.stories == 0:  # the command line's "all"
+            object.__setattr__(self, "stories", None)
         problems = []
-        if self.stories is not None and self.stories < 1:
-            problems.append(f"--stories must be at least 1, got {self.stories}")
+        if self.stories is not None and self.stories < 0:
+            problems.append(f"--stories must be 0 (all) or more, got {self.stories}")
         if self.max_tokens < 2:
             problems.append(f"--max-tokens must be at least 2, got {self.max_tokens}")
         if self.batch_size < 1:
             problems.append(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.bootstrap < 0:
-            problems.append(f"--bootstrap must be >= 0, got {self.bootstrap}")
+            problems.append(f"--bootstrap must be 0 or more, got {self.bootstrap}")
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            problems.append(f"--device {self.device!r}: not a torch device (try auto, cpu or cuda)")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise InputError("; ".join(problems))
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def option_fields():
+    """The settings fields with their command-line help, in declaration order."""
+    return [f for f in fields(ScoreSettings) if "help" in f.metadata]

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from classifier.errors import InputError
 from classifier.scoring import METRICS
 from classifier.settings import ScoreSettings
 
@@ -63,14 +64,14 @@ class ModelSpec:
 def parse_model(argument: str) -> ModelSpec:
     """Split `name@revision` on the last `@`; an existing path is never split."""
     if not argument.strip():
-        raise ValueError("empty model argument")
+        raise InputError("empty model argument")
     if "@" not in argument or Path(argument).exists():
         return ModelSpec(argument, argument, None)
     model, revision = argument.rsplit("@", 1)
     if not model or not revision:
-        raise ValueError(f"{argument}: expected MODEL@REVISION")
+        raise InputError(f"{argument}: expected MODEL@REVISION")
     if Path(model).exists():
-        raise ValueError(f"{argument}: a revision applies to Hugging Face models, not to the local path {model}")
+        raise InputError(f"{argument}: a revision applies to Hugging Face models, not to the local path {model}")
     return ModelSpec(argument, model, revision)
 
 
@@ -79,7 +80,7 @@ def model_labels(specs: Sequence[ModelSpec]) -> list[str]:
     arguments = [s.argument for s in specs]
     repeated = sorted({a for a in arguments if arguments.count(a) > 1})
     if repeated:
-        raise ValueError(f"model(s) given more than once: {', '.join(repeated)}")
+        raise InputError(f"model(s) given more than once: {', '.join(repeated)}")
     short = [Path(s.model.rstrip("/")).name + (f"@{s.revision}" if s.revision else "") for s in specs]
     return [label if short.count(label) == 1 else spec.argument for label, spec in zip(short, specs)]
 
@@ -364,17 +365,16 @@ def track(
     from classifier.corpora import load_corpus
 
     if not models:
-        raise ValueError("give at least one model")
+        raise InputError("give at least one model")
     if compare not in COMPARE_MODES:
-        raise ValueError(f"--compare {compare!r}: valid: {', '.join(COMPARE_MODES)}")
+        raise InputError(f"--compare {compare!r}: valid: {', '.join(COMPARE_MODES)}")
     specs = [parse_model(m) for m in models]
     labels = model_labels(specs)
     sample = load_corpus(corpus, stories=settings.stories, seed=settings.seed)
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
     log = log or (lambda message: None)
-    if sample.notice:
-        log(sample.notice)
+    # load_corpus has already warned each of sample.notices (the CLI prints them at once).
     tracked = []
     for number, (spec, label) in enumerate(zip(specs, labels), start=1):
         log(f"[{number}/{len(specs)}] {spec.argument}: scoring or reusing")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from classifier.outputs import write_file
 from classifier.roles import ROLES
 from classifier.scoring import METRICS
 from classifier.track import STD_FLOOR, TrackedModel, Tracking
@@ -211,8 +212,8 @@ def write_track(tracking: Tracking, out_dir: str | Path, *, command: str | None 
     """Write out_dir/track.md and out_dir/track.csv (each replaced whole); returns out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(out_dir / "track.md", render_track(tracking, command))
-    _write_text(out_dir / "track.csv", track_table(tracking).to_csv(index=False))
+    write_file(out_dir / "track.md", render_track(tracking, command))
+    write_file(out_dir / "track.csv", track_table(tracking).to_csv(index=False))
     return out_dir
 
 

@@ -75,7 +75,7 @@ def test_a_failed_report_leaves_nothing_half_written(small_neo_dir, corpus_file,
     (["--model", "no-such-model"], "--model no-such-model: unknown model name"),
     (["--model", "./missing-dir"], "--model ./missing-dir: no such file or directory"),
     (["--corpus", "stories.csv"], "--corpus 'stories.csv'"),
-    (["--stories", "-3"], "--stories must be at least 1"),
+    (["--stories", "-3"], "--stories must be 0 (all) or more, got -3"),
     (["--device", "tpu"], "--device 'tpu'"),
 ])
 def test_bad_arguments_give_one_line_and_exit_status_2(args, message):
@@ -92,3 +92,47 @@ def test_undecodable_corpus_names_file_and_line(tmp_path, small_neo_dir):
     result = CliRunner().invoke(main, ["report", "--model", str(small_neo_dir), "--corpus", str(path)])
     assert result.exit_code == 2
     assert f"{path}: line 3: not UTF-8" in result.output
+
+
+def test_help_examples_are_whole_commands_one_per_line():
+    """Copy-paste works: no example command is wrapped onto a second line."""
+    for name in sorted(main.commands):
+        text = CliRunner().invoke(main, [name, "--help"], terminal_width=60).output
+        example = text.split("Example:")[1].split("Options:")[0]
+        lines = [line.strip() for line in example.splitlines() if line.strip()]
+        assert lines and all(line.startswith(f"head-roles {name}") for line in lines), (name, lines)
+
+
+def test_every_score_setting_is_an_option_with_its_help():
+    from dataclasses import fields
+
+    from classifier.settings import ScoreSettings
+
+    for command in ("report", "validate"):
+        params = {p.name: p for p in main.commands[command].params}
+        for spec in fields(ScoreSettings):
+            assert spec.name in params, (command, spec.name)
+            assert params[spec.name].help == spec.metadata["help"]
+
+
+def test_validate_model_help_mentions_llama2c_bin_files():
+    assert ".bin" in CliRunner().invoke(main, ["validate", "--help"], terminal_width=200).output
+
+
+def test_an_input_error_is_one_line_but_any_other_exception_keeps_its_traceback(monkeypatch, tmp_path):
+    import classifier.pipeline
+    from classifier.errors import InputError
+
+    def bad_input(*args, **kwargs):
+        raise InputError("stories.txt: line 3: something the user can fix\nsecond line")
+
+    monkeypatch.setattr(classifier.pipeline, "analyse_model", bad_input)
+    result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2 and result.output == "Error: stories.txt: line 3: something the user can fix\n"
+
+    def bug(*args, **kwargs):
+        raise KeyError("offset")
+
+    monkeypatch.setattr(classifier.pipeline, "analyse_model", bug)
+    result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 1 and isinstance(result.exception, KeyError)
