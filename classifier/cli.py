@@ -329,7 +329,7 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
         check_output_file(out_file)  # before any model is loaded
     from classifier import validate as library
     from classifier.corpora import BANANA_PROMPT
-    from classifier.outputs import check_output_file, write_file
+    from classifier.outputs import write_file
     from classifier.validate_report import render_json, render_validation
 
     if (run_dir is None) == (model is None):
