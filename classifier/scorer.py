@@ -102,6 +102,8 @@ class PairCounts:
             self._merge()
 
     def _merge(self) -> None:
+        if not self.pending:  # the last add() already merged everything
+            return
         new_codes = torch.cat(self.pending)
         self.pending = []
         merged, inverse = torch.cat([self.codes, new_codes]).unique(return_inverse=True)
