@@ -117,10 +117,9 @@ def load_model(
     """Load `model` (name, alias, hub id, local directory or llama2.c .bin) on `device`."""
     from classifier import llama2c
 
-    check_model_argument(model)
+    kind = check_model_argument(model)  # every argument error is said there, once
     device = resolve_device(device)
-    path = Path(model)
-    if llama2c.is_llama2c_name(model) or (path.suffix == ".bin" and path.exists()):
+    if kind == "llama2c":
         try:
             bridge, tokenizer = llama2c.boot_llama2c_bridge(model, tokenizer_path, device=device)
         except llama2c.Llama2cError as err:
@@ -128,10 +127,8 @@ def load_model(
         found = tokenizer_path or getattr(tokenizer, "vocab_file", None) or getattr(tokenizer, "name_or_path", None)
         loaded = _loaded(model, str(model), None, bridge, tokenizer, device)
         return dataclasses.replace(loaded, tokenizer_path=str(found) if found else None)
-    if path.exists():
-        return _load_directory(model, path, device)
-    if model.startswith((".", "/", "~")) or (model.count("/") > 1):
-        raise ModelLoadError(f"--model {model}: no such file or directory")
+    if kind == "directory":
+        return _load_directory(model, Path(model), device)
     return _load_hub(model, revision, device)
 
 
@@ -179,10 +176,7 @@ def _transformer_lens_aliases() -> dict[str, list[str]]:
 
 
 def _load_directory(model: str, path: Path, device: str) -> LoadedModel:
-    if not path.is_dir():
-        raise ModelLoadError(f"--model {model}: not a checkpoint directory or a llama2.c .bin file")
-    if not (path / "config.json").is_file():
-        raise ModelLoadError(f"--model {model}: no config.json in this directory (not a Hugging Face checkpoint)")
+    """A checkpoint directory that check_model_argument has accepted."""
     bridge = _boot(model, str(path), None, device)
     return _loaded(model, str(path), None, bridge, bridge.tokenizer, device)
 
@@ -190,15 +184,7 @@ def _load_directory(model: str, path: Path, device: str) -> LoadedModel:
 def _load_hub(model: str, revision: str | None, device: str) -> LoadedModel:
     from huggingface_hub import snapshot_download
 
-    official = resolve_name(model)
-    if "/" not in official:
-        known = known_models()
-        close = difflib.get_close_matches(model, [*known, *(a for aliases in known.values() for a in aliases)], n=3)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ModelLoadError(
-            f"--model {model}: unknown model name; {hint}run `head-roles models` for the known names, "
-            f"give a Hugging Face id (org/name), or {LOCAL_HINT}"
-        )
+    official = resolve_name(model)  # a hub id: check_model_argument refused unknown names
     try:  # A model already in the local Hugging Face cache needs no network.
         local = snapshot_download(official, revision=revision, local_files_only=True)
     except Exception:
