@@ -117,8 +117,8 @@ def load_model(
     """Load `model` (name, alias, hub id, local directory or llama2.c .bin) on `device`."""
     from classifier import llama2c
 
-    kind = check_model_argument(model)  # every argument error is said there, once
     device = resolve_device(device)
+    kind = check_model_argument(model)  # every argument error is said there, once
     if kind == "llama2c":
         try:
             bridge, tokenizer = llama2c.boot_llama2c_bridge(model, tokenizer_path, device=device)
