@@ -64,13 +64,13 @@ class TrainConfig:
 MODELS = {
     "tinystories-1L-dev": TrainConfig(
         name="tinystories-1L-dev", arch="gpt-neo", out_dir="devmodels/build/tinystories-1L-dev",
-        n_layers=1, n_heads=16, d_model=128, d_mlp=512, steps=400, lr=3e-3,
-        checkpoints=(0, 25, 50, 100, 150, 200, 300),
+        n_layers=1, n_heads=16, d_model=128, d_mlp=512, steps=160, lr=3e-3, warmup=20,
+        checkpoints=(0, 10, 20, 40, 60, 80, 120),
     ),
     "tinystories-4L-dev": TrainConfig(
         name="tinystories-4L-dev", arch="llama", out_dir="devmodels/tinystories-4L-dev",
-        n_layers=4, n_heads=8, d_model=64, d_mlp=172, steps=1200, lr=5e-3,
-        checkpoints=(0, 25, 50, 100, 200, 400, 800),
+        n_layers=4, n_heads=8, d_model=64, d_mlp=172, steps=250, lr=5e-3, warmup=20,
+        checkpoints=(0, 10, 25, 50, 75, 100, 150, 200),
     ),
 }
 
