@@ -8,7 +8,7 @@ HEAD_ROLES := $(VENV)/bin/head-roles
 MODEL ?= roneneldan/TinyStories-1Layer-21M
 STORIES ?= 500
 
-.PHONY: install test report demo bench track selfcheck stories260k clean
+.PHONY: install test report demo bench track selfcheck stories260k devmodels clean
 
 install: $(VENV)/.installed
 
@@ -53,6 +53,12 @@ stories260k: install
 	HF_HUB_OFFLINE=1 $(HEAD_ROLES) report --model ../shared/data/stories260K/stories260K.bin \
 		--tokenizer ../shared/data/stories260K/tok512.model \
 		--corpus ../shared/data/tinystories/tinystories-train-2316.txt --stories 0 --out reports/stories260K
+
+# Small TinyStories models trained here on ../shared stories (docs/development-set.md): the 4L
+# model is committed under devmodels/, the 1L model is rebuilt into devmodels/build/. A model
+# whose training.json exists is kept (about 6 minutes each on 2 CPU cores otherwise).
+devmodels: install
+	HF_HUB_OFFLINE=1 $(PY) -m devmodels.train --model all
 
 clean:
 	rm -rf $(VENV) .pytest_cache

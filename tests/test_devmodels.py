@@ -1,0 +1,87 @@
+"""The development models: training writes loadable full-vocabulary checkpoints; labels are valid."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from classifier.roles import ROLES
+from devmodels.evidence import target_masks, token_classes
+from devmodels.train import MODELS, SEPARATOR, train
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+LABELS = sorted((ROOT / "devmodels" / "labels").glob("*.json"))
+
+
+def needs_shared():
+    if not (SHARED / "tinystories" / "tinystories-train-2316.txt").exists():
+        pytest.skip("../shared/data (stories and tokenizers) is not on this machine")
+
+
+@pytest.mark.slow
+def test_a_few_training_steps_save_a_full_vocabulary_checkpoint_that_loads(tmp_path):
+    needs_shared()
+    from classifier.models import load_model
+    from devmodels.train import read_stories
+
+    stories = tmp_path / "stories.txt"
+    stories.write_text("".join(f"{s}\n{SEPARATOR}\n" for s in read_stories()[:30]))
+    config = replace(MODELS["tinystories-1L-dev"], n_heads=4, d_model=16, d_mlp=32, n_ctx=32,
+                     batch_size=2, steps=3, held_out=5, checkpoints=(0,), sample_tokens=5)
+    result = train(config, tmp_path / "model", stories, verbose=False)
+
+    assert result["checkpoints"] == ["checkpoints/step-000000", "checkpoints/step-000003"]
+    assert result["data"]["used_token_ids"] < result["data"]["vocab_size"] == 50257
+    loaded = load_model(str(tmp_path / "model"), device="cpu")
+    assert (loaded.n_layers, loaded.n_heads, len(loaded.tokenizer), loaded.bos_token_id) == (1, 4, 50257, 50256)
+    assert loaded.bridge.cfg.d_vocab == 50257
+
+
+def test_token_classes_follow_the_design_definitions():
+    texts = ["", "Once", " upon", ",", " and", " Lu", "cy", " said", " Tom"]
+    cls = token_classes(texts)
+    assert cls["delim"].tolist() == [False, False, False, True, False, False, False, False, False]
+    assert cls["word_start"].tolist() == [False, True, True, True, True, True, False, True, True]
+    assert cls["boundary"][[0, 3, 4]].all() and not cls["boundary"][5]
+    assert cls["name"].tolist() == [False] * 5 + [True, False, False, True]
+
+
+def test_target_masks_find_the_word_start_and_the_token_after_an_earlier_copy():
+    import numpy as np
+
+    ids = np.array([0, 5, 6, 7, 5, 6])
+    masks = target_masks(ids, ["", " a", "b", "c", " a", "b"])
+    assert masks["word_start"][3].nonzero()[0].tolist() == [1]  # "c" continues " a" (two back)
+    assert masks["induction"][4].nonzero()[0].tolist() == [2]  # second " a" -> "b" after the first
+    assert masks["duplicate"][5].nonzero()[0].tolist() == [2]
+
+
+@pytest.mark.parametrize("path", LABELS, ids=[p.stem for p in LABELS])
+def test_labels_name_valid_roles_of_heads_that_exist(path):
+    labels = json.loads(path.read_text())
+    table = (path.parent / f"{path.stem}.md").read_text()
+    seen = set()
+    for entry in labels["heads"]:
+        layer, head = entry["layer"], entry["head"]
+        assert 0 <= layer < labels["n_layers"] and 0 <= head < labels["n_heads"]
+        assert (layer, head) not in seen
+        seen.add((layer, head))
+        bad = [r for r in entry["acceptable"] + entry.get("forbidden", []) if r not in ROLES]
+        assert entry["acceptable"] and not bad, f"{path.name} {layer}.{head}: unknown roles {bad}"
+        assert not set(entry["acceptable"]) & set(entry.get("forbidden", []))
+    for layer in range(labels["n_layers"]):  # every head has a row in the table
+        for head in range(labels["n_heads"]):
+            assert f"| {layer}.{head} |" in table
+
+
+def test_committed_4l_model_matches_its_labels_and_its_tokenizer_check():
+    model_dir = ROOT / "devmodels" / "tinystories-4L-dev"
+    config = json.loads((model_dir / "config.json").read_text())
+    labels = json.loads((ROOT / "devmodels" / "labels" / "tinystories-4L-dev.json").read_text())
+    assert (config["num_hidden_layers"], config["num_attention_heads"]) == (labels["n_layers"], labels["n_heads"])
+    check = json.loads((model_dir / "training.json").read_text())["tokenizer_check"]
+    assert check["identical"] == check["stories"] and check["bos_id"] == 1 and check["bos_prepended"]
+    steps = sorted(p.name for p in (model_dir / "checkpoints").glob("step-*"))
+    assert len(steps) >= 8 and steps[0] == "step-000000"
