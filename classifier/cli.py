@@ -33,7 +33,8 @@ def scoring_options(function):
     """Options shared by every command that scores a model."""
     options = [
         click.option("--corpus", default="tinystories", show_default=True,
-                     help="tinystories (validation split, streamed), bundled, or a .txt/.jsonl/.parquet file."),
+                     help="tinystories (validation split, streamed; offline: tinystories-sample), bundled (written stories), "
+                     "tinystories-sample (300 real stories, embedded), or a .txt/.jsonl/.parquet file."),
         click.option("--stories", type=int, default=500, show_default=True, help="Stories to sample (0: all)."),
         click.option("--max-tokens", type=int, default=TRAINED_CONTEXT, show_default=True,
                      help="Longest sequence scored, BOS included (capped by the model's context)."),
@@ -70,8 +71,9 @@ def main():
 
 
 @main.command()
-@click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="TransformerLens name or alias, Hugging Face id, local checkpoint directory, or llama2.c .bin.")
+@click.option("--model", default=None,
+              help="TransformerLens name or alias, Hugging Face id, local checkpoint directory, or llama2.c .bin "
+              f"[default: {DEFAULT_MODEL}; when it is neither cached nor reachable, the embedded stories260K].")
 @scoring_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run directory to write [default: reports/<model name>].")
@@ -82,21 +84,36 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     Writes DIR/report.md, DIR/metrics.csv (one row per head), DIR/roles.json,
     DIR/run.json and figures.
 
+    Without --model it reports TinyStories-1Layer-21M, or, where that is neither cached nor
+    reachable, the stories260K model embedded in the package (on the embedded TinyStories
+    sample), and says so on stderr. An explicit --model never falls back.
+
     Example:
 
         head-roles report --model tiny-stories-1L-21M --stories 500 --out reports/1L
 
         head-roles report --model path/to/checkpoint --corpus stories.txt --stories 200
+
+        head-roles report --model stories260K --corpus tinystories-sample --stories 0
     """
+    from classifier.models import choose_default_model
     from classifier.pipeline import analyse_model
     from classifier.report import invocation, write_report
 
     settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
+    notices = ()
+    if model is None:
+        choice = choose_default_model(DEFAULT_MODEL, corpus)
+        model, corpus, out_dir, notices = choice.model, choice.corpus, out_dir or choice.out_dir, choice.notices
+        for notice in notices:  # said before the scoring starts, once
+            click.echo(notice, err=True)
     out_dir = Path(out_dir) if out_dir else Path("reports") / Path(model.rstrip("/")).name
     with user_errors():
-        run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation())
+        run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation(),
+                            notices=notices)
     for notice in run.notices:
-        click.echo(notice, err=True)
+        if notice not in notices:
+            click.echo(notice, err=True)
     write_report(run, out_dir, figures=not no_figures)
     counts = run.roles["role"].value_counts()
     click.echo(f"{out_dir}/report.md: {', '.join(f'{role} {n}' for role, n in counts.items())}")
@@ -136,8 +153,12 @@ def models():
     """
     from classifier.models import known_models
 
+    from classifier.models import embedded_models
+
+    embedded = embedded_models()
     for name, aliases in known_models().items():
-        click.echo(name + (f"  (alias: {', '.join(aliases)})" if aliases else ""))
+        click.echo(name + (f"  (alias: {', '.join(aliases)})" if aliases else "")
+                   + ("  (embedded in the package: no download)" if name in embedded else ""))
 
 
 @main.command()
@@ -280,7 +301,8 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
 @main.command()
 @click.argument("models", nargs=-1, required=True)
 @click.option("--corpus", default="tinystories", show_default=True,
-              help="tinystories (validation split, streamed), bundled, or a .txt/.jsonl/.parquet file.")
+              help="tinystories (validation split, streamed; offline: tinystories-sample), bundled (written stories), "
+              "tinystories-sample (300 real stories, embedded), or a .txt/.jsonl/.parquet file.")
 @click.option("--stories", type=int, default=500, show_default=True, help="Stories to sample (0: all).")
 @click.option("--max-tokens", type=int, default=TRAINED_CONTEXT, show_default=True,
               help="Longest sequence scored, BOS included (capped by each model's context).")

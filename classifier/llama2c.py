@@ -45,6 +45,12 @@ LLAMA2C_CHECKPOINTS = {
 }
 
 
+# Checkpoints shipped inside the package (classifier/data, MIT; see data/NOTICE.md): a name here
+# resolves to the embedded copy first, so it needs neither the hub nor its cache.
+DATA_DIR = Path(__file__).resolve().parent / "data"
+EMBEDDED_CHECKPOINTS = {"stories260K": (DATA_DIR / "stories260K.bin", DATA_DIR / "tok512.model")}
+
+
 class Llama2cError(ValueError):
     """A llama2.c checkpoint or tokenizer that cannot be read; the message is one line."""
 
@@ -265,14 +271,31 @@ def find_tokenizer(bin_path, vocab_size: int) -> Path:
     )
 
 
+def embedded_checkpoint(name) -> tuple[Path, Path] | None:
+    """The package's own copy of a named checkpoint and its tokenizer, or None when not shipped."""
+    paths = EMBEDDED_CHECKPOINTS.get(str(name))
+    return paths if paths is not None and all(p.is_file() for p in paths) else None
+
+
+def describe_source(model) -> str:
+    """Where a llama2.c model argument is read from, as a report names it."""
+    if embedded_checkpoint(model) is not None and not Path(str(model)).exists():
+        repo, filename, _, _ = LLAMA2C_CHECKPOINTS[str(model)]
+        return f"{repo}/{filename} (embedded copy in head-roles)"
+    return str(model)
+
+
 def resolve_llama2c_name(name) -> tuple[Path, Path]:
-    """Local paths of a named checkpoint and its tokenizer, downloaded from the hub when not cached."""
+    """Local paths of a named checkpoint and its tokenizer: the embedded copy, else the hub cache,
+    else downloaded from the hub."""
     from huggingface_hub import hf_hub_download
 
     from classifier.corpora import hub_reachable
 
     if not is_llama2c_name(name):
         raise Llama2cError(f"{name}: not a known llama2.c checkpoint (known: {', '.join(LLAMA2C_CHECKPOINTS)})")
+    if embedded_checkpoint(name) is not None:
+        return embedded_checkpoint(name)
     repo, filename, tok_repo, tok_filename = LLAMA2C_CHECKPOINTS[name]
     files = ((repo, filename), (tok_repo, tok_filename))
     try:  # A cached copy needs no network, even offline.

@@ -60,6 +60,57 @@ def known_models() -> dict[str, list[str]]:
     return {**tinystories_models(), **{name: [] for name in LLAMA2C_CHECKPOINTS}}
 
 
+def embedded_models() -> list[str]:
+    """Names whose checkpoint ships inside the package: they load with no hub and no cache."""
+    from classifier.llama2c import EMBEDDED_CHECKPOINTS, embedded_checkpoint
+
+    return [name for name in EMBEDDED_CHECKPOINTS if embedded_checkpoint(name) is not None]
+
+
+# What `head-roles report` (and `make report`) reports without --model when the hub default can
+# be neither found in the cache nor downloaded: a real model shipped inside the package.
+EMBEDDED_DEFAULT = "stories260K"
+DEFAULT_OUT = {"hub": "reports/tinystories-1L-21M", "embedded": "reports/stories260K-embedded"}
+
+
+@dataclass(frozen=True)
+class DefaultChoice:
+    """The model, corpus and run directory a report without --model uses, and why (notices)."""
+
+    model: str
+    corpus: str
+    out_dir: str
+    notices: tuple[str, ...] = ()
+
+
+def hub_model_available(model: str) -> bool:
+    """Whether a hub model loads here: in the local Hugging Face cache, or the hub answers."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(resolve_name(model), local_files_only=True)
+        return True
+    except Exception:
+        return hub_reachable()
+
+
+def choose_default_model(default: str, corpus: str) -> DefaultChoice:
+    """`default` when it can be loaded, else the embedded model, on the embedded stories when the
+    corpus is the (then unreachable) TinyStories dataset. Only for a report without --model: an
+    explicit model never falls back."""
+    from classifier.corpora import SAMPLE_NAME
+
+    if hub_model_available(default) or not embedded_models():
+        return DefaultChoice(default, corpus, DEFAULT_OUT["hub"])
+    corpus = SAMPLE_NAME if corpus == "tinystories" else corpus
+    notice = (
+        f"No --model given and {default} is neither cached nor downloadable (Hugging Face hub unreachable): "
+        f"reporting the embedded {EMBEDDED_DEFAULT} (llama2.c, karpathy/tinyllamas) on --corpus {corpus} instead; "
+        "pick a model with --model M (make report MODEL=M)."
+    )
+    return DefaultChoice(EMBEDDED_DEFAULT, corpus, DEFAULT_OUT["embedded"], (notice,))
+
+
 def resolve_device(device: str) -> str:
     """`auto` becomes cuda when available, else cpu; anything else must be a valid torch device."""
     if device == "auto":
@@ -93,7 +144,7 @@ def load_model(
             bridge, tokenizer = llama2c.boot_llama2c_bridge(model, tokenizer_path, device=device)
         except llama2c.Llama2cError as err:
             raise ModelLoadError(str(err)) from None
-        return _loaded(model, str(model), None, bridge, tokenizer, device)
+        return _loaded(model, llama2c.describe_source(model), None, bridge, tokenizer, device)
     if path.exists():
         return _load_directory(model, path, device)
     if model.startswith((".", "/", "~")) or (model.count("/") > 1):
