@@ -136,11 +136,11 @@ def head_records(run) -> list[dict]:
             "layer": int(layer), "head": int(head), "label": label, "role": r["role"],
             "code": ROLE_REGISTRY[r["role"]].code if r["role"] in ROLE_REGISTRY else r["role"],
             "secondary": list(r["secondary"]), "explained": _number(_explained(role_row, m)),
-            "facts": _facts(role_row, m),
+            "facts": [list(f) for f in _facts(role_row, m)],
             "description": describe_head(m, r["role"], r["secondary"], int(r.get("offset", 2))),
             "prompt_role": prompt_roles.get((layer, head)) if len(prompt_roles) else None,
-            "budget": [(p, _number(budget.loc[(layer, head), p]) or 0.0) for p in PARTS] if budget is not None else None,
-            "pairs": [(str(p.query), str(p.key), _number(p.share)) for p in group.head(PAIRS_SHOWN).itertuples()]
+            "budget": [[p, _number(budget.loc[(layer, head), p]) or 0.0] for p in PARTS] if budget is not None else None,
+            "pairs": [[str(p.query), str(p.key), _number(p.share)] for p in group.head(PAIRS_SHOWN).itertuples()]
             if group is not None else [],
             "row": [values[key] if kind == "text" and key != "head" else _number(values.get(key))
                     for key, _, kind in columns],

@@ -167,12 +167,12 @@ function tokens() {
     span.style.color = w / top > 0.55 ? "#fff" : "";
     span.title = state.mode === "query" ? `${pct(w)} of token ${focus}'s attention` : `token ${x} gives it ${pct(w)}`;
   });
-  const focusText = JSON.stringify(t.tokens[focus]);
   document.getElementById("readout").innerHTML = "";
-  const ranked = weights.map((w, x) => [w, x]).filter(([w]) => w !== null).sort((a, b) => b[0] - a[0]).slice(0, 4);
-  const list = ranked.map(([w, x]) => `${JSON.stringify(t.tokens[x])}@${x} ${pct(w)}`).join(", ");
+  const name = (x) => (x === 0 ? "BOS" : JSON.stringify(t.tokens[x]));
+  const ranked = weights.map((w, x) => [w, x]).filter(([w]) => w !== null && w >= 0.005).sort((a, b) => b[0] - a[0]).slice(0, 5);
+  const list = ranked.map(([w, x]) => `${name(x)}@${x} ${pct(w)}`).join(", ") || "nothing above 0.5%";
   document.getElementById("readout").append(
-    state.mode === "query" ? "Query " : "Key ", el("b", {}, `${focusText}@${focus}`),
+    state.mode === "query" ? "Query " : "Key ", el("b", {}, `${name(focus)}@${focus}`),
     state.mode === "query" ? " attends to " : " is attended by ", list);
   drawPattern(document.getElementById("pattern"), t, state.head, Math.max(2, Math.floor(400 / t.n)), focus);
 }
