@@ -125,7 +125,6 @@ def head_records(run) -> list[dict]:
     records = []
     for layer, head in sorted(roles.index):
         m, r = metrics.loc[(layer, head)], roles.loc[(layer, head)]
-        role_row = pd.Series({**r.to_dict(), "role": r["role"]})
         label = head_label(layer, head, n_layers)
         group = pairs.get((layer, head))
         if group is not None and sort_key:
@@ -135,8 +134,8 @@ def head_records(run) -> list[dict]:
         records.append({
             "layer": int(layer), "head": int(head), "label": label, "role": r["role"],
             "code": ROLE_REGISTRY[r["role"]].code if r["role"] in ROLE_REGISTRY else r["role"],
-            "secondary": list(r["secondary"]), "explained": _number(_explained(role_row, m)),
-            "facts": [list(f) for f in _facts(role_row, m)],
+            "secondary": list(r["secondary"]), "explained": _number(_explained(r, m)),
+            "facts": [list(f) for f in _facts(r, m)],
             "description": describe_head(m, r["role"], r["secondary"], int(r.get("offset", 2))),
             "prompt_role": prompt_roles.get((layer, head)) if len(prompt_roles) else None,
             "budget": [[p, _number(budget.loc[(layer, head), p]) or 0.0] for p in PARTS] if budget is not None else None,

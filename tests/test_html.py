@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from classifier.html import encode_patterns, page_data, render_html
-from classifier.registry import METRICS, OFFSETS
+from classifier.registry import METRICS, OFFSETS, PARTS
 from classifier.run import ModelInfo, PatternView, Run
 from classifier.settings import ScoreSettings
 
@@ -64,11 +64,16 @@ def synthetic_run(*, with_new_measures: bool = False) -> Run:
     prompt = PatternView("One day, Lucy asks Tom: \"I</script>", PROMPT_TOKENS, causal_patterns(len(PROMPT_TOKENS), 1))
     story_tokens = ("<s>", " Once", " upon", "\n", " time", ".")
     story = PatternView("Once upon\n time.", story_tokens, causal_patterns(len(story_tokens), 2))
+    budget = pd.DataFrame(heads, columns=["layer", "head"])
+    if with_new_measures:  # each head's attention split over the budget parts, summing to 1
+        shares = rng.dirichlet(np.ones(len(PARTS)), len(heads))
+        for k, part in enumerate(PARTS):
+            budget[part] = shares[:, k]
     return Run(
         model=ModelInfo("tiny <model>", "tiny <model>", None, N_LAYERS, N_HEADS, 512, "cpu"),
         corpus={"name": "bundled", "source": "corpora/bundled.txt", "stories": 2, "sample_indices": [4, 7]},
         settings=ScoreSettings(stories=2, bootstrap=10), n_tokens=100, metrics=metrics,
-        budget=pd.DataFrame(heads, columns=["layer", "head"]), roles=roles, pairs=pairs, prompt=prompt,
+        budget=budget, roles=roles, pairs=pairs, prompt=prompt,
         prompt_metrics=metrics, prompt_roles=roles, stories=(story,), notices=("a notice <b>",), command="head-roles report",
     )
 
@@ -105,7 +110,10 @@ def test_page_holds_every_head_text_and_column():
 
 
 def test_new_role_measures_become_columns_and_the_explained_share():
-    data = page_data(synthetic_run(with_new_measures=True))
+    run = synthetic_run(with_new_measures=True)
+    data = page_data(run)
+    budget = data["heads"][1]["budget"]
+    assert [p for p, _ in budget] == list(PARTS) and sum(s for _, s in budget) == pytest.approx(1, abs=1e-3)
     titles = [c[1] for c in data["columns"]]
     assert titles[5:9] == ["Explained", "Lift", "Margin", "Stability"]
     assert data["heads"][0]["explained"] == 0.8
@@ -164,6 +172,7 @@ HARNESS_TAIL = """<script>
     out.thumbs = document.querySelectorAll("#overview .thumb").length;
     out.tokens = Array.from(document.querySelectorAll("#tokens .tok"), (s) => s.textContent);
     out.title = document.querySelector("#card .name").textContent;
+    out.budgetParts = document.querySelectorAll("#card .budget div").length;
     out.before = backgrounds(); out.focusBefore = focus();
     document.querySelectorAll("#tokens .tok")[3].click();
     out.after = backgrounds(); out.focusAfter = focus();
@@ -209,7 +218,7 @@ def test_page_works_in_headless_chromium(tmp_path):
     browser = chromium()
     if browser is None:
         pytest.skip("no Chromium installed (Debian: apt-get install chromium)")
-    page = render_html(synthetic_run())
+    page = render_html(synthetic_run(with_new_measures=True))  # with the budget bar
     page = page.replace("<head>", "<head>\n" + HARNESS_HEAD, 1).replace("</body>", HARNESS_TAIL + "\n</body>", 1)
     path = tmp_path / "report.html"
     path.write_text(page)
@@ -219,7 +228,7 @@ def test_page_works_in_headless_chromium(tmp_path):
     assert seen["ready"] == "yes"
     assert seen["rows"] == seen["thumbs"] == N_LAYERS * N_HEADS
     assert seen["tokens"][0] == "BOS" and seen["tokens"][-1] == "</script>"
-    assert seen["title"] == "Head 0.0"
+    assert seen["title"] == "Head 0.0" and seen["budgetParts"] >= 1
     # By default the last token is the query; head 0.0 is an exact previous-token head.
     assert seen["focusBefore"] == len(PROMPT_TOKENS) - 1 and seen["focusAfter"] == 3
     assert seen["before"] != seen["after"]
