@@ -163,6 +163,11 @@ def text_records(run) -> list[dict]:
     return texts
 
 
+def _token(text: str) -> str:
+    """A token in running text, as the page's script shows it: brackets show its spaces."""
+    return html.escape("⟨" + text.replace("\n", "↵") + "⟩")
+
+
 def _heat_color(lift: float) -> str:
     """Red above uniform, blue below, white at 1x (log2 scale clipped to HEAT_LOW..HEAT_HIGH)."""
     if not math.isfinite(lift) or lift <= 0:
@@ -209,8 +214,7 @@ def evidence_html(records: list[dict], n_heads: int) -> str:
                      f"{html.escape(phrase)} ({len(heads)} head{'s' if len(heads) != 1 else ''})</h3><ul class=\"evidence\">")
         for r in heads:
             k = r["layer"] * n_heads + r["head"]
-            pairs = ", ".join(f"<code>{html.escape(json.dumps(q))}</code> → <code>{html.escape(json.dumps(key))}</code> {percent(s)}"
-                              for q, key, s in r["pairs"][:3])
+            pairs = ", ".join(f"<code>{_token(q)}</code> → <code>{_token(key)}</code> {percent(s)}" for q, key, s in r["pairs"][:3])
             parts.append(f'<li data-head="{k}"><b>{html.escape(r["label"])}</b>: {html.escape(r["description"])}'
                          + (f" <span class=\"hint\">Pairs: {pairs}</span>" if pairs else "") + "</li>")
         parts.append("</ul>")

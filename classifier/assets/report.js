@@ -45,6 +45,8 @@ const roleColor = (role) => DATA.role_colors[role] || "#888";
 function shown(token) {
   return token.replace(/\n/g, "↵\n");
 }
+// A token in running text: brackets show its spaces, a newline is ↵.
+const quoted = (token) => `⟨${token.replace(/\n/g, "↵")}⟩`;
 
 // White to dark blue; the ink turns white on dark cells.
 function shade(w) {
@@ -136,7 +138,7 @@ function card() {
   if (h.pairs.length) {
     node.append(el("div", { class: "hint" }, "Characteristic (query → key) pairs over the corpus, share of the head's queries:"));
     const list = el("ul", { class: "pairs" });
-    for (const [q, key, share] of h.pairs) list.append(el("li", {}, el("code", {}, JSON.stringify(q)), " → ", el("code", {}, JSON.stringify(key)), ` ${pct(share)}`));
+    for (const [q, key, share] of h.pairs) list.append(el("li", {}, el("code", {}, quoted(q)), " → ", el("code", {}, quoted(key)), ` ${pct(share)}`));
     node.append(list);
   }
 }
@@ -168,7 +170,7 @@ function tokens() {
     span.title = state.mode === "query" ? `${pct(w)} of token ${focus}'s attention` : `token ${x} gives it ${pct(w)}`;
   });
   document.getElementById("readout").innerHTML = "";
-  const name = (x) => (x === 0 ? "BOS" : JSON.stringify(t.tokens[x]));
+  const name = (x) => (x === 0 ? "BOS" : quoted(t.tokens[x]));
   const ranked = weights.map((w, x) => [w, x]).filter(([w]) => w !== null && w >= 0.005).sort((a, b) => b[0] - a[0]).slice(0, 5);
   const list = ranked.map(([w, x]) => `${name(x)}@${x} ${pct(w)}`).join(", ") || "nothing above 0.5%";
   document.getElementById("readout").append(
