@@ -105,15 +105,12 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     if model is None:
         choice = choose_default_model(DEFAULT_MODEL, corpus)
         model, corpus, out_dir, notices = choice.model, choice.corpus, out_dir or choice.out_dir, choice.notices
-        for notice in notices:  # said before the scoring starts, once
-            click.echo(notice, err=True)
     out_dir = Path(out_dir) if out_dir else Path("reports") / Path(model.rstrip("/")).name
     with user_errors():
         run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation(),
                             notices=notices)
-    for notice in run.notices:
-        if notice not in notices:
-            click.echo(notice, err=True)
+    for notice in run.notices:  # said after the work, so that bad input still gets one line only
+        click.echo(notice, err=True)
     write_report(run, out_dir, figures=not no_figures)
     counts = run.roles["role"].value_counts()
     click.echo(f"{out_dir}/report.md: {', '.join(f'{role} {n}' for role, n in counts.items())}")

@@ -39,7 +39,7 @@ function el(tag, attrs = {}, ...children) {
   for (const child of children) node.append(child);
   return node;
 }
-const pct = (x) => (x === null || !isFinite(x) ? "n/a" : `${Math.round(100 * x)}%`);
+const pct = (x) => (x === null || !isFinite(x) ? "n/a" : x > 0 && x < 0.005 ? "<1%" : `${Math.round(100 * x)}%`);
 const times = (x) => (x === null || !isFinite(x) ? "n/a" : x >= 10 ? `${x.toFixed(0)}x` : `${x.toFixed(1)}x`);
 const roleColor = (role) => DATA.role_colors[role] || "#888";
 function shown(token) {
