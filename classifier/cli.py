@@ -17,14 +17,15 @@ from pathlib import Path
 import click
 
 from classifier import console
-from classifier.errors import InputError, one_line
+from classifier.errors import InputError, notify, one_line
 from classifier.outputs import check_output_dir, check_output_file
 from classifier.settings import TRAINED_CONTEXT, ScoreSettings, option_fields
 
 DEFAULT_MODEL = "roneneldan/TinyStories-1Layer-21M"
 MODEL_HELP = ("TransformerLens name or alias, Hugging Face id, local checkpoint directory, "
               "or llama2.c .bin file (with --tokenizer).")
-CORPUS_HELP = "tinystories (validation split, streamed), bundled, or a .txt/.jsonl/.parquet file."
+CORPUS_HELP = ("tinystories (validation split, streamed; offline: tinystories-sample), bundled (written stories), "
+               "tinystories-sample (300 real stories, embedded), or a .txt/.jsonl/.parquet file.")
 
 
 class BadInput(click.ClickException):
@@ -126,7 +127,9 @@ def main():
 
 
 @main.command()
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help=MODEL_HELP)
+@click.option("--model", default=None,
+              help="TransformerLens name or alias, Hugging Face id, local checkpoint directory, or llama2.c .bin "
+              f"[default: {DEFAULT_MODEL}; when it is neither cached nor reachable, the embedded stories260K].")
 @scoring_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run directory to write [default: reports/<model name>]. Other files there are kept.")
@@ -138,21 +141,39 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     Writes DIR/report.md, DIR/metrics.csv (one row per head), DIR/roles.json,
     DIR/run.json and figures. Files of yours in DIR are left as they are.
 
+    Without --model it reports TinyStories-1Layer-21M, or, where that is neither cached nor
+    reachable, the stories260K model embedded in the package (on the embedded TinyStories
+    sample), and says so on stderr. An explicit --model never falls back.
+
     Example:
 
     \b
         head-roles report --model tiny-stories-1L-21M --stories 500 --out reports/1L
         head-roles report --model path/to/checkpoint --corpus stories.txt --stories 200
+        head-roles report --model stories260K --corpus tinystories-sample
     """
-    out_dir = check_output_dir(out_dir if out_dir else default_out_dir(model))
+    # Every bad argument is said (one line) before any notice, corpus or model.
     settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
-    from classifier.models import check_model_argument
+    from classifier.corpora import check_corpus_spec
+    from classifier.models import check_model_available, choose_default_model
 
-    check_model_argument(model)  # a bad --model is said before the corpus is read
+    out_dir = check_output_dir(out_dir) if out_dir else None
+    check_corpus_spec(corpus)
+    notices = ()
+    if model is None:  # the hub default, or the embedded model where the hub cannot be reached
+        choice = choose_default_model(DEFAULT_MODEL, corpus)
+        model, corpus, notices = choice.model, choice.corpus, choice.notices
+        out_dir = out_dir or check_output_dir(choice.out_dir)
+    else:
+        check_model_available(model, revision)
+    out_dir = out_dir or check_output_dir(default_out_dir(model))
+    for notice in notices:
+        notify(notice)
     from classifier.pipeline import analyse_model
     from classifier.report import invocation, write_report
 
-    run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation())
+    run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation(),
+                        notices=notices)
     write_report(run, out_dir, figures=not no_figures)
     counts = run.roles["role"].value_counts()
     click.echo(f"{out_dir / 'report.md'}: {', '.join(f'{role} {n}' for role, n in counts.items())}")
@@ -196,8 +217,12 @@ def models():
     """
     from classifier.models import known_models
 
+    from classifier.models import embedded_models
+
+    embedded = embedded_models()
     for name, aliases in known_models().items():
-        click.echo(name + (f"  (alias: {', '.join(aliases)})" if aliases else ""))
+        click.echo(name + (f"  (alias: {', '.join(aliases)})" if aliases else "")
+                   + ("  (embedded in the package: no download)" if name in embedded else ""))
 
 
 @main.command()
@@ -367,7 +392,8 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
 @main.command()
 @click.argument("models", nargs=-1, required=True)
 @click.option("--corpus", default="tinystories", show_default=True,
-              help="tinystories (validation split, streamed), bundled, or a .txt/.jsonl/.parquet file.")
+              help="tinystories (validation split, streamed; offline: tinystories-sample), bundled (written stories), "
+              "tinystories-sample (300 real stories, embedded), or a .txt/.jsonl/.parquet file.")
 @click.option("--stories", type=int, default=500, show_default=True, help="Stories to sample (0: all).")
 @click.option("--max-tokens", type=int, default=TRAINED_CONTEXT, show_default=True,
               help="Longest sequence scored, BOS included (capped by each model's context).")

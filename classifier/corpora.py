@@ -1,4 +1,5 @@
-"""Story corpora: the TinyStories validation split, the bundled stories, or a local file.
+"""Story corpora: the TinyStories validation split, the bundled stories, the embedded sample of
+real TinyStories stories, or a local file.
 
 Everything is read through Hugging Face `datasets`; this module only picks the source, checks
 the input and draws a reproducible sample. It does not tokenize.
@@ -25,6 +26,11 @@ from classifier.errors import InputError, notify
 TINYSTORIES_DATASET = "roneneldan/TinyStories"
 STORY_SEPARATOR = "<|endoftext|>"
 BUNDLED_PATH = Path(__file__).resolve().parents[1] / "corpora" / "bundled.txt"
+# 300 real TinyStories stories shipped as package data (CDLA-Sharing-1.0, see
+# classifier/data/NOTICE.md): the offline stand-in for the dataset itself.
+SAMPLE_NAME = "tinystories-sample"
+SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "tinystories-sample.txt"
+SAMPLE_SOURCE = "roneneldan/TinyStories train split, first 300 stories (embedded copy, CDLA-Sharing-1.0)"
 BANANA_PROMPT = (
     'One day, Lucy asks Tom: "I am looking for a banana but I can\'t find it". Tom says: "Don\'t'
 )
@@ -87,7 +93,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def load_corpus(spec: str, *, stories: int | None, seed: int) -> Corpus:
-    """Load `spec` ("tinystories", "bundled" or a .txt/.jsonl/.parquet path) and sample it.
+    """Load `spec` ("tinystories", "bundled", "tinystories-sample" or a .txt/.jsonl/.parquet path)
+    and sample it; "tinystories" falls back to the embedded sample when the hub is unreachable.
 
     Every remark about the input is warned (`InputNotice`) here and kept in `Corpus.notices`.
     """
@@ -119,21 +126,38 @@ def sample_notices(corpus: Corpus, stories: int | None) -> tuple[str, ...]:
 def _load(spec: str, *, stories: int | None, seed: int) -> Corpus:
     if spec == "tinystories":
         if not hub_reachable():
-            corpus = _load_local(BUNDLED_PATH, "bundled", stories=stories, seed=seed)
-            notice = "Hugging Face hub unreachable: using the bundled corpus instead of tinystories."
+            corpus = load_sample(stories=stories, seed=seed)
+            notice = f"Hugging Face hub unreachable: using the {SAMPLE_NAME} corpus (real stories, embedded) instead of tinystories."
             return Corpus(**{**corpus.__dict__, "notices": (notice, *corpus.notices)})
         return _load_tinystories(stories=stories, seed=seed)
     if spec == "bundled":
         return _load_local(BUNDLED_PATH, "bundled", stories=stories, seed=seed)
+    if spec == SAMPLE_NAME:
+        return load_sample(stories=stories, seed=seed)
+    path = check_corpus_spec(spec)
+    return _load_local(path, path.name, stories=stories, seed=seed)
+
+
+def check_corpus_spec(spec: str) -> Path | None:
+    """The file a corpus argument names (None for a corpus name); a bad argument is a
+    `CorpusError` here, before anything is loaded or any notice said."""
+    if spec in ("tinystories", "bundled", SAMPLE_NAME):
+        return None
     path = Path(spec)
     if path.suffix not in LOCAL_SUFFIXES:
         raise CorpusError(
-            f"--corpus {spec!r}: expected 'tinystories', 'bundled' or a path ending in "
+            f"--corpus {spec!r}: expected 'tinystories', 'bundled', '{SAMPLE_NAME}' or a path ending in "
             f"{', '.join(LOCAL_SUFFIXES)}"
         )
     if not path.is_file():
         raise CorpusError(f"{spec}: no such file")
-    return _load_local(path, path.name, stories=stories, seed=seed)
+    return path
+
+
+def load_sample(*, stories: int | None, seed: int) -> Corpus:
+    """The embedded sample of real TinyStories stories, named and sourced as such."""
+    corpus = _load_local(SAMPLE_PATH, SAMPLE_NAME, stories=stories, seed=seed)
+    return Corpus(**{**corpus.__dict__, "source": SAMPLE_SOURCE})
 
 
 def split_stories(text: str) -> list[str]:

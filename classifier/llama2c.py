@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from classifier.errors import InputError
+from classifier.models import DATA_DIR, EMBEDDED_CHECKPOINTS, embedded_checkpoint  # noqa: F401 (re-exported)
 
 HEADER_FIELDS = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len")
 HEADER_BYTES = 4 * len(HEADER_FIELDS)
@@ -267,14 +268,25 @@ def find_tokenizer(bin_path, vocab_size: int) -> Path:
     )
 
 
+def describe_source(model) -> str:
+    """Where a llama2.c model argument is read from, as a report names it."""
+    if embedded_checkpoint(model) is not None and not Path(str(model)).exists():
+        repo, filename, _, _ = LLAMA2C_CHECKPOINTS[str(model)]
+        return f"{repo}/{filename} (embedded copy in head-roles)"
+    return str(model)
+
+
 def resolve_llama2c_name(name) -> tuple[Path, Path]:
-    """Local paths of a named checkpoint and its tokenizer, downloaded from the hub when not cached."""
+    """Local paths of a named checkpoint and its tokenizer: the embedded copy, else the hub cache,
+    else downloaded from the hub."""
     from huggingface_hub import hf_hub_download
 
     from classifier.corpora import hub_reachable
 
     if not is_llama2c_name(name):
         raise Llama2cError(f"{name}: not a known llama2.c checkpoint (known: {', '.join(LLAMA2C_CHECKPOINTS)})")
+    if embedded_checkpoint(name) is not None:
+        return embedded_checkpoint(name)
     repo, filename, tok_repo, tok_filename = LLAMA2C_CHECKPOINTS[name]
     files = ((repo, filename), (tok_repo, tok_filename))
     try:  # A cached copy needs no network, even offline.

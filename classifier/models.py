@@ -44,6 +44,16 @@ TINYSTORIES_MODELS: dict[str, tuple[str, ...]] = {
 # llama2.c checkpoints known by name (classifier.llama2c.LLAMA2C_CHECKPOINTS, which imports
 # torch); tests/test_models.py checks the two agree.
 LLAMA2C_NAMES = ("stories15M", "stories42M", "stories110M", "stories260K")
+# Checkpoints shipped inside the package (classifier/data, MIT; see data/NOTICE.md): a name here
+# resolves to the embedded copy first, so it needs neither the hub nor its cache.
+DATA_DIR = Path(__file__).resolve().parent / "data"
+EMBEDDED_CHECKPOINTS = {"stories260K": (DATA_DIR / "stories260K.bin", DATA_DIR / "tok512.model")}
+
+
+def embedded_checkpoint(name) -> tuple[Path, Path] | None:
+    """The package's own copy of a named checkpoint and its tokenizer, or None when not shipped."""
+    paths = EMBEDDED_CHECKPOINTS.get(str(name))
+    return paths if paths is not None and all(p.is_file() for p in paths) else None
 
 
 class ModelLoadError(InputError):
@@ -88,6 +98,67 @@ def known_models() -> dict[str, list[str]]:
     return {**tinystories_models(), **{name: [] for name in LLAMA2C_NAMES}}
 
 
+def embedded_models() -> list[str]:
+    """Names whose checkpoint ships inside the package: they load with no hub and no cache."""
+    return [name for name in EMBEDDED_CHECKPOINTS if embedded_checkpoint(name) is not None]
+
+
+# What `head-roles report` (and `make report`) reports without --model when the hub default can
+# be neither found in the cache nor downloaded: a real model shipped inside the package.
+EMBEDDED_DEFAULT = "stories260K"
+DEFAULT_OUT = {"hub": "reports/tinystories-1L-21M", "embedded": "reports/stories260K-embedded"}
+
+
+@dataclass(frozen=True)
+class DefaultChoice:
+    """The model, corpus and run directory a report without --model uses, and why (notices)."""
+
+    model: str
+    corpus: str
+    out_dir: str
+    notices: tuple[str, ...] = ()
+
+
+def hub_model_available(model: str, revision: str | None = None) -> bool:
+    """Whether a hub model loads here: in the local Hugging Face cache, or the hub answers."""
+    return _cached_snapshot(resolve_name(model), revision) is not None or hub_reachable()
+
+
+def _cached_snapshot(official: str, revision: str | None) -> str | None:
+    from huggingface_hub import snapshot_download
+
+    try:  # A model already in the local Hugging Face cache needs no network.
+        return snapshot_download(official, revision=revision, local_files_only=True)
+    except Exception:
+        return None
+
+
+def check_model_available(model: str, revision: str | None = None) -> None:
+    """Say at once, before any corpus is read, that a hub model is neither cached nor reachable."""
+    if check_model_argument(model) == "hub" and not hub_model_available(model, revision):
+        raise ModelLoadError(
+            f"--model {model}: {resolve_name(model)} is not in the local Hugging Face cache and the hub is "
+            f"unreachable; {LOCAL_HINT}"
+        )
+
+
+def choose_default_model(default: str, corpus: str) -> DefaultChoice:
+    """`default` when it can be loaded, else the embedded model, on the embedded stories when the
+    corpus is the (then unreachable) TinyStories dataset. Only for a report without --model: an
+    explicit model never falls back."""
+    from classifier.corpora import SAMPLE_NAME
+
+    if hub_model_available(default) or not embedded_models():
+        return DefaultChoice(default, corpus, DEFAULT_OUT["hub"])
+    corpus = SAMPLE_NAME if corpus == "tinystories" else corpus
+    notice = (
+        f"No --model given and {default} is neither cached nor downloadable (Hugging Face hub unreachable): "
+        f"reporting the embedded {EMBEDDED_DEFAULT} (llama2.c, karpathy/tinyllamas) on --corpus {corpus} instead; "
+        "pick a model with --model M (make report MODEL=M)."
+    )
+    return DefaultChoice(EMBEDDED_DEFAULT, corpus, DEFAULT_OUT["embedded"], (notice,))
+
+
 def resolve_device(device: str) -> str:
     """`auto` becomes cuda when available, else cpu; anything else must be a valid torch device."""
     import torch
@@ -125,7 +196,7 @@ def load_model(
         except llama2c.Llama2cError as err:
             raise ModelLoadError(str(err)) from None
         found = tokenizer_path or getattr(tokenizer, "vocab_file", None) or getattr(tokenizer, "name_or_path", None)
-        loaded = _loaded(model, str(model), None, bridge, tokenizer, device)
+        loaded = _loaded(model, llama2c.describe_source(model), None, bridge, tokenizer, device)
         return dataclasses.replace(loaded, tokenizer_path=str(found) if found else None)
     if kind == "directory":
         return _load_directory(model, Path(model), device)
@@ -182,18 +253,10 @@ def _load_directory(model: str, path: Path, device: str) -> LoadedModel:
 
 
 def _load_hub(model: str, revision: str | None, device: str) -> LoadedModel:
-    from huggingface_hub import snapshot_download
-
     official = resolve_name(model)  # a hub id: check_model_argument refused unknown names
-    try:  # A model already in the local Hugging Face cache needs no network.
-        local = snapshot_download(official, revision=revision, local_files_only=True)
-    except Exception:
-        local = None
-    if local is None and not hub_reachable():
-        raise ModelLoadError(
-            f"--model {model}: {official} is not in the local Hugging Face cache and the hub is "
-            f"unreachable; {LOCAL_HINT}"
-        )
+    local = _cached_snapshot(official, revision)
+    if local is None:
+        check_model_available(model, revision)
     bridge = _boot(model, local or official, revision if local is None else None, device)
     return _loaded(model, official, revision, bridge, bridge.tokenizer, device)
 

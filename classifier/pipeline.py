@@ -81,8 +81,9 @@ def analyse(
 def analyse_model(
     model: str, corpus: str, settings: ScoreSettings, *, revision: str | None = None,
     tokenizer: str | None = None, progress: bool = True, command: str | None = None,
+    notices: tuple[str, ...] = (),
 ) -> Run:
     """`analyse` from names: read the corpus sample (cheap input errors first), load the model."""
     sample = load_corpus(corpus, stories=settings.stories, seed=settings.seed)
     loaded = load_model(model, revision=revision, device=settings.device, tokenizer_path=tokenizer)
-    return analyse(loaded, sample, settings, progress=progress, command=command)
+    return analyse(loaded, sample, settings, progress=progress, command=command, notices=notices)

@@ -186,11 +186,13 @@ def render_report(run, figures: dict[str, str] | None = None) -> str:
 def report_files(run, *, figures: bool = True) -> dict[str, bytes]:
     """Every file of a run directory: the run's data, report.md, report.html and the figures."""
     from classifier.figures import FIGURE_TITLES, draw_figures
+    from classifier.html import render_html
 
     drawn = draw_figures(run) if figures else {}
     files = dict(run.files())
     files.update(drawn)
     files["report.md"] = render_report(run, {name: FIGURE_TITLES[name] for name in drawn}).encode()
+    files["report.html"] = render_html(run).encode()
     return files
 
 

@@ -116,9 +116,11 @@ def model_identity(spec: ModelSpec, tokenizer: str | None = None) -> dict:
     from classifier.llama2c import LLAMA2C_CHECKPOINTS
     from classifier.models import resolve_name
 
-    if spec.model in LLAMA2C_CHECKPOINTS:  # named llama2.c checkpoint: its cached hub files
+    if spec.model in LLAMA2C_CHECKPOINTS:  # named llama2.c checkpoint: its embedded or cached hub files
+        from classifier.models import embedded_checkpoint
+
         repo, filename, tok_repo, tok_filename = LLAMA2C_CHECKPOINTS[spec.model]
-        files = [_cached_file(repo, filename), _cached_file(tok_repo, tok_filename)]
+        files = list(embedded_checkpoint(spec.model) or (_cached_file(repo, filename), _cached_file(tok_repo, tok_filename)))
         complete = all(f is not None for f in files)
         stamps = [_file_stamp(f) + [str(f)] for f in files] if complete else None
         return {"kind": "llama2c", "name": spec.model, "files": stamps, "complete": complete}

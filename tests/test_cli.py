@@ -127,7 +127,7 @@ def test_an_input_error_is_one_line_but_any_other_exception_keeps_its_traceback(
         raise InputError("stories.txt: line 3: something the user can fix\nsecond line")
 
     monkeypatch.setattr(classifier.pipeline, "analyse_model", bad_input)
-    result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "a")])
+    result = CliRunner().invoke(main, ["report", "--model", "stories260K", "--out", str(tmp_path / "a")])
     assert result.exit_code == 2 and result.output == "Error: stories.txt: line 3: something the user can fix\n"
 
     def bug(*args, **kwargs):

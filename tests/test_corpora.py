@@ -62,9 +62,9 @@ def test_unknown_corpus_argument_and_missing_file():
         load_corpus("missing.txt", stories=None, seed=0)
 
 
-def test_tinystories_falls_back_to_bundled_with_a_notice_when_offline():
+def test_tinystories_falls_back_to_the_embedded_sample_with_a_notice_when_offline():
     corpus = load_corpus("tinystories", stories=5, seed=0)  # HF_HUB_OFFLINE=1 in tests
-    assert corpus.name == "bundled" and "unreachable" in corpus.notice
+    assert corpus.name == "tinystories-sample" and "unreachable" in corpus.notice
     assert len(corpus.texts) == 5
 
 
