@@ -8,7 +8,7 @@ HEAD_ROLES := $(VENV)/bin/head-roles
 MODEL ?= roneneldan/TinyStories-1Layer-21M
 STORIES ?= 500
 
-.PHONY: install test report demo bench track selfcheck stories260k clean
+.PHONY: install test report demo bench track track-training track-shapes selfcheck stories260k clean
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,28 @@ TRACK_MODELS ?= roneneldan/TinyStories-1M roneneldan/TinyStories-Instruct-1M \
 track: install
 	$(HEAD_ROLES) track $(TRACK_MODELS) --corpus tinystories --stories $(STORIES) \
 		--store reports/track/runs --out reports/track
+
+# Roles forming over training: every checkpoint of the two development models (devmodels/; the
+# 1L model is rebuilt into devmodels/build/ by `make devmodels`, the 4L one is committed), then
+# stories260K beside the development models' final checkpoints (different shapes: heads matched
+# by profile). Same 200 real stories and 200 bootstrap resamples for all; finished runs are kept
+# in each folder's runs/ (not committed) and reused, so a second run scores nothing.
+JOBS ?= 1
+TRACK_OPTIONS := --corpus ../shared/data/tinystories/tinystories-train-2316.txt --stories 200 \
+	--bootstrap 200 --device cpu --jobs $(JOBS)
+DEV_1L := devmodels/build/tinystories-1L-dev
+DEV_4L := devmodels/tinystories-4L-dev
+
+track-training: install
+	test -d $(DEV_1L)/checkpoints || $(MAKE) devmodels
+	HF_HUB_OFFLINE=1 $(HEAD_ROLES) track $(DEV_1L)/checkpoints $(DEV_4L)/checkpoints $(TRACK_OPTIONS) \
+		--store reports/track-training/runs --out reports/track-training
+
+track-shapes: install
+	test -d $(DEV_1L)/checkpoints || $(MAKE) devmodels
+	HF_HUB_OFFLINE=1 $(HEAD_ROLES) track ../shared/data/stories260K/stories260K.bin $(DEV_1L) $(DEV_4L) \
+		--tokenizer ../shared/data/stories260K/tok512.model $(TRACK_OPTIONS) --compare reference \
+		--store reports/track-shapes/runs --out reports/track-shapes
 
 stories260k: install
 	HF_HUB_OFFLINE=1 $(HEAD_ROLES) report --model ../shared/data/stories260K/stories260K.bin \
