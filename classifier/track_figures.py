@@ -111,7 +111,7 @@ def headline_steps(rows: pd.DataFrame, final_roles: pd.DataFrame, title: str) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = role_colours()
+    palette = matplotlib.colormaps["tab10"].colors
     ends = final_roles[final_roles["final_role"].map(
         lambda r: r in ROLE_REGISTRY and ROLE_REGISTRY[r].headline is not None and ROLE_REGISTRY[r].headline in rows)]
     if ends.empty:
@@ -130,8 +130,7 @@ def headline_steps(rows: pd.DataFrame, final_roles: pd.DataFrame, title: str) ->
         mine = ends[ends["final_role"] == role]
         for k, head in enumerate(mine.itertuples()):
             series = rows[(rows["layer"] == head.layer) & (rows["head"] == head.head)].sort_values("step")
-            shade = 0.35 + 0.65 * (k + 1) / len(mine)
-            colour = tuple(1 - shade * (1 - c) for c in colours.get(role, UNKNOWN_COLOUR))
+            colour = palette[k % len(palette)]  # heads told apart within the panel
             ax.plot([position[s] for s in series["step"]], series[metric], marker="o", markersize=3,
                     color=colour, label=head_label(head.layer, head.head, n_layers))
         ax.set_title(f"{len(mine)} head(s) ending {role}: {metric}", fontsize=8)
