@@ -21,6 +21,8 @@ from classifier.track_series import settling, settling_sentence
 
 # A grid cell is starred when fewer than this share of bootstrap resamples agree on its role.
 LOW_CONFIDENCE = 0.5
+# Headline metrics that are not shares of attention: shown as numbers, not percentages.
+UNSHARED_METRICS = ("entropy", "max_weight", "distance")
 
 
 def role_code(role) -> str:
@@ -139,9 +141,17 @@ def training_lines(name: str, rows: pd.DataFrame, counts: pd.DataFrame, drawn: s
     if headline_png in drawn:
         lines += [f"![Headline measure of the final role over steps]({headline_png})", ""]
     ended = settled[settled["final_role"] != "unclear"]
+    summary = f"{len(ended)} of {len(settled)} heads end with a role."
+    if len(ended):
+        late = ended[ended["settled_step"] == ended["settled_step"].max()]
+        summary += (f" Half of them have settled by step {int(ended['settled_step'].quantile(0.5, interpolation='higher'))}; "
+                    f"the last settle{'s' if len(late) == 1 else ''} at step {int(late['settled_step'].iloc[0])} "
+                    f"({', '.join(head_label(r.layer, r.head, n_layers) for r in late.itertuples())}). "
+                    f"{int((ended['first_step'] < ended['settled_step']).sum())} of them held their final role "
+                    "earlier, lost it and came back.")
     lines += ["### When each head's final role settles", "",
-              f"{len(ended)} of {len(settled)} heads end with a role. A head *settles* at the first "
-              "checkpoint from which every later checkpoint gives its final role.", ""]
+              summary + " A head *settles* at the first checkpoint from which every later checkpoint gives "
+              "its final role.", ""]
     explained = "explained" in last and last["explained"].notna().any()
     for row in settled.sort_values(["settled_step", "layer", "head"]).itertuples():
         label = head_label(row.layer, row.head, n_layers)
@@ -149,11 +159,15 @@ def training_lines(name: str, rows: pd.DataFrame, counts: pd.DataFrame, drawn: s
         if row.final_role != "unclear":
             final = last.loc[(row.layer, row.head)]
             metric = headline_metric(row.final_role)
-            evidence = [f"{metric} {percent(final[metric])}"] if metric and metric in final else []
+            evidence = []
+            if metric and metric in final:
+                value = final[metric]
+                evidence.append(f"{metric} {number(value) if metric in UNSHARED_METRICS else percent(value)}")
             if explained:
                 evidence.append(f"explains {percent(final['explained'])}")
             if evidence:
-                sentence = sentence[:-1] + f" (at step {int(steps[-1])}: {', '.join(evidence)})."
+                said = f"at step {int(steps[-1])}: {', '.join(evidence)}"
+                sentence = sentence[:-2] + f"; {said})." if sentence.endswith(").") else sentence[:-1] + f" ({said})."
         lines.append(f"- {sentence}")
     grid = rows.pivot_table(index=["layer", "head"], columns="step", values="code", aggfunc="first")
     table = pd.DataFrame({"Head": [head_label(l, h, n_layers) for l, h in grid.index]})
