@@ -23,18 +23,19 @@ from classifier.settings import ScoreSettings
 from classifier.track import (
     MATCH_METRICS,
     SIMILARITY_FLOOR,
-    Comparison,
-    ModelSpec,
     TrackedModel,
     Tracking,
     comparison_pairs,
-    corpus_identity,
     match_heads,
+    pairs,
+    profile_similarity,
+)
+from classifier.track_store import (
+    ModelSpec,
+    corpus_identity,
     model_identity,
     model_labels,
-    pairs,
     parse_model,
-    profile_similarity,
     run_path,
     store_key,
 )
@@ -105,7 +106,7 @@ def test_store_key_changes_with_any_setting_that_changes_a_number(tmp_path):
 def test_store_key_changes_with_the_code_that_computes_roles(tmp_path, monkeypatch):
     (tmp_path / "config.json").write_text("{}")
     before = _key(tmp_path)
-    monkeypatch.setattr("classifier.track.code_identity", lambda: "another role rule")
+    monkeypatch.setattr("classifier.track_store.code_identity", lambda: "another role rule")
     assert _key(tmp_path) != before
 
 
