@@ -49,10 +49,11 @@ track: install
 # Roles forming over training: every checkpoint of the two development models (devmodels/; the
 # 1L model is rebuilt into devmodels/build/ by `make devmodels`, the 4L one is committed), then
 # stories260K beside the development models' final checkpoints (different shapes: heads matched
-# by profile). Same 200 real stories and 200 bootstrap resamples for all; finished runs are kept
+# by profile). Same 200 real stories (256 tokens at most: the development models' context) and
+# 200 bootstrap resamples for all; finished runs are kept
 # in each folder's runs/ (not committed) and reused, so a second run scores nothing.
 JOBS ?= 1
-TRACK_OPTIONS := --corpus ../shared/data/tinystories/tinystories-train-2316.txt --stories 200 \
+TRACK_OPTIONS := --corpus ../shared/data/tinystories/tinystories-train-2316.txt --stories 200 --max-tokens 256 \
 	--bootstrap 200 --device cpu --jobs $(JOBS)
 DEV_1L := devmodels/build/tinystories-1L-dev
 DEV_4L := devmodels/tinystories-4L-dev
