@@ -49,9 +49,9 @@ track: install
 # Roles forming over training: every checkpoint of the two development models (devmodels/; the
 # 1L model is rebuilt into devmodels/build/ by `make devmodels`, the 4L one is committed), then
 # stories260K beside the development models' final checkpoints (different shapes: heads matched
-# by profile). Same 200 real stories (256 tokens at most: the development models' context) and
-# 200 bootstrap resamples for all; finished runs are kept
-# in each folder's runs/ (not committed) and reused, so a second run scores nothing.
+# by profile). The same 200 real stories for all, 256 tokens at most (the development models'
+# context), 200 bootstrap resamples. Finished runs are kept in each folder's runs/ (not
+# committed) and reused, so a second run scores nothing. JOBS=2 scores two checkpoints at once.
 JOBS ?= 1
 TRACK_OPTIONS := --corpus ../shared/data/tinystories/tinystories-train-2316.txt --stories 200 --max-tokens 256 \
 	--bootstrap 200 --device cpu --jobs $(JOBS)
