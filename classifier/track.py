@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from classifier.errors import InputError
 from classifier.registry import METRICS
 from classifier.settings import ScoreSettings
 from classifier.track_series import Checkpoint, expand_arguments
@@ -158,7 +159,7 @@ def identity_matches(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 def pairs(n: int, compare: Compare) -> list[tuple[int, int]]:
     """(earlier, later) index pairs: each model against the one before it, or against the first."""
     if compare not in COMPARE_MODES:
-        raise ValueError(f"unknown comparison {compare!r}; valid: {', '.join(COMPARE_MODES)}")
+        raise InputError(f"unknown comparison {compare!r}; valid: {', '.join(COMPARE_MODES)}")
     return [(k - 1 if compare == "consecutive" else 0, k) for k in range(1, n)]
 
 
@@ -243,18 +244,18 @@ def track(
     `models` may name folders of `step-*` / `checkpoint-*` checkpoints (classifier.track_series).
     Runs already in the store are reused first; the rest are scored, `jobs` at a time in
     separate processes (each holds its own model and scorer: memory grows with jobs).
-    Raises ValueError for bad arguments (no models, a model given twice, a bad corpus, jobs < 1);
+    Raises InputError for bad arguments (no models, a model given twice, a bad corpus, jobs < 1);
     a model that fails to load or score is recorded in the result instead.
     """
     from classifier.corpora import load_corpus
     from classifier.run import load_run
 
     if not models:
-        raise ValueError("give at least one model")
+        raise InputError("give at least one model")
     if compare not in COMPARE_MODES:
-        raise ValueError(f"--compare {compare!r}: valid: {', '.join(COMPARE_MODES)}")
+        raise InputError(f"--compare {compare!r}: valid: {', '.join(COMPARE_MODES)}")
     if jobs < 1:
-        raise ValueError(f"--jobs {jobs}: give 1 or more")
+        raise InputError(f"--jobs {jobs}: give 1 or more")
     checkpoints: list[Checkpoint] = expand_arguments(models)
     specs = [parse_model(c.argument) for c in checkpoints]
     labels = model_labels(specs, [c.series for c in checkpoints])

@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from classifier.errors import InputError
 from classifier.settings import ScoreSettings
 
 STORE_FORMAT = 2
@@ -41,14 +42,14 @@ class ModelSpec:
 def parse_model(argument: str) -> ModelSpec:
     """Split `name@revision` on the last `@`; an existing path is never split."""
     if not argument.strip():
-        raise ValueError("empty model argument")
+        raise InputError("empty model argument")
     if "@" not in argument or Path(argument).exists():
         return ModelSpec(argument, argument, None)
     model, revision = argument.rsplit("@", 1)
     if not model or not revision:
-        raise ValueError(f"{argument}: expected MODEL@REVISION")
+        raise InputError(f"{argument}: expected MODEL@REVISION")
     if Path(model).exists():
-        raise ValueError(f"{argument}: a revision applies to Hugging Face models, not to the local path {model}")
+        raise InputError(f"{argument}: a revision applies to Hugging Face models, not to the local path {model}")
     return ModelSpec(argument, model, revision)
 
 
@@ -58,7 +59,7 @@ def model_labels(specs: Sequence[ModelSpec], series: Sequence[str | None] | None
     arguments = [str(Path(s.argument).resolve()) if Path(s.argument).exists() else s.argument for s in specs]
     repeated = sorted({s.argument for s, a in zip(specs, arguments) if arguments.count(a) > 1})
     if repeated:
-        raise ValueError(f"model(s) given more than once: {', '.join(repeated)}")
+        raise InputError(f"model(s) given more than once: {', '.join(repeated)}")
     series = series or [None] * len(specs)
     short = [
         (f"{run}/" if run else "") + Path(s.model.rstrip("/")).name + (f"@{s.revision}" if s.revision else "")
