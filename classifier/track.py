@@ -54,6 +54,8 @@ STD_FLOOR = 0.05
 # profile has 14 standardised metrics, so unrelated heads scatter around 0 with a spread of about
 # 1/sqrt(14) = 0.27; 0.5 is about two of those spreads above chance.
 SIMILARITY_FLOOR = 0.5
+# Per-head columns of the roles frame that track.csv carries when the role rule gives them.
+ROLE_MEASURES = ("explained", "lift", "margin", "stability")
 Compare = Literal["consecutive", "reference"]
 COMPARE_MODES: tuple[Compare, ...] = get_args(Compare)
 
@@ -90,9 +92,6 @@ class TrackedModel:
         metrics = self.run.metrics.drop(columns=[c for c in ROLE_MEASURES if c in self.run.metrics.columns])
         return roles.merge(metrics, on=["layer", "head"]).sort_values(["layer", "head"], ignore_index=True)
 
-
-# Per-head columns of the roles frame that track.csv carries when the role rule gives them.
-ROLE_MEASURES = ("explained", "lift", "margin", "stability")
 
 
 # --- comparing ---------------------------------------------------------------------------------
