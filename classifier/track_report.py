@@ -265,7 +265,8 @@ def comparison_lines(tracking: Tracking, comparisons) -> list[str]:
             "Role": list(c.matches["role"]),
             f"Matched head of {c.a}": [
                 head_label(int(r.matched_layer), int(r.matched_head), n_a) if np.isfinite(r.matched_layer)
-                else f"none (best {number(r.assigned_similarity)})" if np.isfinite(r.assigned_similarity) else "none"
+                else f"none (best {number(r.assigned_similarity)})" if np.isfinite(r.assigned_similarity)
+                else "none (no head left)"
                 for r in c.matches.itertuples()
             ],
             "Its role": [r if isinstance(r, str) else "" for r in c.matches["matched_role"]],
