@@ -404,28 +404,35 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
 @click.option("--tokenizer", "tokenizer", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Tokenizer file for llama2.c .bin checkpoints (e.g. tok512.model).")
 @click.option("--compare", type=click.Choice(["consecutive", "reference"]), default="consecutive", show_default=True,
-              help="Compare each model with the one before it, or with the first.")
+              help="Compare each checkpoint with the one before it, or with the first.")
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Models scored at once, in separate processes (each holds its own model: memory grows with N).")
 @click.option("--store", "store", type=click.Path(file_okay=False), default="reports/track/runs", show_default=True,
-              help="Finished runs, reused when model, stories and settings are unchanged.")
+              help="Finished runs, reused when model, stories, settings and code are unchanged.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports/track", show_default=True,
-              help="Where track.md and track.csv go. Other files there are kept.")
-@click.option("--figures", is_flag=True, help="Draw each run's PNG figures in the store.")
+              help="Where track.md, track.csv and the figures go. Other files there are kept.")
+@click.option("--figures", is_flag=True, help="Also draw each run's own PNG figures in the store.")
+@click.option("--no-figures", is_flag=True, help="Skip the track's PNG figures.")
 @verbosity_options
-def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, tokenizer, compare,
-          store, out_dir, figures):
+def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, tokenizer, compare, jobs,
+          store, out_dir, figures, no_figures):
     """Compare head roles across checkpoints scored on the same stories.
 
     MODELS are TransformerLens names, Hugging Face ids (NAME@REVISION picks a revision),
-    local checkpoint directories or llama2.c .bin files. Writes OUT/track.md (role counts,
-    role grids, same-head changes, heads matched by metric profile) and OUT/track.csv (one
-    row per model and head). Finished runs are kept in --store and reused. A model that
-    fails is listed under Failed and the exit status is 1; the others still complete.
+    local checkpoint directories, llama2.c .bin files, or folders of training checkpoints
+    (step-N or checkpoint-N subfolders, taken in step order). Checkpoints of one run are
+    followed head by head; different models are matched by metric profile. Writes
+    OUT/track.md (when each head's role settles, roles over steps, role counts, grids,
+    matched heads), OUT/track.csv (one row per model, step and head) and, per training
+    run, OUT/roles-RUN.png and OUT/headline-RUN.png. Finished runs are kept in --store and
+    reused. A model that fails is listed under Failed and the exit status is 1; the others
+    still complete.
 
     Example:
 
     \b
+        head-roles track runs/my-model/checkpoints --corpus stories.txt --stories 200 --jobs 2
         head-roles track tiny-stories-1L-21M tiny-stories-instruct-1L-21M --stories 200
-        head-roles track ckpt/step-1000 ckpt/step-2000 ckpt/step-4000 --corpus stories.txt
     """
     check_output_dir(out_dir)  # before any model is loaded
     check_output_dir(store, option="--store")
@@ -434,12 +441,11 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     from classifier.track_report import write_track
 
     settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
-    with user_errors():
-        tracking = run_track(
-            models, corpus, settings, store=store, compare=compare, tokenizer=tokenizer, figures=figures,
-            log=lambda message: click.echo(message, err=True),
-        )
-    write_track(tracking, out_dir, command=invocation())
+    tracking = run_track(
+        models, corpus, settings, store=store, compare=compare, tokenizer=tokenizer, figures=figures,
+        jobs=jobs, log=lambda message: click.echo(message, err=True),
+    )
+    write_track(tracking, out_dir, command=invocation(), figures=not no_figures)
     click.echo(f"{Path(out_dir) / 'track.md'}: {len(tracking.succeeded)} model(s) compared"
                + (f", {len(tracking.failed)} failed" if tracking.failed else ""))
     if tracking.failed:

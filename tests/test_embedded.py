@@ -91,12 +91,13 @@ def test_embedded_model_works_in_validate_and_track(tmp_path):
 
     # track's own step, scoring or reusing one model (the CLI around it is tested in test_track).
     from classifier.settings import ScoreSettings
-    from classifier.track import parse_model, score_or_reuse
+    from classifier.track_store import parse_model, score_and_store, stored_run
 
     sample = load_corpus("tinystories-sample", stories=3, seed=0)
     settings = ScoreSettings(stories=3, max_tokens=96, bootstrap=10, device="cpu")
-    step = dict(store=tmp_path / "store", progress=False)
-    first = score_or_reuse(parse_model("stories260K"), "stories260K", sample, settings, **step)
-    assert first.status == "computed" and first.run.model.n_heads == 8
-    again = score_or_reuse(parse_model("stories260K"), "stories260K", sample, settings, **step)
-    assert again.status == "reused"  # the embedded files key the stored run
+    spec = parse_model("stories260K")
+    assert stored_run(spec, sample, settings, store=tmp_path / "store") is None
+    (tmp_path / "store").mkdir()
+    path = score_and_store(spec, sample, settings, store=tmp_path / "store", progress=False)
+    run, again = stored_run(spec, sample, settings, store=tmp_path / "store")
+    assert again == path and run.model.n_heads == 8  # the embedded files key the stored run

@@ -1,13 +1,16 @@
-"""`track`: model arguments, the run store, head matching, and whole tracks over calibration models.
+"""`track`: model arguments, checkpoint folders, the run store, head matching, when roles settle,
+the rendered track, and whole tracks over calibration models.
 
-Unit tests use synthetic metric frames; the slow tests run three calibration checkpoints (two
-one-layer with different head shuffles, one two-layer) plus two broken models on bundled stories
-once, then re-run from the store.
+Unit tests use synthetic metric frames and fake runs; the slow tests run three calibration
+checkpoints (two one-layer with different head shuffles, one two-layer) plus two broken models
+on bundled stories once, then re-run from the store; and a "training run" of calibration
+checkpoints under step-N names, once in one process and once with --jobs 2.
 """
 
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -15,21 +18,29 @@ import pytest
 from click.testing import CliRunner
 
 from classifier.cli import main
-from classifier.scoring import METRICS
+from classifier.registry import METRICS
 from classifier.settings import ScoreSettings
 from classifier.track import (
     MATCH_METRICS,
+    SIMILARITY_FLOOR,
+    TrackedModel,
+    Tracking,
+    comparison_pairs,
+    match_heads,
+    pairs,
+    profile_similarity,
+)
+from classifier.track_store import (
     ModelSpec,
     corpus_identity,
-    match_heads,
     model_identity,
     model_labels,
-    pairs,
     parse_model,
-    profile_similarity,
     run_path,
     store_key,
 )
+from classifier.track_report import role_code, track_files, track_table
+from classifier.track_series import Checkpoint, expand_arguments, settling, settling_sentence
 
 # --- model arguments ------------------------------------------------------------------------
 
@@ -90,6 +101,13 @@ def test_store_key_changes_with_any_setting_that_changes_a_number(tmp_path):
     for changed in [dict(seed=1), dict(stories=400), dict(max_tokens=256), dict(bootstrap=10)]:
         assert _key(tmp_path, ScoreSettings(**changed)) != base, changed
     assert _key(tmp_path, texts=("another story",)) != base
+
+
+def test_store_key_changes_with_the_code_that_computes_roles(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    before = _key(tmp_path)
+    monkeypatch.setattr("classifier.track_store.code_identity", lambda: "another role rule")
+    assert _key(tmp_path) != before
 
 
 def test_store_key_ignores_batch_size_and_device(tmp_path):
@@ -179,6 +197,172 @@ def test_distance_is_left_out_of_the_profile():
     assert "distance" not in MATCH_METRICS and len(MATCH_METRICS) == len(METRICS) - 1
 
 
+def test_a_pair_below_the_similarity_floor_is_not_called_matched():
+    rng = np.random.default_rng(3)
+    a = _frame(["previous-token", "start-of-text"], 1, rng)
+    b = _frame(["previous-token", "proper-noun"], 1, rng)  # nothing in a looks like a name head
+    matches = match_heads(a, b).set_index("head")
+    assert matches.loc[0, "matched_head"] == 0 and matches.loc[0, "similarity"] >= SIMILARITY_FLOOR
+    assert np.isnan(matches.loc[1, "matched_head"]) and np.isnan(matches.loc[1, "similarity"])
+    assert matches.loc[1, "assigned_similarity"] < SIMILARITY_FLOOR  # the assignment's partner, kept for the report
+    everything = match_heads(a, b, floor=-1.0)
+    assert everything["matched_head"].notna().all()
+
+
+# --- checkpoint folders and settling ----------------------------------------------------------------
+
+
+def _folders(root, names, config=False):
+    for name in names:
+        (root / name).mkdir(parents=True)
+        if config:
+            (root / name / "config.json").write_text("{}")
+    return root
+
+
+def test_a_folder_of_checkpoints_is_expanded_in_step_order(tmp_path):
+    run = _folders(tmp_path / "my-run" / "checkpoints", ["step-1000", "step-200", "step-0", "notes"], config=True)
+    (run / "README.md").write_text("not a checkpoint")
+    assert expand_arguments([str(run)]) == [
+        Checkpoint(str(run / f"step-{n}"), "my-run", n) for n in (0, 200, 1000)
+    ]
+
+
+def test_trainer_checkpoint_names_and_a_named_run_folder(tmp_path):
+    run = _folders(tmp_path / "trainer-out", ["checkpoint-500", "checkpoint-1500", "checkpoint-50"], config=True)
+    expanded = expand_arguments([str(run)])
+    assert [c.step for c in expanded] == [50, 500, 1500] and {c.series for c in expanded} == {"trainer-out"}
+
+
+def test_a_list_of_step_folders_is_one_run_in_step_order_and_other_models_keep_their_place(tmp_path):
+    run = _folders(tmp_path / "run-a", ["step-30", "step-4"], config=True)
+    expanded = expand_arguments(["tiny-stories-1M", str(run / "step-30"), "other", str(run / "step-4")])
+    assert [(c.series, c.step) for c in expanded] == [(None, None), ("run-a", 4), ("run-a", 30), (None, None)]
+    assert [c.argument for c in expanded][0::3] == ["tiny-stories-1M", "other"]
+
+
+def test_a_checkpoint_folder_itself_is_not_expanded(tmp_path):
+    model = _folders(tmp_path, ["model"], config=True) / "model"
+    _folders(model, ["step-1"], config=True)
+    assert expand_arguments([str(model)]) == [Checkpoint(str(model), None, None)]
+
+
+def _roles_over_steps(by_head):
+    steps = (0, 100, 200, 300)
+    return pd.DataFrame([
+        {"step": step, "layer": 0, "head": head, "role": role}
+        for head, roles in enumerate(by_head) for step, role in zip(steps, roles)
+    ])
+
+
+def test_settling_is_the_first_step_from_which_the_final_role_holds():
+    frame = _roles_over_steps([
+        ["unclear", "broad", "previous-token", "previous-token"],  # settles at 200
+        ["previous-token", "previous-token", "previous-token", "previous-token"],  # from the start
+        ["induction", "unclear", "broad", "induction"],  # left and came back: settles at 300
+        ["broad", "unclear", "unclear", "unclear"],
+    ])
+    settled = settling(frame.sample(frac=1, random_state=0)).set_index("head")  # row order does not matter
+    assert settled["final_role"].tolist() == ["previous-token", "previous-token", "induction", "unclear"]
+    assert settled["settled_step"].tolist() == [200, 0, 300, 100]
+    assert settled["first_step"].tolist() == [200, 0, 0, 100]
+    assert settled["changes"].tolist() == [2, 0, 3, 1]
+
+
+def test_settling_sentences_read_as_a_researcher_writes_them():
+    rows = settling(_roles_over_steps([
+        ["unclear", "broad", "previous-token", "previous-token"],
+        ["previous-token"] * 4,
+        ["induction", "unclear", "broad", "induction"],
+        ["broad", "unclear", "unclear", "unclear"],
+        ["unclear"] * 4,
+    ]))
+    sentences = [settling_sentence(r, f"0.{r.head}") for r in rows.itertuples()]
+    assert sentences == [
+        "0.0 becomes a previous-token head by step 200 and stays.",
+        "0.1 is a previous-token head from step 0 on.",
+        "0.2 becomes an induction head by step 300 and stays (first at step 0; 3 role changes in all).",
+        "0.3 has no clear role from step 100 on.",
+        "0.4 has no clear role at any checkpoint.",
+    ]
+
+
+# --- rendering from fake runs (no model) ---------------------------------------------------------------
+
+
+def _fake_model(series, step, roles, *, n_layers=1, explained=None, rng=None):
+    rng = rng or np.random.default_rng(0)
+    n_heads = len(roles) // n_layers
+    index = {"layer": [k // n_heads for k in range(len(roles))], "head": [k % n_heads for k in range(len(roles))]}
+    frame = pd.DataFrame({**index, "role": roles, "secondary": [()] * len(roles), "confidence": 0.9})
+    if explained is not None:
+        frame["explained"] = explained
+    metrics = pd.DataFrame({**index, **{m: rng.random(len(roles)) for m in METRICS},
+                            **{f"{m}_lift": 1 + rng.random(len(roles)) for m in METRICS}})
+    run = SimpleNamespace(roles=frame, metrics=metrics, model=SimpleNamespace(n_layers=n_layers, n_heads=n_heads))
+    label = f"{series}/step-{step}" if step is not None else series
+    return TrackedModel(label, parse_model(label), "reused", run=run, series=series, step=step, path=f"store/{label}")
+
+
+def _fake_tracking(models, comparisons=()):
+    return Tracking(list(models), {"name": "bundled", "source": "x", "stories": 3}, ScoreSettings(),
+                    "consecutive", Path("store"), list(comparisons))
+
+
+def test_track_csv_is_tidy_with_explained_when_the_rule_gives_it_and_nan_otherwise():
+    with_share = _fake_model("run", 0, ["previous-token", "broad"], explained=[0.7, 0.2])
+    without = _fake_model("other", None, ["previous-token", "unclear"])
+    table = track_table(_fake_tracking([with_share, without]))
+    for column in ["model", "step", "layer", "head", "role", "explained", "headline", *METRICS]:
+        assert column in table.columns, column
+    assert len(table) == 4 and not table.duplicated(["model", "step", "layer", "head"]).any()
+    assert table["explained"].tolist()[:2] == [0.7, 0.2] and table["explained"].iloc[2:].isna().all()
+    assert table["headline_metric"].tolist()[:2] == ["previous", "entropy"]
+    assert table.loc[0, "headline"] == with_share.run.metrics.loc[0, "previous"]
+    assert pd.isna(table.loc[2, "step"])
+
+
+def test_an_unknown_role_is_rendered_by_its_name_not_a_key_error():
+    assert role_code("previous-token") == "PREV" and role_code("copy-suppression") == "copy-suppression"
+    models = [_fake_model("run", s, ["copy-suppression", "broad"], explained=[0.5, 0.5]) for s in (0, 10)]
+    files = track_files(_fake_tracking(models, [_identity(models[0], models[1])]))
+    assert "copy-suppression" in files["track.md"].decode() and files["roles-run.png"].startswith(b"\x89PNG")
+
+
+def _identity(a, b):
+    from classifier.track import compare_models
+
+    return compare_models(a, b)
+
+
+def test_a_training_run_gets_figures_settling_sentences_and_identity_comparisons():
+    steps = (0, 50, 100)
+    roles = [["unclear", "broad"], ["previous-token", "broad"], ["previous-token", "start-of-text"]]
+    models = [_fake_model("dev", s, r, explained=[0.6, 0.4]) for s, r in zip(steps, roles)]
+    comparisons = [_identity(models[i], models[j]) for i, j in comparison_pairs(models, "consecutive")]
+    assert [c.kind for c in comparisons] == ["identity", "identity"]
+    assert (comparisons[0].matches["matched_head"] == comparisons[0].matches["head"]).all()
+    files = track_files(_fake_tracking(models, comparisons), command="head-roles track dev")
+    text = files["track.md"].decode()
+    assert "## Training run dev" in text and "(roles-dev.png)" in text and "(headline-dev.png)" in text
+    assert "- 0 becomes a previous-token head by step 50 and stays" in text
+    assert "- 1 becomes a start-of-text head by step 100 and stays" in text
+    assert "Command: `head-roles track dev`" in text
+    assert {"roles-dev.png", "headline-dev.png", "track.csv"} <= set(files)
+
+
+def test_runs_of_different_shapes_are_matched_by_profile_between_their_last_checkpoints():
+    run = [_fake_model("a", s, ["broad", "broad"]) for s in (0, 1)]
+    lone = _fake_model("b", None, ["broad"] * 4, n_layers=2)
+    models = [*run, lone]
+    assert comparison_pairs(models, "consecutive") == [(0, 1), (1, 2)]
+    kinds = [_identity(models[i], models[j]).kind for i, j in comparison_pairs(models, "consecutive")]
+    assert kinds == ["identity", "similarity"]
+    # two separate runs of the same layout are not the same heads
+    other = _fake_model("c", 5, ["broad", "broad"])
+    assert _identity(run[1], other).kind == "similarity"
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 
@@ -259,14 +443,13 @@ def test_a_failing_model_is_reported_and_the_others_are_kept(calibration):
 
 
 @pytest.mark.slow
-def test_track_md_has_counts_grids_legend_and_comparisons(calibration):
+def test_track_md_has_counts_grids_legend_and_matched_heads(calibration):
     text = (calibration["root"] / "out" / "track.md").read_text()
-    for heading in ["## Role counts", "## Role grids", "### two-s0", "### one-s1 vs one-s0", "### two-s0 vs one-s0"]:
+    for heading in ["## Models: role counts", "## Models: role grids", "### two-s0", "### one-s1 vs one-s0",
+                    "### two-s0 vs one-s0"]:
         assert heading in text
     assert "`PREV` previous-token" in text and "linear_sum_assignment" in text
-    same_layout = text.split("### one-s1 vs one-s0")[1].split("###")[0]
-    assert "Same head:" in same_layout
-    assert "Same head:" not in text.split("### two-s0 vs one-s0")[1]
+    assert "Same head" not in text and "## Training run" not in text  # separate models, not one run
 
 
 @pytest.mark.slow
@@ -297,3 +480,75 @@ def test_a_changed_setting_is_a_store_miss(calibration):
     assert len(added) == 1 and before <= set(store.iterdir())
     key = json.loads((added.pop() / "key.json").read_text())
     assert key["settings"]["max_tokens"] == 64
+
+
+# --- a training run of calibration checkpoints (slow) -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def training(tmp_path_factory):
+    """step-0 and step-50 are the same planted model, step-100 another shuffle of its roles."""
+    from classifier.calibration import build_calibration_model
+
+    root = tmp_path_factory.mktemp("training")
+    folder = root / "cal-run" / "checkpoints"
+    truths = {step: build_calibration_model(folder / f"step-{step}", layout="one-layer", seed=seed)
+              for step, seed in [(100, 1), (0, 0), (50, 0)]}
+    arguments = ["track", str(folder), *TRACK_OPTIONS, "--store", str(root / "store"), "--out", str(root / "out")]
+    result = CliRunner().invoke(main, arguments)
+    return {"root": root, "truths": truths, "arguments": arguments, "result": result}
+
+
+@pytest.mark.slow
+def test_a_training_folder_is_tracked_head_by_head_in_step_order(training):
+    assert training["result"].exit_code == 0, training["result"].output
+    root, truths = training["root"], training["truths"]
+    table = pd.read_csv(root / "out" / "track.csv")
+    assert table.groupby("step").size().to_dict() == {0: 16, 50: 16, 100: 16}
+    assert set(table["model"]) == {"cal-run"}
+    later = table[table["step"] > 0]
+    assert set(later["match"]) == {"identity"} and (later["matched_head"] == later["head"]).all()
+    text = (root / "out" / "track.md").read_text()
+    assert (root / "out" / "roles-cal-run.png").is_file()
+    # Where the planted role is measured at every step, the sentence follows the planted history.
+    measured = table.set_index(["step", "head"])["role"]
+    checked, count = set(), 0
+    for head in range(16):
+        planted = {step: _planted(truths[step])[(0, head)] for step in (0, 50, 100)}
+        if any(measured[(step, head)] != planted[step] for step in planted) or planted[100] == "unclear":
+            continue
+        role = planted[100]
+        article = "an" if role[0] in "aeiou" else "a"
+        expected = (f"- {head} is {article} {role} head from step 0 on" if planted[0] == role
+                    else f"- {head} becomes {article} {role} head by step 100 and stays")
+        assert expected in text, expected
+        checked.add("from step 0" if planted[0] == role else "becomes")
+        count += 1
+    assert count >= 5 and checked == {"from step 0", "becomes"}
+
+
+@pytest.mark.slow
+def test_a_second_training_track_scores_nothing(training, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a stored run was recomputed")
+
+    monkeypatch.setattr("classifier.models.load_model", no_loading)
+    root = training["root"]
+    before = (root / "out" / "track.csv").read_text()
+    result = CliRunner().invoke(main, training["arguments"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": reused (") == 3 and ": computed (" not in result.output
+    assert (root / "out" / "track.csv").read_text() == before
+
+
+@pytest.mark.slow
+def test_jobs_score_in_parallel_processes_with_the_same_result(training):
+    root = training["root"]
+    arguments = [*training["arguments"][:-4], "--store", str(root / "store-jobs"), "--out", str(root / "out-jobs"),
+                 "--jobs", "2"]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    assert "in 2 processes" in result.output and result.output.count(": computed (") == 3
+    one, two = (pd.read_csv(root / name / "track.csv") for name in ("out", "out-jobs"))
+    assert one["role"].tolist() == two["role"].tolist()
+    assert np.allclose(one["previous"], two["previous"])
