@@ -43,7 +43,7 @@ from classifier.roles import ROLES as ROLE_NAMES  # the one list of role names
 # The section-3 metric that checks each planted role: the role's headline metric ("broad" is
 # checked by entropy and max_weight together; noise heads have no metric).
 ROLE_METRIC: dict[str, str | None] = {**HEADLINE_METRIC, "unclear": None}
-LAYOUTS = ("one-layer", "two-layer")
+LAYOUTS = ("one-layer", "two-layer", "soft")
 TRUTH_FILE = "truth.json"
 BOS_ID = 50256
 VOCAB_SIZE = 50257
@@ -77,6 +77,29 @@ _LAYOUT_ROLES: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
 }
 
+# The "soft" layout: one layer of heads as real trained heads are, each a planted role at a
+# graded strength (the logit gap, in nats, its target gets over every other key: 3 nats puts
+# about 0.1-0.3 of attention on a single target in a 50-200 token story, 5 nats about 0.5-0.8),
+# the rest spread over the other keys, and two-role mixtures whose dominant role is the planted
+# one and whose minor part is a start-of-text sink (as real heads mix a target with BOS).
+# (role, gap, minor role, minor gap); the measured share of each head's target, not its gap,
+# is what selfcheck reports recovery against.
+SOFT_HEADS: tuple[tuple[str, float, str | None, float], ...] = (
+    ("previous-token", 1.5, None, 0.0), ("previous-token", 3.0, None, 0.0),
+    ("current-token", 1.5, None, 0.0), ("current-token", 3.0, None, 0.0),
+    ("start-of-text", 3.0, None, 0.0), ("start-of-text", 4.0, None, 0.0),
+    ("delimiter", 0.6, None, 0.0), ("delimiter", 0.8, None, 0.0),
+    ("word-start", 1.0, None, 0.0), ("duplicate-token", 1.0, None, 0.0), ("positional", 2.5, None, 0.0),
+    ("previous-token", 2.5, "start-of-text", 3.0), ("delimiter", 0.6, "start-of-text", 3.0),
+    ("unclear", 0.0, None, 0.0), ("unclear", 0.0, None, 0.0), ("unclear", 0.0, None, 0.0),
+)
+_LAYOUT_ROLES["soft"] = (tuple(role for role, *_ in SOFT_HEADS),)
+# The gap each sharp design gives its target (nats), which a soft head's query rows are scaled to.
+SHARP_GAP = {
+    "current-token": 25.0, "previous-token": 25.0, "positional": 25.0, "start-of-text": 30.0,
+    "delimiter": 15.0, "word-start": 15.0, "duplicate-token": 15.0,
+}
+
 # Sinusoidal position codes: geometric frequencies from pi/64 to pi. Low frequencies tell far
 # offsets apart, high ones neighbours; geometric spacing avoids the aliasing of evenly spaced
 # frequencies (a sum of cos(pi f d / F) repeats every 2F positions).
@@ -101,6 +124,9 @@ class PlantedHead:
     head: int
     role: str
     metric: str | None
+    gap: float | None = None  # soft heads: the target's logit gap in nats (None: sharp)
+    minor: str | None = None  # two-role mixtures: the minor role (its gap in minor_gap)
+    minor_gap: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +144,11 @@ class CalibrationTruth:
 
     @classmethod
     def from_json(cls, d: dict) -> "CalibrationTruth":
-        heads = tuple(PlantedHead(int(h["layer"]), int(h["head"]), str(h["role"]), h["metric"]) for h in d["heads"])
+        heads = tuple(
+            PlantedHead(int(h["layer"]), int(h["head"]), str(h["role"]), h["metric"],
+                        h.get("gap"), h.get("minor"), h.get("minor_gap"))
+            for h in d["heads"]
+        )
         return cls(str(d["layout"]), int(d["seed"]), int(d["n_layers"]), int(d["n_heads"]), heads)
 
     def role_of(self, layer: int, head: int) -> str:
@@ -351,8 +381,8 @@ def _frequencies_for(rank: int) -> list[int]:
     return list(range(N_FREQUENCIES - rank, N_FREQUENCIES))
 
 
-def _offset_head(ctx: _Context, offset: int, gap: float = PEAK_GAP):
-    freqs = _frequencies_for(min(N_FREQUENCIES, ctx.d_head // 2))
+def _offset_head(ctx: _Context, offset: int, gap: float = PEAK_GAP, spare: int = 0):
+    freqs = _frequencies_for(min(N_FREQUENCIES, (ctx.d_head - spare) // 2))
     coef = _kernel(_frequencies()[freqs], [offset], flat=False)
     return _kernel_rows(ctx.slots, coef, gap, freqs)
 
@@ -383,20 +413,35 @@ def _random_rows(ctx: _Context, slot_scales: dict[str, float], rank: int):
     return query, key
 
 
-def _head_rows(role: str, ctx: _Context):
+def _soft_rows(role: str, gap: float, minor: str | None, minor_gap: float, ctx: _Context):
+    """A planted role's rows scaled so that its target gets `gap` nats, plus a minor
+    start-of-text part of `minor_gap` nats (the only minor part planted)."""
+    if minor not in (None, "start-of-text"):
+        raise ValueError(f"cannot plant a minor {minor!r} part")
+    spare = 1 if minor else 0
+    query, key = _head_rows(role, ctx, spare=spare)
+    if role in SHARP_GAP:
+        query = query * (gap / SHARP_GAP[role])
+    if minor:
+        query, key = _stack((query, key), _flag_rows(ctx.slots, "bos", minor_gap))
+    return query, key
+
+
+def _head_rows(role: str, ctx: _Context, spare: int = 0):
+    """Query and key rows of a sharp head; `spare` rows are left free for a minor part."""
     s = ctx.slots
     if role == "current-token":
-        return _offset_head(ctx, 0)
+        return _offset_head(ctx, 0, spare=spare)
     if role == "previous-token":
-        return _offset_head(ctx, 1, MECHANISM_PEAK_GAP if s.has("prev_boundary") else PEAK_GAP)
+        return _offset_head(ctx, 1, MECHANISM_PEAK_GAP if s.has("prev_boundary") else PEAK_GAP, spare=spare)
     if role == "positional":
-        return _offset_head(ctx, 2)
+        return _offset_head(ctx, 2, spare=spare)
     if role == "start-of-text":
         return _flag_rows(s, "bos", 2 * FLAG_GAP)
     if role == "delimiter":
         # All delimiters j <= i-2: the flag, minus a penalty on offsets 0 and 1 (the metric
         # leaves them out), whose uneven shape elsewhere the flag weight must outweigh.
-        penalty, spread = _penalty_rows(ctx, (0, 1), 1, FLAG_GAP)
+        penalty, spread = _penalty_rows(ctx, (0, 1), 1 + spare, FLAG_GAP)
         return _stack(_flag_rows(s, "delimiter", FLAG_GAP + spread + FLAG_GAP), penalty)
     if role == "proper-noun":
         # Capitalised word starts whose previous token was not a sentence break (written by
@@ -495,6 +540,17 @@ def _assign_roles(layout: str, rng: np.random.Generator) -> list[list[str]]:
     return [[roles[k] for k in rng.permutation(len(roles))] for roles in _LAYOUT_ROLES[layout]]
 
 
+def _assign_soft(shuffled_roles: list[str]) -> list[tuple[str, float, str | None, float]]:
+    """SOFT_HEADS in the order of the shuffled roles (equal roles keep their relative order)."""
+    pending = list(SOFT_HEADS)
+    specs = []
+    for role in shuffled_roles:
+        spec = next(spec for spec in pending if spec[0] == role)
+        pending.remove(spec)
+        specs.append(spec)
+    return specs
+
+
 def build_calibration_model(out_dir, *, layout: str = "one-layer", seed: int = 0) -> CalibrationTruth:
     """Write a calibration checkpoint (model, tokenizer, truth.json) to `out_dir`; return its truth."""
     from transformers import GPTNeoConfig, GPTNeoForCausalLM
@@ -505,6 +561,8 @@ def build_calibration_model(out_dir, *, layout: str = "one-layer", seed: int = 0
         raise ValueError(f"unknown layout {layout!r}; valid: {', '.join(LAYOUTS)}")
     rng = np.random.default_rng(seed)
     roles = _assign_roles(layout, rng)
+    # The soft layout's heads are specs, shuffled like the roles (same permutation).
+    soft_specs = _assign_soft(roles[0]) if layout == "soft" else None
     n_layers, n_heads = len(roles), len(roles[0])
     d_head = D_MODEL // n_heads
     tokenizer = gpt2_tokenizer()
@@ -542,7 +600,11 @@ def build_calibration_model(out_dir, *, layout: str = "one-layer", seed: int = 0
         ctx = _Context(slots, d_head, layer, rng)
         for head, role in enumerate(layer_roles):
             first = head * d_head  # this head's rows of q_proj/k_proj/v_proj, columns of out_proj
-            q, k = _head_rows(role, ctx)
+            soft = soft_specs[head] if layout == "soft" else None
+            if soft is not None and soft[0] != "unclear":
+                q, k = _soft_rows(*soft, ctx)
+            else:
+                q, k = _head_rows(role, ctx)
             if len(q) > d_head:
                 raise RuntimeError(f"{role} needs rank {len(q)} > d_head {d_head}")
             query[first : first + len(q)], key[first : first + len(k)] = q, k
@@ -550,7 +612,11 @@ def build_calibration_model(out_dir, *, layout: str = "one-layer", seed: int = 0
                 v, o = _previous_token_values(slots)
                 value[first : first + len(v)] = v
                 output[:, first : first + len(v)] = o
-            heads.append(PlantedHead(layer, head, role, ROLE_METRIC[role]))
+            if soft is not None and soft[0] != "unclear":
+                _, gap, minor, minor_gap = soft
+                heads.append(PlantedHead(layer, head, role, ROLE_METRIC[role], gap, minor, minor_gap if minor else None))
+            else:
+                heads.append(PlantedHead(layer, head, role, ROLE_METRIC[role]))
         # Weights act on LayerNorm outputs sqrt(D) x/|x| = scale * embed @ features.
         prefix = f"transformer.h.{layer}."
         state[prefix + "attn.attention.q_proj.weight"] = query @ embed.T / layer_scale[layer]

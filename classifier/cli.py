@@ -83,6 +83,12 @@ def verbosity_options(function):
                         help="Also other libraries' progress bars, log lines and warnings.")(function)
 
 
+def force_option(function):
+    return click.option("--force", is_flag=True,
+                        help="Replace files in the output folder that have an output's name but were not "
+                        "written by head-roles (by default the command refuses and changes nothing).")(function)
+
+
 def settings_options(function):
     """One option per `ScoreSettings` field (help from the field), named after the field."""
     for spec in reversed(option_fields()):
@@ -134,8 +140,10 @@ def main():
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run directory to write [default: reports/<model name>]. Other files there are kept.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
+@force_option
 @verbosity_options
-def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, revision, tokenizer, out_dir, no_figures):
+def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, revision, tokenizer, out_dir, no_figures,
+           force):
     """Score a checkpoint and write its role table.
 
     Writes DIR/report.md, DIR/metrics.csv (one row per head), DIR/roles.json,
@@ -157,16 +165,21 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     from classifier.corpora import check_corpus_spec
     from classifier.models import check_model_available, choose_default_model
 
-    out_dir = check_output_dir(out_dir) if out_dir else None
+    from classifier.run import REPORT_OUTPUTS
+
+    def checked(folder):
+        return check_output_dir(folder, outputs=REPORT_OUTPUTS, force=force)
+
+    out_dir = checked(out_dir) if out_dir else None
     check_corpus_spec(corpus)
     notices = ()
     if model is None:  # the hub default, or the embedded model where the hub cannot be reached
         choice = choose_default_model(DEFAULT_MODEL, corpus)
         model, corpus, notices = choice.model, choice.corpus, choice.notices
-        out_dir = out_dir or check_output_dir(choice.out_dir)
+        out_dir = out_dir or checked(choice.out_dir)
     else:
         check_model_available(model, revision)
-    out_dir = out_dir or check_output_dir(default_out_dir(model))
+    out_dir = out_dir or checked(default_out_dir(model))
     for notice in notices:
         notify(notice)
     from classifier.pipeline import analyse_model
@@ -174,7 +187,7 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
 
     run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation(),
                         notices=notices)
-    write_report(run, out_dir, figures=not no_figures)
+    write_report(run, out_dir, figures=not no_figures, force=force)
     counts = run.roles["role"].value_counts()
     click.echo(f"{out_dir / 'report.md'}: {', '.join(f'{role} {n}' for role, n in counts.items())}")
 
@@ -184,8 +197,9 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where to write [default: RUN_DIR itself].")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
+@force_option
 @verbosity_options
-def render(run_dir, out_dir, no_figures):
+def render(run_dir, out_dir, no_figures, force):
     """Render a finished run directory again, without the model.
 
     Reads the run's data files (run.json, metrics.csv, roles.json, ...) and writes report.md
@@ -196,10 +210,15 @@ def render(run_dir, out_dir, no_figures):
     \b
         head-roles render reports/stories260K
     """
-    check_output_dir(out_dir if out_dir is not None else run_dir)
+    from classifier.run import REPORT_OUTPUTS
+
+    if out_dir is not None:
+        check_output_dir(out_dir, outputs=REPORT_OUTPUTS, force=force)
+    else:
+        check_output_dir(run_dir)
     from classifier.report import render_run
 
-    written = render_run(run_dir, out_dir, figures=not no_figures)
+    written = render_run(run_dir, out_dir, figures=not no_figures, force=force)
     click.echo(f"{Path(written) / 'report.md'}")
 
 
@@ -236,8 +255,10 @@ def selfcheck(seeds, stories, bootstrap, baselines):
     """Check that planted head roles are recovered.
 
     Builds calibration models (hand-set GPT-Neo weights, roles known by construction) for each
-    seed and layout, labels them on the bundled stories, and prints per-role precision and
-    recall. Exits 1 if any planted head is missed or any noise head is given a role.
+    seed and layout (one-layer and two-layer sharp heads; soft: graded strengths and two-role
+    mixtures, as trained heads are), labels them on the bundled stories, and prints per-role
+    precision and recall, recovery per strength band and the noise heads given a role. Exits 1
+    if any planted head is missed or any noise head is given a role.
 
     Example:
 
@@ -256,6 +277,10 @@ def selfcheck(seeds, stories, bootstrap, baselines):
         recall=result.per_role["recall"].map("{:.2f}".format),
     )
     click.echo(markdown_table(per_role))
+    from classifier.selfcheck import recovery_by_band
+
+    click.echo("\nBy strength (the planted target's measured share of attention):\n")
+    click.echo(markdown_table(recovery_by_band(result.heads)))
     misses = result.misses
     click.echo(f"\n{len(result.heads) - len(misses)} of {len(result.heads)} heads recovered "
                f"over {seeds} seed(s) x {result.heads['layout'].nunique()} layouts.")
@@ -281,8 +306,9 @@ def selfcheck(seeds, stories, bootstrap, baselines):
 @click.option("--layout", type=click.Choice(["one-layer", "two-layer"]), default="one-layer", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Calibration seed (which head gets which role).")
 @click.option("--stories", type=int, default=0, show_default=True, help="Bundled stories to score (0: all).")
+@force_option
 @verbosity_options
-def demo(out_dir, layout, seed, stories):
+def demo(out_dir, layout, seed, stories, force):
     """Write a report offline, from a calibration model.
 
     Builds a checkpoint whose head roles are planted by construction, scores it on the bundled
@@ -293,7 +319,9 @@ def demo(out_dir, layout, seed, stories):
     \b
         head-roles demo --out reports/demo
     """
-    out_dir = check_output_dir(out_dir)
+    from classifier.run import REPORT_OUTPUTS
+
+    out_dir = check_output_dir(out_dir, outputs=REPORT_OUTPUTS, force=force)
     settings = make_settings(stories, TRAINED_CONTEXT, 0, 16, 1000, "cpu")
     import tempfile
 
@@ -302,7 +330,7 @@ def demo(out_dir, layout, seed, stories):
     from classifier.models import load_model
     from classifier.pipeline import analyse
     from classifier.report import invocation, write_report
-    from classifier.selfcheck import demo_section
+    from classifier.selfcheck import compare_with_truth, demo_section
 
     sample = load_corpus("bundled", stories=settings.stories, seed=settings.seed)  # notices before scoring
     with tempfile.TemporaryDirectory(prefix="head-roles-demo-") as scratch:
@@ -313,8 +341,9 @@ def demo(out_dir, layout, seed, stories):
         name = f"calibration model ({layout}, seed {seed})"
         run = dataclasses.replace(run, model=dataclasses.replace(run.model, name=name, resolved=name))
         section = demo_section(run, truth)
-        write_report(dataclasses.replace(run, appendix=section), out_dir)
-    recovered = section.count("| yes |")
+        write_report(dataclasses.replace(run, appendix=section), out_dir, force=force)
+    heads = compare_with_truth(run, truth)
+    recovered = int((heads["planted"] == heads["measured"]).sum())
     click.echo(f"{out_dir / 'report.md'}: {recovered} of {len(truth.heads)} planted roles recovered")
 
 
@@ -363,6 +392,10 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
         for path, option in ((out_file, "--out"), (json_file, "--json")):
             if path:
                 check_output_file(path, option=option)
+                if Path(path).resolve() == Path(descriptions).resolve():
+                    raise InputError(f"{option} {path}: is the notes file being validated; write elsewhere")
+        if out_file and json_file and Path(out_file).resolve() == Path(json_file).resolve():
+            raise InputError(f"--json {json_file}: the same file as --out")
         rows = library.read_descriptions(descriptions)
         if run_dir is not None:
             measured = library.load_measurements(run_dir)
@@ -413,9 +446,10 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
               help="Where track.md, track.csv and the figures go. Other files there are kept.")
 @click.option("--figures", is_flag=True, help="Also draw each run's own PNG figures in the store.")
 @click.option("--no-figures", is_flag=True, help="Skip the track's PNG figures.")
+@force_option
 @verbosity_options
 def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, tokenizer, compare, jobs,
-          store, out_dir, figures, no_figures):
+          store, out_dir, figures, no_figures, force):
     """Compare head roles across checkpoints scored on the same stories.
 
     MODELS are TransformerLens names, Hugging Face ids (NAME@REVISION picks a revision),
@@ -434,7 +468,7 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
         head-roles track runs/my-model/checkpoints --corpus stories.txt --stories 200 --jobs 2
         head-roles track tiny-stories-1L-21M tiny-stories-instruct-1L-21M --stories 200
     """
-    check_output_dir(out_dir)  # before any model is loaded
+    check_output_dir(out_dir, outputs=("track.md", "track.csv"), force=force)  # before any model is loaded
     check_output_dir(store, option="--store")
     from classifier.report import invocation
     from classifier.track import track as run_track
@@ -445,7 +479,7 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
         models, corpus, settings, store=store, compare=compare, tokenizer=tokenizer, figures=figures,
         jobs=jobs, log=lambda message: click.echo(message, err=True),
     )
-    write_track(tracking, out_dir, command=invocation(), figures=not no_figures)
+    write_track(tracking, out_dir, command=invocation(), figures=not no_figures, force=force)
     click.echo(f"{Path(out_dir) / 'track.md'}: {len(tracking.succeeded)} model(s) compared"
                + (f", {len(tracking.failed)} failed" if tracking.failed else ""))
     if tracking.failed:

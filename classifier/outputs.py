@@ -4,7 +4,8 @@ Every file is written under a temporary name in its destination folder and renam
 when complete, so a reader never sees half a file. A run's files are staged together and moved
 in one burst of renames. Nothing else in the destination is touched: other files and folders,
 and the folder's permissions, stay as they were. Files of an earlier run that the new run does not
-write again are removed only when that earlier run's manifest (`MANIFEST`) lists them.
+write again are removed only when that earlier run's manifest (`MANIFEST`) lists them, and a
+file of the user's with the name of an output is never replaced unless asked (`force`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,28 @@ from classifier.errors import InputError
 MANIFEST = ".head-roles-files.json"
 
 
-def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
-    """The output folder, checked before any work: a folder (or creatable), and writable.
+def foreign_files(out_dir: str | Path, names) -> list[str]:
+    """Those of `names` already in `out_dir` that no manifest of this tool lists: the user's files."""
+    out_dir = Path(out_dir)
+    ours = set(earlier_files(out_dir))
+    return [n for n in names if n not in ours and ((out_dir / n).exists() or (out_dir / n).is_symlink())]
+
+
+def refuse_foreign_files(out_dir: str | Path, names, *, option: str = "--out") -> None:
+    """InputError when writing `names` into `out_dir` would replace a file this tool did not write."""
+    foreign = foreign_files(out_dir, names)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise InputError(
+            f"{option} {out_dir}: {shown} {'is' if len(foreign) == 1 else 'are'} already there and not written by "
+            f"head-roles (no {MANIFEST} lists {'it' if len(foreign) == 1 else 'them'}); "
+            "choose another folder, or pass --force to replace"
+        )
+
+
+def check_output_dir(path: str | Path, *, option: str = "--out", outputs=(), force: bool = False) -> Path:
+    """The output folder, checked before any work: a folder (or creatable), writable, and (unless
+    `force`) holding no file of the user's under one of the `outputs` names.
 
     Nothing is created: writability is tried with a real temporary file in the folder, or in its
     nearest existing parent when it does not exist yet (permission bits say little for root or
@@ -46,6 +67,8 @@ def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
     except OSError as err:
         where = "there" if existing == path else f"in {existing}"
         raise InputError(f"{option} {path}: cannot write {where} ({err.strerror or err})") from None
+    if outputs and not force and path.is_dir():
+        refuse_foreign_files(path, outputs, option=option)
     return path
 
 
@@ -94,17 +117,20 @@ def earlier_files(out_dir: Path) -> list[str]:
     return [n for n in names if isinstance(n, str) and "/" not in n and not n.startswith(".")] if isinstance(names, list) else []
 
 
-def write_files(out_dir: str | Path, files: Mapping[str, str | bytes]) -> Path:
+def write_files(out_dir: str | Path, files: Mapping[str, str | bytes], *, force: bool = False) -> Path:
     """Write a run's files (plain names, no folders) into `out_dir` as one unit.
 
     All files are first written into a hidden staging folder inside `out_dir`, then renamed into
     place; files listed by the earlier manifest and not written now are removed; other files are
-    never touched.
+    never touched. A file of the same name that no manifest lists is the user's: InputError,
+    unless `force`.
     """
     out_dir = Path(out_dir)
     bad = [name for name in files if "/" in name or name.startswith(".") or not name]
     if bad:
         raise ValueError(f"output names must be plain file names: {', '.join(bad)}")
+    if not force:
+        refuse_foreign_files(out_dir, files)
     out_dir.mkdir(parents=True, exist_ok=True)
     stale = [n for n in earlier_files(out_dir) if n not in files]
     staging = Path(tempfile.mkdtemp(prefix=".tmp-head-roles-", dir=out_dir))

@@ -196,19 +196,23 @@ def report_files(run, *, figures: bool = True) -> dict[str, bytes]:
     return files
 
 
-def write_report(run, out_dir: str | Path, *, figures: bool = True) -> Path:
-    """Write the run directory (atomically; other files in `out_dir` are left untouched)."""
+def write_report(run, out_dir: str | Path, *, figures: bool = True, force: bool = False) -> Path:
+    """Write the run directory (atomically; other files in `out_dir` are left untouched; a file of
+    the user's under an output's name stops it unless `force`)."""
     from classifier.outputs import write_files
 
-    return write_files(out_dir, report_files(run, figures=figures))
+    return write_files(out_dir, report_files(run, figures=figures), force=force)
 
 
-def render_run(run_dir: str | Path, out_dir: str | Path | None = None, *, figures: bool = True) -> Path:
-    """Re-render a saved run directory (report.md, figures) without the model."""
+def render_run(run_dir: str | Path, out_dir: str | Path | None = None, *, figures: bool = True,
+               force: bool = False) -> Path:
+    """Re-render a saved run directory (report.md, report.html, figures) without the model."""
     from classifier.run import load_run
 
     run = load_run(run_dir)
-    return write_report(run, out_dir if out_dir is not None else run_dir, figures=figures)
+    target = out_dir if out_dir is not None else run_dir
+    # The run's own data files are rewritten unchanged; in place they are ours even without a manifest.
+    return write_report(run, target, figures=figures, force=force or out_dir is None)
 
 
 def invocation() -> str:

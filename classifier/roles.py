@@ -120,7 +120,7 @@ def role_evidence(
         if role.kind == "target":
             passes[name] = preferred
         elif role.kind == "sink":
-            passes[name] = sink >= t.sink_share
+            passes[name] = (sink >= t.sink_share) & (sink >= t.target_lift * uniform)
         elif role.kind == "positional":
             passes[name] = best_offset_share >= t.positional_argmax_share
         elif role.kind == "local":

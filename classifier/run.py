@@ -28,6 +28,8 @@ from classifier.settings import ScoreSettings
 
 RUN_FILES = ("run.json", "metrics.csv", "budget.csv", "roles.json", "pairs.csv",
              "prompt-metrics.csv", "prompt-roles.json", "patterns.npz")
+# Every name a report's run directory may hold (figures only when drawn): checked before scoring.
+REPORT_OUTPUTS = (*RUN_FILES, "report.md", "report.html", "lift-heatmap.png", "prompt-patterns.png")
 # Oldest run directories (before budget.csv and patterns.npz) still load, without those views.
 REQUIRED_FILES = ("run.json", "metrics.csv", "roles.json")
 FORMAT_VERSION = 2

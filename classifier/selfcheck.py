@@ -31,12 +31,50 @@ class SelfcheckResult:
         return self.heads[self.heads["planted"] != self.heads["measured"]]
 
 
+# Strength bands of a planted head: the share of attention its target gets (the planted role's
+# headline metric, measured), from a clear minority to sharp.
+STRENGTH_BANDS = (0.0, 0.3, 0.6, 0.9, 1.0001)
+BAND_NAMES = ("soft (< 0.3)", "medium (0.3-0.6)", "strong (0.6-0.9)", "sharp (>= 0.9)")
+
+
 def compare_with_truth(analysis, truth) -> pd.DataFrame:
-    """Planted against measured primary role, one row per head of one calibration model."""
-    planted = {(h.layer, h.head): h.role for h in truth.heads}
+    """Planted against measured primary role, one row per head of one calibration model, with the
+    planted target's measured share (`share`, NaN for noise heads) and its strength band."""
+    planted = {(h.layer, h.head): h for h in truth.heads}
     frame = analysis.roles[["layer", "head", "role", "confidence"]].rename(columns={"role": "measured"})
-    frame.insert(2, "planted", [planted.get((r.layer, r.head), "unclear") for r in frame.itertuples()])
+    frame.insert(2, "planted", [planted[(r.layer, r.head)].role if (r.layer, r.head) in planted else "unclear"
+                                for r in frame.itertuples()])
+    metrics = analysis.metrics.set_index(["layer", "head"])
+    shares = []
+    for r in frame.itertuples():
+        head = planted.get((r.layer, r.head))
+        metric = head.metric if head is not None else None
+        shares.append(float(metrics.loc[(r.layer, r.head), metric]) if metric in metrics.columns else float("nan"))
+    frame["share"] = shares
+    frame["band"] = pd.cut(frame["share"], STRENGTH_BANDS, labels=BAND_NAMES, right=False).astype(object)
+    frame["mixture"] = [bool(planted.get((r.layer, r.head)) and planted[(r.layer, r.head)].minor)
+                        for r in frame.itertuples()]
     return frame
+
+
+def recovery_by_band(heads: pd.DataFrame) -> pd.DataFrame:
+    """Planted (non-noise) heads per strength band and how many came out with their planted role;
+    two-role mixtures get a row of their own; noise heads a row with the false-role count."""
+    planted = heads[heads["planted"] != "unclear"]
+    rows = []
+    for band in BAND_NAMES:
+        group = planted[(planted["band"] == band) & ~planted["mixture"]]
+        rows.append({"heads": band, "planted": len(group), "recovered": int((group["planted"] == group["measured"]).sum()),
+                     "roles": ", ".join(sorted(set(group["planted"])))})
+    mixtures = planted[planted["mixture"]]
+    rows.append({"heads": "two-role mixtures (dominant role + BOS sink)", "planted": len(mixtures),
+                 "recovered": int((mixtures["planted"] == mixtures["measured"]).sum()),
+                 "roles": ", ".join(sorted(set(mixtures["planted"])))})
+    noise = heads[heads["planted"] == "unclear"]
+    rows.append({"heads": "noise (no role planted)", "planted": len(noise),
+                 "recovered": int((noise["measured"] == "unclear").sum()),
+                 "roles": "given a role: " + (", ".join(sorted(set(noise["measured"]) - {"unclear"})) or "none")})
+    return pd.DataFrame(rows)
 
 
 def role_scores(heads: pd.DataFrame) -> pd.DataFrame:
@@ -49,7 +87,7 @@ def role_scores(heads: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_selfcheck(
-    seeds, *, layouts=("one-layer", "two-layer"), corpus: str = "bundled", stories: int = 60,
+    seeds, *, layouts=("one-layer", "two-layer", "soft"), corpus: str = "bundled", stories: int = 60,
     bootstrap: int = 100, progress: bool = True,
 ) -> SelfcheckResult:
     """Build, label and compare a calibration model per (layout, seed)."""
@@ -71,7 +109,7 @@ def run_selfcheck(
                 analysis = analyse(model, sample, settings, progress=progress)
                 frames.append(compare_with_truth(analysis, truth).assign(layout=layout, seed=seed))
     heads = pd.concat(frames, ignore_index=True)
-    heads = heads[["layout", "seed", "layer", "head", "planted", "measured", "confidence"]]
+    heads = heads[["layout", "seed", "layer", "head", "planted", "measured", "confidence", "share", "band", "mixture"]]
     return SelfcheckResult(heads=heads, per_role=role_scores(heads))
 
 

@@ -303,8 +303,10 @@ def track_files(tracking: Tracking, *, command: str | None = None, figures: bool
     }
 
 
-def write_track(tracking: Tracking, out_dir: str | Path, *, command: str | None = None, figures: bool = True) -> Path:
-    """Write the track folder (atomically; nothing else in out_dir is touched); returns out_dir."""
+def write_track(tracking: Tracking, out_dir: str | Path, *, command: str | None = None, figures: bool = True,
+                force: bool = False) -> Path:
+    """Write the track folder (atomically; nothing else in out_dir is touched; a file of the user's
+    under an output's name stops it unless `force`); returns out_dir."""
     from classifier.outputs import write_files
 
-    return write_files(out_dir, track_files(tracking, command=command, figures=figures))
+    return write_files(out_dir, track_files(tracking, command=command, figures=figures), force=force)

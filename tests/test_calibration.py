@@ -76,9 +76,25 @@ def test_planted_heads_reach_their_metric(models, layout, seed):
         if head.role == "broad":
             if not (row[M["entropy"]] >= 0.9 and row[M["max_weight"]] <= 0.1):
                 low[head] = (row[M["entropy"]], row[M["max_weight"]])
+        elif head.gap is not None:  # soft: checked below
+            continue
         elif head.metric is not None and not row[M[head.metric]] >= PLANTED_MIN:
             low[head] = row[M[head.metric]]
     assert not low, f"planted heads below {PLANTED_MIN}: {low}"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_soft_heads_hold_a_clear_minority_to_most_growing_with_their_gap(models, seed):
+    _, truth, values = models["soft", seed]
+    soft = [h for h in truth.heads if h.gap is not None]
+    share = {h: values[h.layer, h.head, M[h.metric]] for h in soft}
+    assert all(0.1 <= v < 0.98 for v in share.values()), share
+    assert min(share.values()) < 0.3 and sum(v < 0.6 for v in share.values()) >= 4  # soft heads, not sharp ones
+    for role in {h.role for h in soft}:
+        pure = sorted((h.gap, share[h]) for h in soft if h.role == role and h.minor is None)
+        assert [v for _, v in pure] == sorted(v for _, v in pure), (role, pure)  # a larger gap, a larger share
+    for h in (h for h in soft if h.minor == "start-of-text"):  # mixtures: the sink is the minor part
+        assert 0.05 < values[h.layer, h.head, M["start_of_text"]] < share[h], h
 
 
 @pytest.mark.parametrize("layout, seed", CASES)

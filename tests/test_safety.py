@@ -113,6 +113,46 @@ def test_a_bad_output_location_is_one_line_before_any_model_loads(args, tmp_path
     assert (tmp_path / "file").read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("args", [
+    ["report", "--model", "stories260K", "--out", "{folder}"],
+    ["demo", "--out", "{folder}"],
+    ["render", "{run}", "--out", "{folder}"],
+    ["track", "m1", "--out", "{folder}", "--store", "{store}"],
+])
+def test_a_users_file_with_an_outputs_name_is_refused_before_any_work(args, tmp_path, monkeypatch):
+    import classifier.models
+
+    def no_loading(*a, **k):
+        raise AssertionError("a model was loaded before the output folder was checked")
+
+    monkeypatch.setattr(classifier.models, "load_model", no_loading)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("report.md", "track.md"):  # the user's own files, named like outputs
+        (folder / name).write_text("my own notes\n")
+    (tmp_path / "run").mkdir()
+    values = {"folder": folder, "run": tmp_path / "run", "store": tmp_path / "store"}
+    result = CliRunner().invoke(main, [a.format(**values) for a in args])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "--force" in result.output
+    assert "not written by head-roles" in result.output
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {"report.md": "my own notes\n", "track.md": "my own notes\n"}
+
+
+def test_force_replaces_a_users_file_and_a_manifest_makes_the_files_ours(tmp_path):
+    from classifier.errors import InputError
+    from classifier.outputs import write_files
+
+    (tmp_path / "report.md").write_text("mine\n")
+    with pytest.raises(InputError, match="report.md is already there and not written by head-roles"):
+        write_files(tmp_path, {"report.md": "ours\n", "run.json": "{}"})
+    assert (tmp_path / "report.md").read_text() == "mine\n" and not (tmp_path / "run.json").exists()
+    write_files(tmp_path, {"report.md": "ours\n", "run.json": "{}"}, force=True)
+    assert (tmp_path / "report.md").read_text() == "ours\n"
+    write_files(tmp_path, {"report.md": "ours again\n"})  # now listed in our manifest: replaced freely
+    assert (tmp_path / "report.md").read_text() == "ours again\n" and not (tmp_path / "run.json").exists()
+
+
 def test_a_failed_check_creates_no_folder(tmp_path):
     result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "new" / "run"), "--stories", "-5"])
     assert result.exit_code == 2 and "--stories must be 0 (all) or more, got -5" in result.output
