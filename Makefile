@@ -10,7 +10,7 @@ HEAD_ROLES := $(VENV)/bin/head-roles
 MODEL ?=
 STORIES ?= 500
 
-.PHONY: install test report demo bench track track-training track-shapes selfcheck stories260k devmodels clean
+.PHONY: install test report demo bench track track-training track-shapes selfcheck stories260k devmodels agreement clean
 
 install: $(VENV)/.installed
 
@@ -87,6 +87,11 @@ stories260k: install
 # whose training.json exists is kept (about 6 minutes each on 2 CPU cores otherwise).
 devmodels: install
 	HF_HUB_OFFLINE=1 $(PY) -m devmodels.train --model all
+
+# The classifier's primary roles against the development models' hand labels -> devmodels/agreement.md
+agreement: install
+	test -d $(DEV_1L) || $(MAKE) devmodels
+	HF_HUB_OFFLINE=1 $(PY) -m devmodels.agreement
 
 clean:
 	rm -rf $(VENV) .pytest_cache

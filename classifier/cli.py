@@ -163,7 +163,7 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     # Every bad argument is said (one line) before any notice, corpus or model.
     settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
     from classifier.corpora import check_corpus_spec
-    from classifier.models import check_model_available, choose_default_model
+    from classifier.models import check_model_available, check_model_files, choose_default_model, resolve_device
 
     from classifier.run import REPORT_OUTPUTS
 
@@ -179,6 +179,8 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
         out_dir = out_dir or checked(choice.out_dir)
     else:
         check_model_available(model, revision)
+    check_model_files(model, tokenizer)
+    resolve_device(settings.device)
     out_dir = out_dir or checked(default_out_dir(model))
     for notice in notices:
         notify(notice)
@@ -397,6 +399,12 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
         if out_file and json_file and Path(out_file).resolve() == Path(json_file).resolve():
             raise InputError(f"--json {json_file}: the same file as --out")
         rows = library.read_descriptions(descriptions)
+        if model is not None:  # a bad model argument or device is said before the corpus is read
+            from classifier.models import check_model_available, check_model_files, resolve_device
+
+            check_model_available(model, revision)
+            check_model_files(model, tokenizer)
+            resolve_device(device)
         if run_dir is not None:
             measured = library.load_measurements(run_dir)
             if prompt is not None and prompt != measured.prompt_text:

@@ -185,14 +185,21 @@ def _check_utf8(path: Path) -> None:
 @contextlib.contextmanager
 def _quiet_datasets():
     """Hide `datasets`' "Generating train split" bar for a local file (it takes well under a
-    second); its earlier setting is restored."""
+    second) and its own log of a malformed file (our one-line error says it); earlier settings
+    are restored."""
+    import logging
+
     from datasets.utils import logging as datasets_logging
 
     was_enabled = datasets_logging.is_progress_bar_enabled()
+    datasets_logger = logging.getLogger("datasets")
+    level = datasets_logger.level
     datasets_logging.disable_progress_bar()
+    datasets_logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
+        datasets_logger.setLevel(level)
         if was_enabled:
             datasets_logging.enable_progress_bar()
 

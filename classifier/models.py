@@ -133,13 +133,36 @@ def _cached_snapshot(official: str, revision: str | None) -> str | None:
         return None
 
 
-def check_model_available(model: str, revision: str | None = None) -> None:
+def check_model_available(model: str, revision: str | None = None, *, option: str = "--model") -> None:
     """Say at once, before any corpus is read, that a hub model is neither cached nor reachable."""
-    if check_model_argument(model) == "hub" and not hub_model_available(model, revision):
+    if check_model_argument(model, option=option) == "hub" and not hub_model_available(model, revision):
         raise ModelLoadError(
-            f"--model {model}: {resolve_name(model)} is not in the local Hugging Face cache and the hub is "
+            f"{option} {model}: {resolve_name(model)} is not in the local Hugging Face cache and the hub is "
             f"unreachable; {LOCAL_HINT}"
         )
+
+
+def check_model_files(model: str, tokenizer_path: str | None = None, *, option: str = "--model") -> None:
+    """Read what a local model argument points at just far enough to refuse a broken one (a llama2.c
+    header, a tokenizer file, a config.json without a model type) before any corpus is read."""
+    import json
+
+    kind = check_model_argument(model, option=option)
+    path = Path(model)
+    if kind == "directory":
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise ModelLoadError(f"{option} {model}: config.json cannot be read ({type(err).__name__})") from None
+        if not isinstance(config, dict) or not config.get("model_type"):
+            raise ModelLoadError(f"{option} {model}: config.json has no model_type (not a transformers checkpoint)")
+    if kind == "llama2c":
+        from classifier import llama2c
+
+        if path.is_file():
+            llama2c.read_llama2c_header(path)
+        if tokenizer_path is not None:
+            llama2c.load_sentencepiece_tokenizer(tokenizer_path)
 
 
 def choose_default_model(default: str, corpus: str) -> DefaultChoice:
@@ -203,7 +226,7 @@ def load_model(
     return _load_hub(model, revision, device)
 
 
-def check_model_argument(model: str) -> str:
+def check_model_argument(model: str, *, option: str = "--model") -> str:
     """What `model` is ("llama2c", "directory" or "hub"), checked without loading anything or
     importing torch, so a bad argument is said before a corpus is read or a model loaded."""
     path = Path(model)
@@ -211,18 +234,18 @@ def check_model_argument(model: str) -> str:
         return "llama2c"
     if path.exists():
         if not path.is_dir():
-            raise ModelLoadError(f"--model {model}: not a checkpoint directory or a llama2.c .bin file")
+            raise ModelLoadError(f"{option} {model}: not a checkpoint directory or a llama2.c .bin file")
         if not (path / "config.json").is_file():
-            raise ModelLoadError(f"--model {model}: no config.json in this directory (not a Hugging Face checkpoint)")
+            raise ModelLoadError(f"{option} {model}: no config.json in this directory (not a Hugging Face checkpoint)")
         return "directory"
     if model.startswith((".", "/", "~")) or (model.count("/") > 1):
-        raise ModelLoadError(f"--model {model}: no such file or directory")
+        raise ModelLoadError(f"{option} {model}: no such file or directory")
     if "/" not in resolve_name(model):
         known = known_models()
         close = difflib.get_close_matches(model, [*known, *(a for aliases in known.values() for a in aliases)], n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ModelLoadError(
-            f"--model {model}: unknown model name; {hint}run `head-roles models` for the known names, "
+            f"{option} {model}: unknown model name; {hint}run `head-roles models` for the known names, "
             f"give a Hugging Face id (org/name), or {LOCAL_HINT}"
         )
     return "hub"

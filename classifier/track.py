@@ -258,6 +258,13 @@ def track(
     checkpoints: list[Checkpoint] = expand_arguments(models)
     specs = [parse_model(c.argument) for c in checkpoints]
     labels = model_labels(specs, [c.series for c in checkpoints])
+    from classifier.corpora import check_corpus_spec
+    from classifier.models import check_model_available, check_model_files
+
+    check_corpus_spec(corpus)
+    for spec in specs:  # a bad argument is bad input (exit 2), said before any corpus or model
+        check_model_available(spec.model, spec.revision, option="model")
+        check_model_files(spec.model, tokenizer, option="model")
     sample = load_corpus(corpus, stories=settings.stories, seed=settings.seed)
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)

@@ -85,3 +85,22 @@ def test_committed_4l_model_matches_its_labels_and_its_tokenizer_check():
     assert check["identical"] == check["stories"] and check["bos_id"] == 1 and check["bos_prepended"]
     steps = sorted(p.name for p in (model_dir / "checkpoints").glob("step-*"))
     assert len(steps) >= 8 and steps[0] == "step-000000"
+
+
+def test_agreement_counts_acceptable_and_forbidden_primary_roles():
+    import pandas as pd
+
+    from devmodels.agreement import compare, render
+
+    labels = {"model": "m", "n_layers": 2, "heads": [
+        {"layer": 0, "head": 0, "acceptable": ["previous-token", "local"], "forbidden": ["start-of-text"]},
+        {"layer": 0, "head": 1, "acceptable": ["delimiter"], "forbidden": ["broad"]},
+        {"layer": 1, "head": 0, "acceptable": ["start-of-text"], "forbidden": []},
+    ]}
+    roles = pd.DataFrame({"layer": [0, 0, 1, 1], "head": [0, 1, 0, 1],
+                          "role": ["local", "broad", "unclear", "delimiter"]})
+    result = compare(labels, roles)
+    assert (result.agreed, result.forbidden, len(result.heads)) == (1, 1, 3)
+    assert result.heads["agrees"].tolist() == [True, False, False]
+    text = render([result], "python -m devmodels.agreement")
+    assert "| m | 3 | 1 | 33% | 1 |" in text and "FORBIDDEN" in text and "| 1.0 | unclear |" in text
