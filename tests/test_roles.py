@@ -87,10 +87,22 @@ def test_a_sink_is_the_role_only_when_nothing_else_holds_a_real_share():
     assert frame.loc[1, "sink"] == pytest.approx(0.6)
 
 
+def test_a_minority_sink_well_above_uniform_is_start_of_text_and_a_faint_one_is_not():
+    # Real sinks a reader names hold 24-56% of attention; 10% is a lean, not a role.
+    assert roles_of([{"sink": 0.3}, {"sink": 0.1}]) == ["start-of-text", "unclear"]
+
+
 def test_local_names_a_head_only_when_no_single_part_explains_the_window():
     spread = {"self": 0.2, "previous": 0.2, "local_rest": 0.4}
     previous_heavy = {"self": 0.15, "previous": 0.5, "local_rest": 0.15}
     assert roles_of([spread, previous_heavy]) == ["local", "previous-token"]
+
+
+def test_a_soft_near_sighted_head_is_local_by_preference_not_size():
+    # A third of the attention on the last five tokens (~4x uniform), no offset dominating.
+    near_sighted = {"self": 0.06, "previous": 0.09, "local_rest": 0.18}
+    faint = {"self": 0.03, "previous": 0.03, "local_rest": 0.07}  # about uniform's 0.09: no role
+    assert roles_of([near_sighted, faint]) == ["local", "unclear"]
 
 
 def test_broad_only_when_nothing_specific_passes():
@@ -105,7 +117,7 @@ def test_positional_needs_one_offset_of_two_or_more_as_argmax_for_ninety_percent
 
 
 def test_evidence_columns_say_how_well_the_label_fits():
-    heads = [{"previous": 0.45, "self": 0.05}, {"previous": 0.2, "self": 0.18}]
+    heads = [{"previous": 0.45, "self": 0.05}, {"previous": 0.2, "clause_start": 0.15}]  # the second: a close call
     frame = assign_roles(measurement(heads, resamples=50, noise=0.001)).frame
     sure, close = frame.iloc[0], frame.iloc[1]
     assert sure["explained"] == pytest.approx(0.45) and sure["lift"] == pytest.approx(0.45 / 0.02)
