@@ -49,6 +49,8 @@ def read_answers(path: str | Path) -> list[dict]:
         answers = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise InputError(f"{path}:{err.lineno}: broken JSON ({err.msg})") from None
+    if isinstance(answers, dict) and "heads" in answers:  # a development model's labels (devmodels/labels)
+        answers = answers["heads"]
     if not isinstance(answers, list) or not all(isinstance(a, dict) and {"layer", "head", "acceptable"} <= set(a)
                                                  for a in answers):
         raise InputError(f"{path}: expected a list of {{layer, head, acceptable}} objects")

@@ -123,6 +123,17 @@ def test_claimed_primary_role_is_read_right_on_90_percent_of_confident_heads(not
     assert score.accuracy >= 0.9, score.misses()[["layer", "head", "claimed", "acceptable", "text"]].to_string()
 
 
+DEV_LABELS = sorted((Path(__file__).parents[1] / "devmodels" / "labels").glob("*.json"))
+
+
+@pytest.mark.parametrize("answers", DEV_LABELS, ids=lambda p: p.stem)
+def test_the_development_models_hand_labels_are_read_as_their_author_meant(answers):
+    # Written from evidence by a careful reader, in free prose; the JSON keys each confident head.
+    score = reading_check(answers.with_suffix(".md"), answers)
+    assert len(score.rows) >= 4
+    assert score.accuracy >= 0.9, score.misses()[["layer", "head", "claimed", "acceptable", "text"]].to_string()
+
+
 @pytest.mark.skipif(not EXAMPLE.exists(), reason="../shared/design is not on this machine")
 def test_example_notes_primary_roles_are_read_right():
     score = reading_check(EXAMPLE, NOTES / "example-hand-descriptions.answers.json")
