@@ -508,12 +508,29 @@ def extract_claims(text: str, matcher: ClaimMatcher | None = None) -> HeadClaims
     lead = re.match(r"\s*(~~|~)?(?=\s*[A-Za-z(\"“'])", text)
     lead_hedge = (lead.group(1) or "") if lead else ""
     claims: list[Claim] = []
+    verdict: list[Claim] = []
     for sentence in _sentences(re.sub(r"^\s*~+\s*", "", text)):
-        claims.extend(_sentence_claims(sentence, lead_hedge, matcher))
+        found = _sentence_claims(sentence, lead_hedge, matcher)
+        if not verdict:
+            named = [c for c in found if c.role and c.kind in ("main", "secondary") and _is_verdict(sentence, c)][:1]
+            verdict = [_with(c, kind="main") for c in named]
+            found = [c for c in found if not any(c is n for n in named)]
+        claims.extend(found)
+    claims = verdict + claims  # the author's one-word verdict ("Unclear.", "Local:") is the primary claim
     if not claims:  # nothing recognisable: say so rather than guess
         hedge, weight = _hedge(text, lead_hedge)
         claims.append(Claim("uncheckable", None, text.strip(" ~?."), text, hedge, weight, source="text"))
     return HeadClaims(text, _rank(claims))
+
+
+def _is_verdict(sentence: str, claim: Claim) -> bool:
+    """Whether the sentence is nothing but the claim's role name, as authors open or close a cell:
+    "Unclear.", "Local:", "Start-of-text?", "Broad? (nearly uniform)"."""
+    def words(text: str) -> list[str]:
+        return re.findall(r"[a-z]+", text.lower())
+
+    bare = re.sub(r"\([^)]*\)", " ", sentence)
+    return claim.source == "lexicon" and bool(words(bare)) and words(bare) == words(claim.phrase)
 
 
 def _rank(claims: list[Claim]) -> tuple[Claim, ...]:

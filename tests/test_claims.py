@@ -53,6 +53,16 @@ def test_phrasing_gives_one_primary_role_and_its_secondary_roles(text, primary, 
     assert (claims.claimed_primary, claims.claimed_secondary) == (primary, secondary)
 
 
+@pytest.mark.parametrize("text, primary", [
+    ("Like 0.0: the first word of the text (position 1) from most queries. Unclear.", "unclear"),
+    ("Clause-start: 18% on the clause start (9.4x), plus the latest delimiter (7%, 4.9x).", "clause-start"),
+    ("~Start-of-text? 13% on BOS (6x), BOS the argmax for 19%; otherwise spread out.", "start-of-text"),
+    ("Holds on a recent verb for runs of queries; a little previous (4%, 2.3x). Unclear.", "unclear"),
+])
+def test_a_cell_that_names_its_role_in_a_sentence_of_its_own_claims_that_role(text, primary):
+    assert extract_claims(text).claimed_primary == primary
+
+
 @pytest.mark.parametrize("text, scope, role", [
     ("Punctuation attends to itself.", "delimiter", "current-token"),
     ("Word-initial tokens put about 40% on themselves.", "word_start", "current-token"),
