@@ -42,6 +42,8 @@ UNCLEAR = ROLES.index("unclear")
 _KIND = np.array([ROLE_REGISTRY[r].kind for r in SCORED_ROLES])
 # Roles that explain disjoint parts of the budget: the runners-up a primary role is measured against.
 _DISJOINT = _KIND == "target"
+# Targets that are not the local window's own parts (self, previous).
+_OUTSIDE_WINDOW = _DISJOINT & ~np.isin(np.array(SCORED_ROLES), ["current-token", "previous-token"])
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,14 @@ def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLD
     """Index into ROLES of each head's primary role. (..., L, H)."""
     kind = np.broadcast_to(_KIND, evidence.passes.shape)
     specific = evidence.passes & np.isin(kind, ["target", "positional", "local"])
+    # Specific before general: a window holding only a minority of the attention does not name the
+    # head when a target outside it (a delimiter, a clause start, ...) is preferred far more strongly.
+    local = SCORED_ROLES.index("local")
+    lift = np.nan_to_num(evidence.lift)
+    window = evidence.explained[..., local] / np.clip(1.0 - evidence.sink, 1e-9, None)
+    outside = np.broadcast_to(_OUTSIDE_WINDOW, specific.shape)
+    outshone = (specific & outside & (lift >= thresholds.local_outshone_lift * lift[..., local : local + 1])).any(-1)
+    specific[..., local] &= ~((window < thresholds.local_majority) & outshone)
     ranked = np.where(specific, evidence.excess, -np.inf)
     best = ranked.argmax(-1)
     best_share = np.take_along_axis(np.nan_to_num(evidence.explained), best[..., None], -1)[..., 0]

@@ -98,6 +98,13 @@ def test_local_names_a_head_only_when_no_single_part_explains_the_window():
     assert roles_of([spread, previous_heavy]) == ["local", "previous-token"]
 
 
+def test_a_minority_window_gives_way_to_a_target_outside_it_preferred_far_more():
+    window = {"self": 0.06, "previous": 0.08, "local_rest": 0.16}  # 30%, about 3.3x uniform
+    with_delimiter = {**window, "last_delimiter": 0.13}  # about 9x uniform: the head's distinct target
+    with_clause = {**window, "clause_start": 0.05}  # about 3x: no stronger than the window
+    assert roles_of([with_delimiter, with_clause]) == ["delimiter", "local"]
+
+
 def test_a_soft_near_sighted_head_is_local_by_preference_not_size():
     # A third of the attention on the last five tokens (~4x uniform), no offset dominating.
     near_sighted = {"self": 0.06, "previous": 0.09, "local_rest": 0.18}
