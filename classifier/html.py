@@ -112,7 +112,7 @@ def table_columns(run) -> list[tuple[str, str, str]]:
 
 def head_records(run) -> list[dict]:
     """One record per head, in (layer, head) order: what the card, overview and table show."""
-    from classifier.report import describe_head
+    from classifier.describe import describe_head
 
     n_layers = run.model.n_layers
     metrics = run.metrics.set_index(["layer", "head"])
