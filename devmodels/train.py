@@ -64,13 +64,13 @@ class TrainConfig:
 MODELS = {
     "tinystories-1L-dev": TrainConfig(
         name="tinystories-1L-dev", arch="gpt-neo", out_dir="devmodels/build/tinystories-1L-dev",
-        n_layers=1, n_heads=16, d_model=128, d_mlp=512, steps=160, lr=3e-3, warmup=20,
-        checkpoints=(0, 10, 20, 40, 60, 80, 120),
+        n_layers=1, n_heads=16, d_model=128, d_mlp=512, steps=800, lr=3e-3, warmup=40,
+        checkpoints=(0, 25, 50, 100, 200, 300, 400, 600),
     ),
     "tinystories-4L-dev": TrainConfig(
         name="tinystories-4L-dev", arch="llama", out_dir="devmodels/tinystories-4L-dev",
-        n_layers=4, n_heads=8, d_model=64, d_mlp=172, steps=250, lr=5e-3, warmup=20,
-        checkpoints=(0, 10, 25, 50, 75, 100, 150, 200),
+        n_layers=4, n_heads=8, d_model=64, d_mlp=172, steps=2500, lr=5e-3, warmup=50,
+        checkpoints=(0, 25, 50, 100, 200, 400, 800, 1500),
     ),
 }
 
@@ -294,6 +294,7 @@ def train(config: TrainConfig, out_dir: Path, stories_path: Path = STORIES_PATH,
                  "train_stories": len(train_stories), "held_out_stories": f"last {config.held_out}",
                  "train_tokens": int(len(stream)), "used_token_ids": int(len(used)), "vocab_size": vocab},
         "train_seconds": round(train_seconds, 1),
+        "threads": torch.get_num_threads(),
         "eval_loss_nats": round(eval_loss(final, held_ids, config.n_ctx), 4),
         "unigram_loss_nats": round(unigram_loss(train_ids, held_ids, vocab, config.n_ctx), 4),
         "greedy_sample": greedy_sample(final, tokenizer, config.sample_tokens),
@@ -314,7 +315,9 @@ def main(argv=None) -> None:
     parser.add_argument("--force", action="store_true", help="retrain even if training.json exists")
     parser.add_argument("--steps", type=int, help="override the number of steps (for quick trials)")
     parser.add_argument("--out", type=Path, help="output directory (one model only)")
-    parser.add_argument("--threads", type=int, default=2)
+    # One thread: on two shared cores, two threads lose up to 10x to a competing process (4L: 0.22 s
+    # a step on one thread beside another job, 3.7 s on two), and results depend on the count.
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = list(MODELS) if args.model == "all" else [args.model]
