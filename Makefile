@@ -84,7 +84,8 @@ stories260k: install
 
 # Small TinyStories models trained here on ../shared stories (docs/development-set.md): the 4L
 # model is committed under devmodels/, the 1L model is rebuilt into devmodels/build/. A model
-# whose training.json exists is kept (otherwise about 14 minutes each on 2 shared CPU cores).
+# whose training.json records the current configuration is kept (otherwise about 14 minutes
+# each on 2 shared CPU cores).
 devmodels: install
 	HF_HUB_OFFLINE=1 $(PY) -m devmodels.train --model all
 

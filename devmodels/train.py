@@ -10,7 +10,7 @@ The 1L model trains on a compact vocabulary (only the token ids the training sto
 is saved with the full 50,257-row embedding; unused rows are zero, and the training loss already
 counts them (each has logit 0), so the saved model's loss equals the trained one's.
 
-    python -m devmodels.train                     # both models, skipping any that exist
+    python -m devmodels.train                     # both models, skipping any already trained as configured
     python -m devmodels.train --model tinystories-4L-dev --force
 
 This file does not label heads (see devmodels/evidence.py and devmodels/labels/).
@@ -324,9 +324,12 @@ def main(argv=None) -> None:
     for name in names:
         config = MODELS[name] if args.steps is None else replace(MODELS[name], steps=args.steps)
         out_dir = args.out if args.out is not None else ROOT / config.out_dir
-        if (out_dir / "training.json").exists() and not args.force:
-            print(f"{name}: found {out_dir} (use --force to retrain)")
-            continue
+        record = out_dir / "training.json"
+        if record.exists() and not args.force:
+            if json.loads(record.read_text()).get("config") == json.loads(json.dumps(asdict(config))):
+                print(f"{name}: found {out_dir} (use --force to retrain)")
+                continue
+            print(f"{name}: {out_dir} was trained with another configuration; retraining")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         train(config, out_dir)
