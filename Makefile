@@ -57,8 +57,8 @@ track: install
 # by profile). The same 200 real stories for all, 256 tokens at most (the development models'
 # context), 200 bootstrap resamples. Finished runs are kept in each folder's runs/ (not
 # committed) and reused, so a second run scores nothing. JOBS=2 scores two checkpoints at once.
-# From an empty store on 2 CPU cores: track-training about 1m45s (17 checkpoints), track-shapes
-# about 35s; again: under 10s, nothing scored.
+# From an empty store on 2 CPU cores: track-training about 1m45s (measured on the earlier 17
+# checkpoints; there are 18 now), track-shapes about 35s; again: under 10s, nothing scored.
 # Batch size 12 changes no number; it steers clear of a scorer bug (PairCounts._merge on an empty
 # buffer, hit by stories260K at batch sizes 8, 10, 16, 20 and 26 on these stories).
 JOBS ?= 1
@@ -84,7 +84,8 @@ stories260k: install
 
 # Small TinyStories models trained here on ../shared stories (docs/development-set.md): the 4L
 # model is committed under devmodels/, the 1L model is rebuilt into devmodels/build/. A model
-# whose training.json exists is kept (about 6 minutes each on 2 CPU cores otherwise).
+# whose training.json records the current configuration is kept (otherwise about 14 minutes
+# each on 2 shared CPU cores).
 devmodels: install
 	HF_HUB_OFFLINE=1 $(PY) -m devmodels.train --model all
 

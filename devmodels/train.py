@@ -10,7 +10,7 @@ The 1L model trains on a compact vocabulary (only the token ids the training sto
 is saved with the full 50,257-row embedding; unused rows are zero, and the training loss already
 counts them (each has logit 0), so the saved model's loss equals the trained one's.
 
-    python -m devmodels.train                     # both models, skipping any that exist
+    python -m devmodels.train                     # both models, skipping any already trained as configured
     python -m devmodels.train --model tinystories-4L-dev --force
 
 This file does not label heads (see devmodels/evidence.py and devmodels/labels/).
@@ -64,13 +64,13 @@ class TrainConfig:
 MODELS = {
     "tinystories-1L-dev": TrainConfig(
         name="tinystories-1L-dev", arch="gpt-neo", out_dir="devmodels/build/tinystories-1L-dev",
-        n_layers=1, n_heads=16, d_model=128, d_mlp=512, steps=160, lr=3e-3, warmup=20,
-        checkpoints=(0, 10, 20, 40, 60, 80, 120),
+        n_layers=1, n_heads=16, d_model=128, d_mlp=512, steps=800, lr=3e-3, warmup=40,
+        checkpoints=(0, 25, 50, 100, 200, 300, 400, 600),
     ),
     "tinystories-4L-dev": TrainConfig(
         name="tinystories-4L-dev", arch="llama", out_dir="devmodels/tinystories-4L-dev",
-        n_layers=4, n_heads=8, d_model=64, d_mlp=172, steps=250, lr=5e-3, warmup=20,
-        checkpoints=(0, 10, 25, 50, 75, 100, 150, 200),
+        n_layers=4, n_heads=8, d_model=64, d_mlp=172, steps=2500, lr=5e-3, warmup=50,
+        checkpoints=(0, 25, 50, 100, 200, 400, 800, 1500),
     ),
 }
 
@@ -294,6 +294,7 @@ def train(config: TrainConfig, out_dir: Path, stories_path: Path = STORIES_PATH,
                  "train_stories": len(train_stories), "held_out_stories": f"last {config.held_out}",
                  "train_tokens": int(len(stream)), "used_token_ids": int(len(used)), "vocab_size": vocab},
         "train_seconds": round(train_seconds, 1),
+        "threads": torch.get_num_threads(),
         "eval_loss_nats": round(eval_loss(final, held_ids, config.n_ctx), 4),
         "unigram_loss_nats": round(unigram_loss(train_ids, held_ids, vocab, config.n_ctx), 4),
         "greedy_sample": greedy_sample(final, tokenizer, config.sample_tokens),
@@ -314,16 +315,21 @@ def main(argv=None) -> None:
     parser.add_argument("--force", action="store_true", help="retrain even if training.json exists")
     parser.add_argument("--steps", type=int, help="override the number of steps (for quick trials)")
     parser.add_argument("--out", type=Path, help="output directory (one model only)")
-    parser.add_argument("--threads", type=int, default=2)
+    # One thread: on two shared cores, two threads lose up to 10x to a competing process (4L: 0.22 s
+    # a step on one thread beside another job, 3.7 s on two), and results depend on the count.
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = list(MODELS) if args.model == "all" else [args.model]
     for name in names:
         config = MODELS[name] if args.steps is None else replace(MODELS[name], steps=args.steps)
         out_dir = args.out if args.out is not None else ROOT / config.out_dir
-        if (out_dir / "training.json").exists() and not args.force:
-            print(f"{name}: found {out_dir} (use --force to retrain)")
-            continue
+        record = out_dir / "training.json"
+        if record.exists() and not args.force:
+            if json.loads(record.read_text()).get("config") == json.loads(json.dumps(asdict(config))):
+                print(f"{name}: found {out_dir} (use --force to retrain)")
+                continue
+            print(f"{name}: {out_dir} was trained with another configuration; retraining")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         train(config, out_dir)
