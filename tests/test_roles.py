@@ -116,6 +116,11 @@ def test_broad_only_when_nothing_specific_passes():
     assert roles_of([NOISE, {"previous": 0.5}], entropy=[0.95, 0.95]) == ["broad", "previous-token"]
 
 
+def test_a_near_uniform_trained_head_is_broad_and_a_peaked_one_is_not():
+    # Trained near-uniform heads sit at entropy ~0.8 (what readers call broad); noise is peaked.
+    assert roles_of([NOISE, NOISE], entropy=[0.8, 0.5]) == ["broad", "unclear"]
+
+
 def test_positional_needs_one_offset_of_two_or_more_as_argmax_for_ninety_percent():
     heads = [{"local_rest": 0.8}, {"local_rest": 0.8}]
     frame = assign_roles(measurement(heads, [{2: 0.95}, {2: 0.85}])).frame
