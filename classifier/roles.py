@@ -177,7 +177,9 @@ def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLD
 
 def margins(evidence: Evidence, primary: np.ndarray) -> np.ndarray:
     """How far the primary role's excess share leads the best other disjoint target. (..., L, H);
-    NaN for broad and unclear heads."""
+    NaN for broad and unclear heads, and for positional ones: their rule is an argmax share that
+    overrules the budget (a fixed offset two back is often also a word start), so a lead in
+    budget shares says nothing about them and their confidence is their stability."""
     excess = evidence.excess
     index = np.minimum(primary, len(SCORED_ROLES) - 1)[..., None]
     own = np.take_along_axis(excess, index, -1)[..., 0]
@@ -188,7 +190,7 @@ def margins(evidence: Evidence, primary: np.ndarray) -> np.ndarray:
         others[..., SCORED_ROLES.index(inside)] &= ~local
     runner_up = np.where(others, excess, -np.inf).max(-1)
     margin = own - np.where(np.isfinite(runner_up), runner_up, 0.0)
-    named = ~np.isin(primary, [UNCLEAR, ROLES.index("broad")])
+    named = ~np.isin(primary, [UNCLEAR, ROLES.index("broad"), ROLES.index("positional")])
     return np.where(named, margin, np.nan)
 
 

@@ -128,6 +128,14 @@ def test_positional_needs_one_offset_of_two_or_more_as_argmax_for_ninety_percent
     assert frame.loc[0, "offset"] == 2
 
 
+def test_a_positional_head_whose_key_is_also_a_word_start_keeps_its_confidence():
+    # Two back is often the word's first piece: the argmax rule names the head, not the budget.
+    heads = [{"local_rest": 0.5, "word_start": 0.004}]
+    frame = assign_roles(measurement(heads, [{2: 0.98}], resamples=20, noise=0.001)).frame
+    assert frame.loc[0, "role"] == "positional"
+    assert np.isnan(frame.loc[0, "margin"]) and frame.loc[0, "confidence"] == frame.loc[0, "stability"] == 1.0
+
+
 def test_evidence_columns_say_how_well_the_label_fits():
     heads = [{"previous": 0.45, "self": 0.05}, {"previous": 0.2, "clause_start": 0.15}]  # the second: a close call
     frame = assign_roles(measurement(heads, resamples=50, noise=0.001)).frame
