@@ -156,7 +156,8 @@ PAGE = """<!DOCTYPE html>
 </div>
 <div class="hint">Step through the checkpoints with <kbd>←</kbd> <kbd>→</kbd> (<kbd>Home</kbd> <kbd>End</kbd>: first and last)
 or the slider; click a head for its history. Each cell: the head's primary role code, coloured by role and shaded by the
-share of attention the role explains (paler: explains less; full colour where the role rule gives no share);
+share of attention the role explains (paler: explains less; full colour where the role rule gives no share; the stripe
+on the left is the role's own colour);
 <b>*</b>: fewer than <span id="low-confidence"></span> of bootstrap resamples give this role.</div>
 <div class="explorer">
   <div class="panel">

@@ -30,13 +30,14 @@ const model = () => DATA.models[state.model];
 const stepName = (c) => (c.step === null ? c.name : `step ${c.step}`);
 const badge = (name) => el("span", { class: "badge", style: `background:${role(name).color}` }, name);
 
-// The role's colour blended with white by the share explained (full colour when there is none).
+// The role's colour blended with white by the share explained (full colour when there is none);
+// `full` is the role's own colour, kept as a stripe so that pale cells still show their role.
 function cellColour(name, explained) {
   const hex = role(name).color;
   const a = explained === null ? 1 : Math.max(DATA.min_shade, Math.min(1, explained));
   const rgb = [1, 3, 5].map((i) => Math.round(255 - a * (255 - parseInt(hex.slice(i, i + 2), 16))));
   const light = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]) / 255 > 0.6;
-  return { background: `rgb(${rgb.join(",")})`, color: light ? "#1d2330" : "#fff" };
+  return { background: `rgb(${rgb.join(",")})`, color: light ? "#1d2330" : "#fff", full: hex };
 }
 
 function headline(cell) {
@@ -68,7 +69,7 @@ function drawGrid() {
     node.classList.toggle("selected", k === state.head);
     if (cell === null) {
       node.querySelector("b").textContent = "–";
-      node.style.background = "#fff"; node.style.color = "";
+      node.style.background = "#fff"; node.style.color = ""; node.style.boxShadow = "";
       node.title = `${m.heads[k].label}: not in this checkpoint`;
       return;
     }
@@ -77,6 +78,7 @@ function drawGrid() {
     node.querySelector("b").textContent = role(name).code + (doubtful ? "*" : "");
     const colour = cellColour(name, explained);
     node.style.background = colour.background; node.style.color = colour.color;
+    node.style.boxShadow = `inset 5px 0 0 ${colour.full}`;
     node.title = `${m.heads[k].label}: ${name}` + (explained === null ? "" : `, explains ${pct(explained)} of attention`)
       + (confidence === null ? "" : `, ${pct(confidence)} of resamples agree`);
   });
@@ -133,8 +135,9 @@ function history() {
   const strip = el("div", { class: "strip", title: "Role at each checkpoint (click to go there)" });
   m.checkpoints.forEach((c, x) => {
     const at = m.cells[x][k];
-    const colour = at ? cellColour(at[0], at[1]) : { background: "#fff", color: "" };
-    strip.append(el("div", { class: x === state.checkpoint ? "current" : "", style: `background:${colour.background};color:${colour.color}`,
+    const colour = at ? cellColour(at[0], at[1]) : { background: "#fff", color: "", full: "#fff" };
+    strip.append(el("div", { class: x === state.checkpoint ? "current" : "",
+      style: `background:${colour.background};color:${colour.color};box-shadow:inset 0 -4px 0 ${colour.full}`,
       title: `${stepName(c)}: ${at ? at[0] : "absent"}`, onclick: () => setCheckpoint(x) }, at ? role(at[0]).code : "–"));
   });
   node.append(strip);
