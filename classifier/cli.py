@@ -451,7 +451,7 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
 @click.option("--store", "store", type=click.Path(file_okay=False), default="reports/track/runs", show_default=True,
               help="Finished runs, reused when model, stories, settings and code are unchanged.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports/track", show_default=True,
-              help="Where track.md, track.csv and the figures go. Other files there are kept.")
+              help="Where track.md, track.csv, track.html and the figures go. Other files there are kept.")
 @click.option("--figures", is_flag=True, help="Also draw each run's own PNG figures in the store.")
 @click.option("--no-figures", is_flag=True, help="Skip the track's PNG figures.")
 @force_option
@@ -465,8 +465,9 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     (step-N or checkpoint-N subfolders, taken in step order). Checkpoints of one run are
     followed head by head; different models are matched by metric profile. Writes
     OUT/track.md (when each head's role settles, roles over steps, role counts, grids,
-    matched heads), OUT/track.csv (one row per model, step and head) and, per training
-    run, OUT/roles-RUN.png and OUT/headline-RUN.png. Finished runs are kept in --store and
+    matched heads), OUT/track.csv (one row per model, step and head), OUT/track.html (a page
+    to step through the checkpoints) and, per training run, OUT/roles-RUN.png and
+    OUT/headline-RUN.png. Finished runs are kept in --store and
     reused. A model that fails is listed under Failed and the exit status is 1; the others
     still complete.
 
@@ -476,7 +477,7 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
         head-roles track runs/my-model/checkpoints --corpus stories.txt --stories 200 --jobs 2
         head-roles track tiny-stories-1L-21M tiny-stories-instruct-1L-21M --stories 200
     """
-    check_output_dir(out_dir, outputs=("track.md", "track.csv"), force=force)  # before any model is loaded
+    check_output_dir(out_dir, outputs=("track.md", "track.csv", "track.html"), force=force)  # before any model is loaded
     check_output_dir(store, option="--store")
     from classifier.report import invocation
     from classifier.track import track as run_track

@@ -23,13 +23,13 @@ MIN_SHADE = 0.15
 
 
 def role_colours() -> dict[str, tuple[float, float, float]]:
-    """One fixed colour per registry role (tab20), `unclear` white-ish grey."""
-    import matplotlib
+    """report.html's colour of every registry role (classifier.html.ROLE_COLORS), as RGB in 0..1,
+    so that the figures, report.html and track.html colour a role alike."""
+    from matplotlib.colors import to_rgb
 
-    palette = matplotlib.colormaps["tab20"].colors
-    colours = {role: tuple(palette[k % len(palette)][:3]) for k, role in enumerate(r for r in ROLES if r != "unclear")}
-    colours["unclear"] = (0.85, 0.85, 0.85)
-    return colours
+    from classifier.html import ROLE_COLORS
+
+    return {role: to_rgb(ROLE_COLORS[role]) for role in ROLES}
 
 
 def _png(fig) -> bytes:
@@ -75,8 +75,9 @@ def role_steps(rows: pd.DataFrame, title: str) -> bytes:
         gridspec_kw={"height_ratios": [max(n_heads, 4), 6]},
     )
     top.imshow(image, aspect="auto", interpolation="nearest")
+    light = image @ np.array([0.299, 0.587, 0.114]) > 0.6  # (H, S): dark ink on light cells
     for (i, j), role in np.ndenumerate(grid.to_numpy()):
-        top.text(j, i, _code(role), ha="center", va="center", fontsize=6, color="black")
+        top.text(j, i, _code(role), ha="center", va="center", fontsize=6, color="black" if light[i, j] else "white")
     top.set_xticks(range(len(steps)), [str(s) for s in steps], fontsize=7)
     top.set_yticks(range(n_heads), [head_label(l, h, n_layers) for l, h in grid.index], fontsize=7)
     top.set_ylabel("head")

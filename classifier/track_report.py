@@ -189,6 +189,7 @@ def header_lines(tracking: Tracking, command: str | None) -> list[str]:
         f"- Corpus: {corpus['name']} ({corpus['source']}), {corpus['stories']} stories, the same sample for every model",
         f"- Settings: max {s.max_tokens} tokens per story, seed {s.seed}, {s.bootstrap} bootstrap resamples",
         f"- Store: `{tracking.store}`",
+        "- Browse: `track.html` beside this file steps through the checkpoints (role grid, each head's history)",
     ]
     if command:
         lines.append(f"- Command: `{command}`")
@@ -280,8 +281,9 @@ def comparison_lines(tracking: Tracking, comparisons) -> list[str]:
 
 
 def track_files(tracking: Tracking, *, command: str | None = None, figures: bool = True) -> dict[str, bytes]:
-    """Every file of a track folder by name: track.md, track.csv and, per training run, its figures."""
+    """Every file of a track folder by name: track.md, track.csv, track.html and, per training run, its figures."""
     from classifier.track_figures import headline_steps, role_steps
+    from classifier.track_html import render_track_html
 
     table = track_table(tracking)
     drawn: dict[str, bytes] = {}
@@ -299,6 +301,7 @@ def track_files(tracking: Tracking, *, command: str | None = None, figures: bool
     return {
         "track.md": render_track(tracking, command, set(drawn)).encode(),
         "track.csv": table.to_csv(index=False).encode(),
+        "track.html": render_track_html(table, title="Head roles across checkpoints", command=command).encode(),
         **drawn,
     }
 
