@@ -10,6 +10,8 @@ object per head with `layer`, `head`, `claim`, `claimed_primary`, `claimed_secon
 
 from __future__ import annotations
 
+import re
+
 import json
 import math
 
@@ -88,9 +90,21 @@ def _verdict_cell(h: HeadResult) -> str:
     return text + (f"; also-claims: {', '.join(also)}" if also else "")
 
 
+# A primary claim's sentence this short is a bare verdict ("Local:"): the table shows the cell's
+# opening instead, cut at this many characters.
+CLAIM_TEXT_CHARS = 160
+
+
 def _claim_text(claims: HeadClaims) -> str:
-    """The sentence holding the primary claim (the whole text when there is none)."""
-    return claims.primary.sentence if claims.primary else claims.text
+    """The sentence holding the primary claim (the whole text when there is none); for a bare
+    verdict such as "Local:", the cell's opening, which says what the author saw."""
+    if claims.primary is None:
+        return claims.text
+    sentence = claims.primary.sentence
+    if len(re.findall(r"[A-Za-z]+", sentence)) > 3:
+        return sentence
+    text = " ".join(claims.text.split())
+    return text if len(text) <= CLAIM_TEXT_CHARS else text[: CLAIM_TEXT_CHARS - 1].rstrip() + "…"
 
 
 def _label(h: HeadResult, n_layers: int) -> str:

@@ -200,7 +200,8 @@ def test_real_style_notes_on_the_stories260k_run_split_into_supported_and_contra
     assert counts["secondary"] < counts["supported"]
     verdict = {(h.description.layer, h.description.head): h.corpus.verdict for h in result.heads}
     assert verdict[(0, 0)] == S and verdict[(1, 3)] == S  # word-start and previous-token heads
-    assert verdict[(0, 6)] == SEC  # "mostly the previous token" on a local head with previous-token secondary
+    assert verdict[(0, 6)] == S  # "mostly looks at the previous token (0.45)": a previous-token head
+    assert verdict[(1, 4)] == SEC  # a "local" claim on a previous-token head whose window is also preferred
 
 
 def test_importing_validate_does_not_import_torch():
