@@ -160,6 +160,8 @@ HARNESS_TAIL = """<script>
   const label = () => document.getElementById("step-label").textContent;
   const key = (k) => document.dispatchEvent(new KeyboardEvent("keydown", { key: k, bubbles: true }));
   try {
+    out.labelStart = label();  // opens at the last checkpoint
+    key("Home");
     out.cells = document.querySelectorAll("#grid .cell").length;
     out.layers = Array.from(document.querySelectorAll("#grid .layer-label"), (d) => d.textContent);
     out.codes0 = codes(); out.label0 = label();
@@ -208,6 +210,7 @@ def test_page_works_in_headless_chromium(tmp_path, table):
 
     assert seen["errors"] == [] and "Uncaught" not in log
     assert seen["ready"] == "yes" and seen["cells"] == 4 and seen["layers"] == ["L0", "L1"]
+    assert seen["labelStart"].startswith("step 100 ")
     assert seen["codes0"] == ["?", "BROAD", "PREV", "BROAD"] and seen["label0"].startswith("step 0 ")
     assert seen["background"].startswith("rgb(")
     # the right arrow moves to the next checkpoint: another step, other roles

@@ -199,7 +199,7 @@ function setModel(x) {
   const single = model().checkpoints.length === 1;
   for (const id of ["step", "previous", "next"]) document.getElementById(id).disabled = single;
   buildGrid();
-  setCheckpoint(0);
+  setCheckpoint(model().checkpoints.length - 1);  // the trained model first; Home goes back to the start
 }
 
 document.addEventListener("keydown", (event) => {
