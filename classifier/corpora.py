@@ -218,6 +218,8 @@ def unsplit_notice(path: Path, texts: list[str]) -> str | None:
 def _read_local(path: Path) -> list[str]:
     from datasets import load_dataset
 
+    if path.stat().st_size == 0:
+        raise CorpusError(f"{path}: empty file, no stories found")
     if path.suffix != ".parquet":
         _check_utf8(path)
     try:

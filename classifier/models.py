@@ -134,8 +134,12 @@ def _cached_snapshot(official: str, revision: str | None) -> str | None:
 
 
 def check_model_available(model: str, revision: str | None = None, *, option: str = "--model") -> None:
-    """Say at once, before any corpus is read, that a hub model is neither cached nor reachable."""
-    if check_model_argument(model, option=option) == "hub" and not hub_model_available(model, revision):
+    """Say at once, before any corpus is read, that a hub model is neither cached nor reachable
+    (or that a revision was given for a model that has none)."""
+    kind = check_model_argument(model, option=option)
+    if revision is not None and kind != "hub":
+        raise ModelLoadError(f"--revision {revision}: applies to Hugging Face hub models, not to {model}")
+    if kind == "hub" and not hub_model_available(model, revision):
         raise ModelLoadError(
             f"{option} {model}: {resolve_name(model)} is not in the local Hugging Face cache and the hub is "
             f"unreachable; {LOCAL_HINT}"
@@ -156,6 +160,9 @@ def check_model_files(model: str, tokenizer_path: str | None = None, *, option: 
             raise ModelLoadError(f"{option} {model}: config.json cannot be read ({type(err).__name__})") from None
         if not isinstance(config, dict) or not config.get("model_type"):
             raise ModelLoadError(f"{option} {model}: config.json has no model_type (not a transformers checkpoint)")
+        weights = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+        if not any((path / name).is_file() for name in weights):
+            raise ModelLoadError(f"{option} {model}: no weights in this directory (model.safetensors or pytorch_model.bin)")
     if kind == "llama2c":
         from classifier import llama2c
 

@@ -174,11 +174,16 @@ def _read_json(path: Path):
         raise InputError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, required=("layer", "head")) -> pd.DataFrame:
+    """A run's CSV file; InputError when it cannot be read or lacks a column every one has."""
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except (OSError, ValueError) as err:
         raise InputError(f"{path}: cannot read as CSV ({str(err).strip().splitlines()[0]})") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing and len(frame.columns):
+        raise InputError(f"{path}: not a head-roles table (no {', '.join(missing)} column)")
+    return frame
 
 
 def _views(path: Path, record: dict) -> tuple[PatternView, tuple[PatternView, ...]]:

@@ -51,6 +51,8 @@ class ScoreSettings:
             problems.append(f"--max-tokens must be at least 2, got {self.max_tokens}")
         if self.batch_size < 1:
             problems.append(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not 0 <= self.seed < 2**32:  # numpy's seeds
+            problems.append(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
         if self.bootstrap < 0:
             problems.append(f"--bootstrap must be 0 or more, got {self.bootstrap}")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):

@@ -153,6 +153,32 @@ def test_force_replaces_a_users_file_and_a_manifest_makes_the_files_ours(tmp_pat
     assert (tmp_path / "report.md").read_text() == "ours again\n" and not (tmp_path / "run.json").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["report", "--model", "{noweights}", "--corpus", "bundled"], "no weights in this directory"),
+    (["report", "--model", "stories260K", "--revision", "main"], "--revision main: applies to Hugging Face hub models"),
+    (["report", "--model", "stories260K", "--corpus", "{empty}"], "empty file, no stories found"),
+    (["report", "--model", "stories260K", "--seed", "-1"], "--seed must be between 0"),
+    (["render", "{broken}"], "metrics.csv: not a head-roles table"),
+    (["validate", "{table}", "--run", "{broken}"], "metrics.csv: not a head-roles table"),
+])
+def test_more_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    (tmp_path / "noweights").mkdir()
+    (tmp_path / "noweights" / "config.json").write_text('{"model_type": "gpt_neo"}')
+    (tmp_path / "empty.jsonl").write_text("")
+    import shutil
+
+    shutil.copytree(ROOT / "reports" / "demo", tmp_path / "broken")  # a real run, then one file damaged
+    (tmp_path / "broken" / "metrics.csv").write_text("garbage,,,\n")
+    (tmp_path / "table.md").write_text(TABLE)
+    values = {"noweights": tmp_path / "noweights", "empty": tmp_path / "empty.jsonl", "broken": tmp_path / "broken",
+              "table": tmp_path / "table.md"}
+    result = CliRunner().invoke(main, [a.format(**values) for a in args] + (["--out", str(tmp_path / "out")]
+                                                                           if args[0] == "report" else []))
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and message in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failed_check_creates_no_folder(tmp_path):
     result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "new" / "run"), "--stories", "-5"])
     assert result.exit_code == 2 and "--stories must be 0 (all) or more, got -5" in result.output

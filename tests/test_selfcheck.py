@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 def test_every_planted_role_is_recovered_as_primary_and_noise_heads_stay_unclear():
     result = run_selfcheck([0, 1], stories=40, bootstrap=50, progress=False)
-    assert len(result.heads) == 2 * (16 + 16)
+    assert len(result.heads) == 2 * (16 + 16 + 16)  # one-layer, two-layer, soft
     assert result.misses.empty, result.misses.to_string()
     planted = set(result.heads["planted"])
     assert planted >= {"current-token", "previous-token", "positional", "start-of-text", "delimiter",
@@ -30,7 +30,8 @@ def test_role_scores_count_a_noise_head_given_a_role_against_precision():
 
 def test_selfcheck_exits_1_on_a_miss(monkeypatch):
     heads = pd.DataFrame({"layout": ["one-layer"], "seed": [0], "layer": [0], "head": [3],
-                          "planted": ["delimiter"], "measured": ["unclear"], "confidence": [0.4]})
+                          "planted": ["delimiter"], "measured": ["unclear"], "confidence": [0.4],
+                          "share": [0.2], "band": ["soft (< 0.3)"], "mixture": [False]})
     monkeypatch.setattr("classifier.selfcheck.run_selfcheck",
                         lambda *a, **k: SelfcheckResult(heads=heads, per_role=role_scores(heads)))
     result = CliRunner().invoke(main, ["selfcheck", "--seeds", "1"])

@@ -2,7 +2,7 @@
 the rendered track, and whole tracks over calibration models.
 
 Unit tests use synthetic metric frames and fake runs; the slow tests run three calibration
-checkpoints (two one-layer with different head shuffles, one two-layer) plus two broken models
+checkpoints (two one-layer with different head shuffles, one two-layer) plus one that fails to load
 on bundled stories once, then re-run from the store; and a "training run" of calibration
 checkpoints under step-N names, once in one process and once with --jobs 2.
 """
@@ -376,6 +376,8 @@ def test_track_help_has_a_summary_and_an_example():
     (["a", "a"], "more than once"),
     (["model@"], "MODEL@REVISION"),
     (["a", "--corpus", "stories.csv"], "--corpus"),
+    (["./no-such-checkpoint"], "model ./no-such-checkpoint: no such file or directory"),
+    (["tiny-stories-1L-21M"], "not in the local Hugging Face cache"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, arguments, message):
     result = CliRunner().invoke(main, ["track", *arguments, "--store", str(tmp_path / "s"), "--out", str(tmp_path)])
@@ -390,7 +392,7 @@ TRACK_OPTIONS = ["--corpus", "bundled", "--stories", "20", "--bootstrap", "30", 
 
 @pytest.fixture(scope="module")
 def calibration(tmp_path_factory):
-    """Three calibration checkpoints, a broken directory and a missing path, tracked once."""
+    """Three calibration checkpoints and one with damaged weights, tracked once."""
     from classifier.calibration import build_calibration_model
 
     root = tmp_path_factory.mktemp("track")
@@ -398,8 +400,11 @@ def calibration(tmp_path_factory):
         name: build_calibration_model(root / name, layout=layout, seed=seed)
         for name, layout, seed in [("one-s0", "one-layer", 0), ("one-s1", "one-layer", 1), ("two-s0", "two-layer", 0)]
     }
+    # A checkpoint that passes the argument checks but fails to load (damaged weights).
     (root / "broken").mkdir()
-    models = [str(root / name) for name in ["one-s0", "broken", "one-s1", "two-s0"]] + [str(root / "missing")]
+    (root / "broken" / "config.json").write_text((root / "one-s0" / "config.json").read_text())
+    (root / "broken" / "model.safetensors").write_bytes(b"not safetensors")
+    models = [str(root / name) for name in ["one-s0", "broken", "one-s1", "two-s0"]]
     arguments = ["track", *models, *TRACK_OPTIONS, "--compare", "reference",
                  "--store", str(root / "store"), "--out", str(root / "out")]
     result = CliRunner().invoke(main, arguments)
@@ -435,7 +440,7 @@ def test_a_failing_model_is_reported_and_the_others_are_kept(calibration):
     assert result.exit_code == 1
     text = (root / "out" / "track.md").read_text()
     failed = text.split("## Failed")[1].split("##")[0]
-    assert "broken" in failed and "no config.json" in failed and "missing" in failed
+    assert "broken" in failed and "cannot load" in failed
     table = pd.read_csv(root / "out" / "track.csv")
     assert table.groupby("model").size().to_dict() == {"one-s0": 16, "one-s1": 16, "two-s0": 16}
     stored = {path.name.rsplit("-", 1)[0] for path in (root / "store").iterdir()}
