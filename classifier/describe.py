@@ -22,6 +22,18 @@ PART_PHRASES = {
     "other_delimiter": "other delimiters", "duplicate": "earlier copies of the token",
     "induction": "tokens after earlier copies", "local_rest": "two to four tokens back",
 }
+# The kind of one key, as pairs of (query -> key) name it.
+KEY_KINDS = {
+    "previous": "previous token", "word_start": "word's first piece", "last_delimiter": "latest delimiter",
+    "clause_start": "clause start", "name": "earlier name", "other_delimiter": "earlier delimiter",
+    "duplicate": "earlier copy", "induction": "after an earlier copy", "local_rest": "2-4 back",
+    "rest": "farther back", "self": "itself", "sink": "BOS",
+}
+
+
+def key_kind(part) -> str:
+    """`previous token` for a pair's budget part; empty for runs saved before parts were kept."""
+    return KEY_KINDS.get(part, "") if isinstance(part, str) else ""
 
 
 def _budget_phrase(budget: pd.Series, part: str) -> str:

@@ -112,7 +112,7 @@ def table_columns(run) -> list[tuple[str, str, str]]:
 
 def head_records(run) -> list[dict]:
     """One record per head, in (layer, head) order: what the card, overview and table show."""
-    from classifier.describe import describe_head
+    from classifier.describe import describe_head, key_kind
 
     n_layers = run.model.n_layers
     metrics = run.metrics.set_index(["layer", "head"])
@@ -121,7 +121,8 @@ def head_records(run) -> list[dict]:
     has_budget = all(c in run.budget.columns for p in PARTS for c in (p, f"{p}_uniform"))
     budget = run.budget.set_index(["layer", "head"]) if has_budget else None
     pairs = {key: group for key, group in run.pairs.groupby(["layer", "head"])} if len(run.pairs) else {}
-    sort_key = "share" if "share" in run.pairs.columns else None
+    # Pairs come ordered (the role's key kind first); older runs without parts are ordered by share.
+    sort_key = "share" if "share" in run.pairs.columns and "part" not in run.pairs.columns else None
     columns = table_columns(run)
     records = []
     for layer, head in sorted(roles.index):
@@ -140,7 +141,8 @@ def head_records(run) -> list[dict]:
             "description": describe_head(r, m, budget.loc[(layer, head)] if budget is not None else None),
             "prompt_role": prompt_roles.get((layer, head)) if len(prompt_roles) else None,
             "budget": [[p, _number(budget.loc[(layer, head), p]) or 0.0] for p in PARTS] if budget is not None else None,
-            "pairs": [[str(p.query), str(p.key), _number(p.share)] for p in group.head(PAIRS_SHOWN).itertuples()]
+            "pairs": [[str(p.query), str(p.key), _number(p.share), key_kind(getattr(p, "part", None))]
+                      for p in group.head(PAIRS_SHOWN).itertuples()]
             if group is not None else [],
             "row": [values[key] if kind == "text" and key != "head" else _number(values.get(key))
                     for key, _, kind in columns],
@@ -215,7 +217,8 @@ def evidence_html(records: list[dict], n_heads: int) -> str:
                      f"{html.escape(phrase)} ({len(heads)} head{'s' if len(heads) != 1 else ''})</h3><ul class=\"evidence\">")
         for r in heads:
             k = r["layer"] * n_heads + r["head"]
-            pairs = ", ".join(f"<code>{_token(q)}</code> → <code>{_token(key)}</code> {percent(s)}" for q, key, s in r["pairs"][:3])
+            pairs = ", ".join(f"<code>{_token(q)}</code> → <code>{_token(key)}</code> {html.escape(kind) + ' ' if kind else ''}{percent(s)}"
+                              for q, key, s, kind in r["pairs"][:3])
             parts.append(f'<li data-head="{k}"><b>{html.escape(r["label"])}</b>: {html.escape(r["description"])}'
                          + (f" <span class=\"hint\">Pairs: {pairs}</span>" if pairs else "") + "</li>")
         parts.append("</ul>")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from classifier.describe import describe_head
+from classifier.describe import describe_head, key_kind
 from classifier.formatting import head_label, markdown_table, percent, times, token
 from classifier.thresholds import DEFAULT_THRESHOLDS
 
@@ -47,7 +47,8 @@ def evidence_lines(run) -> list[str]:
     lines = []
     for (layer, head), group in run.pairs.groupby(["layer", "head"]):
         pairs = ", ".join(
-            f"{token(r.query)} -> {token(r.key)} ({percent(r.share)})" for r in group.head(PAIRS_SHOWN).itertuples()
+            f"{token(r.query)} -> {token(r.key)} ({', '.join(filter(None, [key_kind(getattr(r, 'part', None)), percent(r.share)]))})"
+            for r in group.head(PAIRS_SHOWN).itertuples()
         )
         lines.append(f"- **{head_label(layer, head, run.model.n_layers)}**: {pairs}")
     return lines
@@ -124,7 +125,8 @@ def render_report(run, figures: dict[str, str] | None = None) -> str:
             "## Evidence: characteristic (query -> key) pairs",
             "",
             "The (query token -> token it attends to most) pairs seen most often over the corpus, leaving out queries "
-            "whose argmax is the token itself or BOS (every head has those), with their share of the remaining queries.",
+            "whose argmax is the token itself or BOS (every head has those): first those whose key is of the kind the "
+            "head's role names, with the key's kind and the pair's share of the remaining queries.",
             "",
             *evidence_lines(run),
             "",

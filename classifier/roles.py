@@ -258,10 +258,25 @@ def assign_roles(
     return RoleLabels(frame=pd.DataFrame(rows), evidence=evidence)
 
 
+# (query -> key) pairs kept per head as its evidence.
+PAIRS_KEPT = 6
+
+
 def characteristic_pairs(pairs: pd.DataFrame, roles: pd.DataFrame, vocab) -> pd.DataFrame:
-    """The (query -> key) token pairs shown as each head's evidence, with token texts. The scorer
+    """The (query -> key) token pairs shown as each head's evidence, with token texts: first those
+    whose key is of the kind the head's role names (the previous token for a previous-token head,
+    the latest delimiter for a delimiter head, ...), then the most frequent others. The scorer
     counts only argmax keys other than the query itself and BOS, which every head has."""
-    return pairs.assign(
+    pairs = pairs.assign(
         query=[vocab.texts[k] for k in pairs["query_id"]],
         key=[vocab.texts[k] for k in pairs["key_id"]],
     )
+    if "part" not in pairs.columns or not len(pairs):
+        return pairs
+    role_of = roles.set_index(["layer", "head"])["role"]
+    role_parts = {name: {p for group in entry.parts for p in group} for name, entry in ROLE_REGISTRY.items()}
+    keys = list(zip(pairs["layer"], pairs["head"]))
+    pairs["of_role"] = [row_part in role_parts.get(role_of.get(key, "unclear"), set())
+                        for key, row_part in zip(keys, pairs["part"])]
+    pairs = pairs.sort_values(["layer", "head", "of_role", "count"], ascending=[True, True, False, False], kind="stable")
+    return pairs.groupby(["layer", "head"], sort=False).head(PAIRS_KEPT).reset_index(drop=True)

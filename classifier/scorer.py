@@ -25,6 +25,7 @@ from classifier.scoring import (
     OFFSETS,
     BatchStats,
     TextStats,
+    argmax_parts,
     metric_targets,
     budget_query_stats,
     query_stats,
@@ -73,7 +74,8 @@ PAIR_BUFFER = 1_000_000
 
 @dataclass
 class PairCounts:
-    """Counts of (layer, head, query token, argmax key token), merged every PAIR_BUFFER codes."""
+    """Counts of (layer, head, query token, argmax key token, the key's budget part), merged every
+    PAIR_BUFFER codes."""
 
     vocab_size: int
     n_heads: int
@@ -86,15 +88,16 @@ class PairCounts:
         none = torch.empty(0, dtype=torch.long)
         return cls(vocab_size, n_heads, none, none, [])
 
-    def add(self, layer: int, argmax: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> None:
-        """Count the (query token, argmax key token) pairs of one layer, argmax (B, H, T), over
-        real queries i >= 1 whose argmax is neither the query itself nor BOS: self and BOS pairs
-        are common to every head and say nothing about what makes a head what it is."""
+    def add(self, layer: int, argmax: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor,
+            parts: torch.Tensor) -> None:
+        """Count the (query token, argmax key token, key's part) of one layer, argmax and parts
+        (B, H, T), over real queries i >= 1 whose argmax is neither the query itself nor BOS: self
+        and BOS pairs are common to every head and say nothing about what makes a head what it is."""
         batch, n_heads, length = argmax.shape
         keys = tokens.gather(1, argmax.flatten(1)).view(batch, n_heads, length)
         queries = tokens[:, None, :].expand(batch, n_heads, length)
         heads = torch.arange(n_heads, device=tokens.device).view(1, n_heads, 1) + layer * self.n_heads
-        codes = (heads * self.vocab_size + queries) * self.vocab_size + keys
+        codes = ((heads * self.vocab_size + queries) * self.vocab_size + keys) * len(PARTS) + parts
         positions = torch.arange(length, device=tokens.device)
         mask = (valid & (positions >= 1))[:, None, :] & (argmax != positions) & (argmax != 0)
         self.pending.append(codes[mask].cpu())
@@ -112,18 +115,21 @@ class PairCounts:
         self.codes = merged
 
     def top(self, k: int = TOP_PAIRS) -> pd.DataFrame:
-        """The k most frequent pairs of every head: layer, head, query_id, key_id, count, share."""
+        """The k most frequent pairs of every head and key part: layer, head, query_id, key_id,
+        part (a PARTS name), count, share (of the head's counted queries)."""
         self._merge()
-        vocab = self.vocab_size
+        vocab, n_parts = self.vocab_size, len(PARTS)
+        pair, part = self.codes // n_parts, self.codes % n_parts
         frame = pd.DataFrame({
-            "head_index": (self.codes // (vocab * vocab)).numpy(),
-            "query_id": ((self.codes // vocab) % vocab).numpy(),
-            "key_id": (self.codes % vocab).numpy(),
+            "head_index": (pair // (vocab * vocab)).numpy(),
+            "query_id": ((pair // vocab) % vocab).numpy(),
+            "key_id": (pair % vocab).numpy(),
+            "part": np.array(PARTS, dtype=object)[part.numpy()] if len(part) else np.array([], dtype=object),
             "count": self.counts.numpy(),
         })
         frame["share"] = frame["count"] / frame.groupby("head_index")["count"].transform("sum")
-        frame = frame.sort_values(["head_index", "count"], ascending=[True, False])
-        frame = frame.groupby("head_index").head(k)
+        frame = frame.sort_values(["head_index", "count"], ascending=[True, False], kind="stable")
+        frame = frame.groupby(["head_index", "part"], sort=False).head(k)
         head_index = frame.pop("head_index")
         frame.insert(0, "layer", head_index // self.n_heads)
         frame.insert(1, "head", head_index % self.n_heads)
@@ -156,7 +162,7 @@ def score_batch(
             pattern.detach(), targets, argmax, with_budget=True
         )
         if pairs is not None:
-            pairs.add(layer, argmax, tokens, classes.valid)
+            pairs.add(layer, argmax, tokens, classes.valid, argmax_parts(argmax, targets))
         if layer == last_layer:
             raise _PatternsSeen
 
@@ -204,7 +210,7 @@ def score_texts(
         bar.update(int(batch_lengths.sum()))
     bar.close()
     stats = TextStats.from_batches(results, order=np.concatenate(order))
-    columns = ["layer", "head", "query_id", "key_id", "count", "share"]
+    columns = ["layer", "head", "query_id", "key_id", "part", "count", "share"]
     top = pairs.top() if pairs is not None else pd.DataFrame(columns=columns)
     return Scored(stats=stats, pairs=top, n_tokens=int(sum(lengths)))
 

@@ -276,6 +276,40 @@ def score_patterns(
     return sums, offset_counts, _budget_sums(per_query, gathered, summed[:, :, len(PAIR_TARGETS):], targets.budget)
 
 
+def argmax_parts(argmax: torch.Tensor, targets: Targets) -> torch.Tensor:
+    """The budget part (index into PARTS) of each query's argmax key. argmax (B, H, T) -> (B, H, T).
+
+    The same cascade as the budget: a key goes to the first part it qualifies for.
+    """
+    budget = targets.budget
+    batch, n_heads, length = argmax.shape
+    i = torch.arange(length, device=argmax.device)
+    j = argmax
+    part = torch.full_like(j, PARTS.index("rest"))
+
+    def assign(where: torch.Tensor, name: str) -> None:
+        nonlocal part
+        part = torch.where(where, PARTS.index(name), part)
+
+    assign(((i - j) >= LOCAL_REST_OFFSETS[0]) & ((i - j) <= LOCAL_REST_OFFSETS[-1]) & (j >= 1), "local_rest")
+    key_sets = targets.pairs[:, len(PAIR_TARGETS):]  # (B, 2, T, T): duplicate, induction less claimed keys
+    for k, name in reversed(list(enumerate(BUDGET_PAIRS))):
+        hit = key_sets[:, k][:, None].expand(batch, n_heads, length, length).gather(-1, j[..., None])[..., 0]
+        assign(hit > 0.5, name)
+    in_range = (j >= 1) & (j <= i - 2)
+    key_flags = targets.key_vectors[..., :2].bool()  # (B, T, 2) in FLAGGED_TARGETS order
+    flag_at = key_flags[:, None].expand(batch, n_heads, length, 2).gather(2, j[..., None].expand(-1, -1, -1, 2))
+    assign(flag_at[..., FLAGGED_TARGETS.index("delimiter")] & in_range, "other_delimiter")
+    assign(flag_at[..., FLAGGED_TARGETS.index("proper_noun")] & in_range, "name")
+    for k, name in reversed(list(enumerate(BUDGET_POINTERS))):
+        pointer = targets.positions[:, POINTER_TARGETS.index(name)][:, None]  # (B, 1, T)
+        assign((j == pointer) & budget.pointer_ok[:, k][:, None], name)
+    assign(j == i - 1, "previous")
+    assign(j == i, "self")
+    assign(j == 0, "sink")
+    return part
+
+
 def _budget_sums(per_query: dict, gathered: torch.Tensor, pair_sums: torch.Tensor, budget: BudgetTargets) -> torch.Tensor:
     """Per-text sums (B, H, P) of each budget part over real queries i >= 1.
 

@@ -88,3 +88,24 @@ def test_previous_token_head_spends_its_budget_on_the_previous_part():
     shares = dict(zip(PARTS, (budget[0, 0] / (length - 1)).tolist()))
     assert shares["previous"] == pytest.approx((length - 2) / (length - 1))
     assert shares["sink"] == pytest.approx(1 / (length - 1))  # query 1's previous token is BOS
+
+
+@pytest.mark.parametrize("sequence", SEQUENCES)
+def test_the_part_of_each_argmax_key_matches_the_plain_loop(sequence):
+    from classifier.scoring import argmax_parts
+
+    vocab = classes_from_texts(TEXTS)
+    tokens = torch.tensor([sequence])
+    length = tokens.shape[1]
+    classes = sequence_classes(tokens, torch.tensor([length]), vocab)
+    targets = metric_targets(tokens, classes)
+    # many keys of every query: head h of query i looks at key (i * 7 + h) mod (i + 1)
+    heads = 8
+    argmax = torch.tensor([[[(i * 7 + h) % (i + 1) for i in range(length)] for h in range(heads)]])
+    parts = argmax_parts(argmax, targets)
+    c = type("C", (), {k: getattr(classes, k)[0] for k in
+                       ("word_first_piece", "last_delimiter", "clause_start", "continuation", "name", "delimiter")})
+    for h in range(heads):
+        for i in range(1, length):
+            j = int(argmax[0, h, i])
+            assert PARTS[int(parts[0, h, i])] == part_of_key(i, j, sequence, c), (h, i, j)

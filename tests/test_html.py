@@ -60,7 +60,8 @@ def synthetic_run() -> Run:
                          margin=[0.5, 0.3, np.nan, 0.05, 0.1, 0.2], stability=[1.0, 0.9, 0.5, 0.7, 0.8, 0.95],
                          sink=[0.1, 0.6, 0.3, 0.05, 0.0, 0.2])
     pairs = pd.DataFrame({"layer": [0, 0, 1], "head": [0, 0, 0], "query": [" Tom", ",", "."],
-                          "key": [" asks", " day", "<b>"], "count": [9, 4, 3], "share": [0.3, 0.1, 0.2]})
+                          "key": [" asks", " day", "<b>"], "part": ["previous", "rest", "other_delimiter"],
+                          "count": [9, 4, 3], "share": [0.3, 0.1, 0.2]})
     prompt = PatternView("One day, Lucy asks Tom: \"I</script>", PROMPT_TOKENS, causal_patterns(len(PROMPT_TOKENS), 1))
     story_tokens = ("<s>", " Once", " upon", "\n", " time", ".")
     story = PatternView("Once upon\n time.", story_tokens, causal_patterns(len(story_tokens), 2))
@@ -103,7 +104,7 @@ def test_page_holds_every_head_text_and_column():
     assert set(METRICS) <= set(titles)
     first = data["heads"][0]
     assert first["role"] == "previous-token" and first["secondary"] == ["local"]
-    assert first["pairs"] == [[" Tom", " asks", 0.3], [",", " day", 0.1]]
+    assert first["pairs"] == [[" Tom", " asks", 0.3, "previous token"], [",", " day", 0.1, "farther back"]]
     assert data["heads"][2]["explained"] is None  # unclear: nothing explained
 
 

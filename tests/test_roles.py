@@ -156,3 +156,18 @@ def test_unknown_role_names_are_listed():
     with pytest.raises(ValueError, match="unknown role.*valid: current-token"):
         check_role_names(["previous-token", "bogus"])
     assert ROLES[-1] == "unclear"
+
+
+def test_evidence_pairs_show_the_roles_key_kind_first():
+    import pandas as pd
+
+    from classifier.roles import characteristic_pairs
+
+    vocab = type("V", (), {"texts": ["<bos>", " Tom", " asks", ".", " the"]})
+    pairs = pd.DataFrame({"layer": [0, 0, 0], "head": [0, 0, 0], "query_id": [4, 2, 1], "key_id": [3, 1, 4],
+                          "part": ["other_delimiter", "previous", "local_rest"], "count": [50, 10, 5],
+                          "share": [0.77, 0.15, 0.08]})
+    roles = pd.DataFrame({"layer": [0], "head": [0], "role": ["previous-token"]})
+    shown = characteristic_pairs(pairs, roles, vocab)
+    assert shown["part"].tolist() == ["previous", "other_delimiter", "local_rest"]  # the role's kind first
+    assert (shown.loc[0, "query"], shown.loc[0, "key"]) == (" asks", " Tom")

@@ -138,7 +138,7 @@ function card() {
   if (h.pairs.length) {
     node.append(el("div", { class: "hint" }, "Characteristic (query → key) pairs over the corpus, share of the head's queries:"));
     const list = el("ul", { class: "pairs" });
-    for (const [q, key, share] of h.pairs) list.append(el("li", {}, el("code", {}, quoted(q)), " → ", el("code", {}, quoted(key)), ` ${pct(share)}`));
+    for (const [q, key, share, kind] of h.pairs) list.append(el("li", {}, el("code", {}, quoted(q)), " → ", el("code", {}, quoted(key)), kind ? ` (${kind}) ${pct(share)}` : ` ${pct(share)}`));
     node.append(list);
   }
 }
