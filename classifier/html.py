@@ -256,6 +256,11 @@ def page_data(run) -> dict:
     }
 
 
+def page_script(name: str) -> str:
+    """A page's script: the shared helpers (assets/common.js), then its own (assets/NAME)."""
+    return (ASSETS / "common.js").read_text() + "\n" + (ASSETS / name).read_text()
+
+
 def _script_json(value) -> str:
     """JSON safe inside <script>: no `</` can close the element early."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
@@ -276,12 +281,13 @@ def render_html(run) -> str:
         appendix_note='<p class="hint">The Markdown report (report.md) has the planted-versus-measured table.</p>'
         if run.appendix else "",
         data=_script_json(data),
-        script=(ASSETS / "report.js").read_text(),
+        script=page_script("report.js"),
     )
     return body
 
 
-PAGE = """<!DOCTYPE html>
+# Both pages (report.html, track.html) open alike: a title, the inlined style, the header.
+PAGE_HEAD = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -295,7 +301,9 @@ PAGE = """<!DOCTYPE html>
 <header>
 {header}
 </header>
-<section id="explorer">
+"""
+
+PAGE = PAGE_HEAD + """<section id="explorer">
 <h2>Every head</h2>
 <div class="hint">Click a head, or step with <kbd>←</kbd> <kbd>→</kbd> (heads) and <kbd>↑</kbd> <kbd>↓</kbd> (layers).
 Hover or click a token; <kbd>[</kbd> <kbd>]</kbd> step the selected token. Darker blue is more attention

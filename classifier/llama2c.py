@@ -211,18 +211,10 @@ def hf_state_dict(config: Llama2cConfig, arrays: dict[str, np.ndarray]) -> dict[
     return state
 
 
-def load_sentencepiece_tokenizer(model_path):
-    """A Hugging Face Llama tokenizer built from a SentencePiece `.model` file.
-
-    <unk> is id 0, <s> (BOS) 1, </s> (EOS) 2, as in every llama2.c tokenizer. Encoding prepends
-    BOS like Llama's; pass add_special_tokens=False for the bare pieces. Padding is on the right
-    (BOS stays at position 0) with <unk> (id 0): llama2.c has no pad token, and padding with EOS
-    would make padded positions look like story ends. Text is split as SentencePiece splits it;
-    only the literal strings "<s>" and "</s>" differ (they become BOS and EOS, as usual in HF).
-    """
+def read_sentencepiece_model(model_path):
+    """The parsed SentencePiece `.model` file of a llama2.c tokenizer (ids 0, 1, 2 are <unk>, <s>,
+    </s>); Llama2cError when it is not one. Cheap: no tokenizer is built."""
     from sentencepiece import sentencepiece_model_pb2
-    from tokenizers import Regex, normalizers
-    from transformers import LlamaTokenizer
 
     model_path = Path(model_path)
     proto = sentencepiece_model_pb2.ModelProto()
@@ -234,6 +226,23 @@ def load_sentencepiece_tokenizer(model_path):
         raise Llama2cError(f"{model_path}: not a SentencePiece .model file") from None
     if len(proto.pieces) < 3 or [p.piece for p in proto.pieces[:3]] != ["<unk>", "<s>", "</s>"]:
         raise Llama2cError(f"{model_path}: not a llama2.c tokenizer: ids 0, 1, 2 must be <unk>, <s>, </s>")
+    return proto
+
+
+def load_sentencepiece_tokenizer(model_path):
+    """A Hugging Face Llama tokenizer built from a SentencePiece `.model` file.
+
+    <unk> is id 0, <s> (BOS) 1, </s> (EOS) 2, as in every llama2.c tokenizer. Encoding prepends
+    BOS like Llama's; pass add_special_tokens=False for the bare pieces. Padding is on the right
+    (BOS stays at position 0) with <unk> (id 0): llama2.c has no pad token, and padding with EOS
+    would make padded positions look like story ends. Text is split as SentencePiece splits it;
+    only the literal strings "<s>" and "</s>" differ (they become BOS and EOS, as usual in HF).
+    """
+    from tokenizers import Regex, normalizers
+    from transformers import LlamaTokenizer
+
+    model_path = Path(model_path)
+    proto = read_sentencepiece_model(model_path)
     # transformers 5 ignores LlamaTokenizer(vocab_file=...) and builds a 3-token tokenizer, but
     # from_pretrained converts a single .model file. add_bos_token=True lands in init_kwargs,
     # where TransformerLens looks before it would reload the tokenizer by name.

@@ -121,10 +121,11 @@ class DefaultChoice:
 
 def hub_model_available(model: str, revision: str | None = None) -> bool:
     """Whether a hub model loads here: in the local Hugging Face cache, or the hub answers."""
-    return _cached_snapshot(resolve_name(model), revision) is not None or hub_reachable()
+    return cached_snapshot(resolve_name(model), revision) is not None or hub_reachable()
 
 
-def _cached_snapshot(official: str, revision: str | None) -> str | None:
+def cached_snapshot(official: str, revision: str | None) -> str | None:
+    """The local Hugging Face cache's folder of a hub model (None when it is not cached)."""
     from huggingface_hub import snapshot_download
 
     try:  # A model already in the local Hugging Face cache needs no network.
@@ -169,7 +170,7 @@ def check_model_files(model: str, tokenizer_path: str | None = None, *, option: 
         if path.is_file():
             llama2c.read_llama2c_header(path)
         if tokenizer_path is not None:
-            llama2c.load_sentencepiece_tokenizer(tokenizer_path)
+            llama2c.read_sentencepiece_model(tokenizer_path)
 
 
 def choose_default_model(default: str, corpus: str) -> DefaultChoice:
@@ -284,7 +285,7 @@ def _load_directory(model: str, path: Path, device: str) -> LoadedModel:
 
 def _load_hub(model: str, revision: str | None, device: str) -> LoadedModel:
     official = resolve_name(model)  # a hub id: check_model_argument refused unknown names
-    local = _cached_snapshot(official, revision)
+    local = cached_snapshot(official, revision)
     if local is None:
         check_model_available(model, revision)
     bridge = _boot(model, local or official, revision if local is None else None, device)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from classifier.errors import InputError
 from classifier.formatting import head_label
-from classifier.html import ASSETS, ROLE_COLORS, _number, _script_json
+from classifier.html import ASSETS, PAGE_HEAD, ROLE_COLORS, _number, _script_json, page_script
 from classifier.registry import ROLE_REGISTRY, ROLES
 from classifier.track_figures import MIN_SHADE, UNKNOWN_COLOUR
 from classifier.track_report import LOW_CONFIDENCE, UNSHARED_METRICS, role_code
@@ -128,25 +128,11 @@ def render_track_html(table: pd.DataFrame, *, title: str, command: str | None) -
         css=(ASSETS / "report.css").read_text() + (ASSETS / "track.css").read_text(),
         header=header_html(table, title, command),
         data=_script_json(page_data(table)),
-        script=(ASSETS / "track.js").read_text(),
+        script=page_script("track.js"),
     )
 
 
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-{css}
-</style>
-</head>
-<body>
-<header>
-{header}
-</header>
-<section id="stepper">
+PAGE = PAGE_HEAD + """<section id="stepper">
 <div class="controls">
   <label id="model-choice">Model <select id="model"></select></label>
   <button id="previous" title="Previous checkpoint (←)">◀</button>

@@ -115,14 +115,10 @@ def model_identity(spec: ModelSpec, tokenizer: str | None = None) -> dict:
 
 def _cached_commit(official: str, revision: str | None) -> str | None:
     """The commit load_model would use from the local Hugging Face cache, or None if not cached."""
-    if "/" not in official:
-        return None
-    try:
-        from huggingface_hub import snapshot_download
+    from classifier.models import cached_snapshot
 
-        return Path(snapshot_download(official, revision=revision, local_files_only=True)).name
-    except Exception:
-        return None
+    local = cached_snapshot(official, revision) if "/" in official else None
+    return Path(local).name if local else None
 
 
 def _cached_file(repo: str, filename: str) -> Path | None:

@@ -29,7 +29,7 @@ from classifier.track import TrackedModel, Tracking, compare_models
 from classifier.track_html import page_data, render_track_html
 from classifier.track_report import track_files, track_table
 from classifier.track_store import parse_model
-from test_html import chromium, run_in_chromium
+from test_html import HARNESS_HEAD, chromium, run_in_chromium
 
 RUN = "dev <run>"
 STEPS = (0, 50, 100)
@@ -147,12 +147,6 @@ def test_a_file_of_yours_named_track_html_stops_track_before_any_model(tmp_path)
 
 # ---- the page in a real browser
 
-HARNESS_HEAD = """<script>
-window.__errors = [];
-window.addEventListener("error", (e) => window.__errors.push("error: " + e.message));
-const __consoleError = console.error;
-console.error = (...args) => { window.__errors.push("console: " + args.join(" ")); __consoleError(...args); };
-</script>"""
 HARNESS_TAIL = """<script>
 (() => {
   const out = { ready: document.body.dataset.ready || "no" };

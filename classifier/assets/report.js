@@ -6,8 +6,6 @@
 // Views: a thumbnail per head (click to select), the selected head's card, its attention over
 // the tokens (pick a query and see where it attends, or a key and see who attends to it), its
 // full pattern, the sortable role table. Keys: arrows step heads and layers, [ ] step tokens.
-"use strict";
-
 const DATA = JSON.parse(document.getElementById("run-data").textContent);
 const N_HEADS = DATA.model.n_heads;
 const state = { head: 0, text: 0, mode: "query", token: null, hover: null, relative: false, sort: null };
@@ -28,19 +26,6 @@ function weight(t, k, i, j) {
   return j > i ? 0 : t.bytes[k * t.tri + (i * (i + 1)) / 2 + j] / 255;
 }
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key === "style") node.style.cssText = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-const pct = (x) => (x === null || !isFinite(x) ? "n/a" : x > 0 && x < 0.005 ? "<1%" : `${Math.round(100 * x)}%`);
-const times = (x) => (x === null || !isFinite(x) ? "n/a" : x >= 10 ? `${x.toFixed(0)}x` : `${x.toFixed(1)}x`);
 const roleColor = (role) => DATA.role_colors[role] || "#888";
 function shown(token) {
   return token.replace(/\n/g, "↵\n");

@@ -7,24 +7,9 @@
 //                      or null, settled[k] = {final, settled, first, changes} or null.
 // Views: the role grid at the chosen checkpoint, the role counts there, the clicked head's
 // history over every checkpoint. Keys: left / right step the checkpoint, Home / End jump.
-"use strict";
-
 const DATA = JSON.parse(document.getElementById("track-data").textContent);
 const state = { model: 0, checkpoint: 0, head: 0 };
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key === "style") node.style.cssText = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-const pct = (x) => (x === null || !isFinite(x) ? "n/a" : x > 0 && x < 0.005 ? "<1%" : `${Math.round(100 * x)}%`);
-const times = (x) => (x === null || !isFinite(x) ? "n/a" : x >= 10 ? `${x.toFixed(0)}x` : `${x.toFixed(1)}x`);
 const role = (name) => DATA.roles[name] || { code: name, color: "#8c8c8c", headline: null, share: false };
 const model = () => DATA.models[state.model];
 const stepName = (c) => (c.step === null ? c.name : `step ${c.step}`);
