@@ -36,7 +36,7 @@ selfcheck: install
 BENCH_STORIES ?= $(wildcard ../shared/data/tinystories/tinystories-train-2316.txt)
 
 bench: install
-	HF_HUB_OFFLINE=1 $(PY) -m classifier.bench $(if $(BENCH_STORIES),--corpus $(BENCH_STORIES))
+	HF_HUB_OFFLINE=1 $(PY) -m tools.bench $(if $(BENCH_STORIES),--corpus $(BENCH_STORIES))
 
 # The TinyStories family, each base model beside its Instruct variant (official spelling `Instuct`).
 TRACK_MODELS ?= roneneldan/TinyStories-1M roneneldan/TinyStories-Instruct-1M \

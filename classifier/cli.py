@@ -162,8 +162,8 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     """
     # Every bad argument is said (one line) before any notice, corpus or model.
     settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
-    from classifier.corpora import check_corpus_spec
-    from classifier.models import check_model_available, check_model_files, choose_default_model, resolve_device
+    from classifier.load.corpora import check_corpus_spec
+    from classifier.load.models import check_model_available, check_model_files, choose_default_model, resolve_device
 
     from classifier.run import REPORT_OUTPUTS
 
@@ -185,7 +185,7 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     for notice in notices:
         notify(notice)
     from classifier.pipeline import analyse_model
-    from classifier.report import invocation, write_report
+    from classifier.render.report import invocation, write_report
 
     run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation(),
                         notices=notices)
@@ -218,7 +218,7 @@ def render(run_dir, out_dir, no_figures, force):
         check_output_dir(out_dir, outputs=REPORT_OUTPUTS, force=force)
     else:
         check_output_dir(run_dir)
-    from classifier.report import render_run
+    from classifier.render.report import render_run
 
     written = render_run(run_dir, out_dir, figures=not no_figures, force=force)
     click.echo(f"{Path(written) / 'report.md'}")
@@ -236,9 +236,9 @@ def models():
     \b
         head-roles models
     """
-    from classifier.models import known_models
+    from classifier.load.models import known_models
 
-    from classifier.models import embedded_models
+    from classifier.load.models import embedded_models
 
     embedded = embedded_models()
     for name, aliases in known_models().items():
@@ -271,7 +271,7 @@ def selfcheck(seeds, stories, bootstrap, baselines):
         raise BadInput(f"--seeds must be at least 1, got {seeds}")
     make_settings(stories, TRAINED_CONTEXT, 0, 16, bootstrap, "cpu")  # checks --stories, --bootstrap
     from classifier.formatting import markdown_table
-    from classifier.selfcheck import run_selfcheck
+    from classifier.calibrate.selfcheck import run_selfcheck
 
     result = run_selfcheck(range(seeds), stories=stories or None, bootstrap=bootstrap)
     per_role = result.per_role.assign(
@@ -279,7 +279,7 @@ def selfcheck(seeds, stories, bootstrap, baselines):
         recall=result.per_role["recall"].map("{:.2f}".format),
     )
     click.echo(markdown_table(per_role))
-    from classifier.selfcheck import recovery_by_band
+    from classifier.calibrate.selfcheck import recovery_by_band
 
     click.echo("\nBy strength (the planted target's measured share of attention):\n")
     click.echo(markdown_table(recovery_by_band(result.heads)))
@@ -287,8 +287,8 @@ def selfcheck(seeds, stories, bootstrap, baselines):
     click.echo(f"\n{len(result.heads) - len(misses)} of {len(result.heads)} heads recovered "
                f"over {seeds} seed(s) x {result.heads['layout'].nunique()} layouts.")
     if baselines:
-        from classifier.corpora import BUNDLED_PATH, split_stories
-        from classifier.selfcheck import compare_baselines
+        from classifier.load.corpora import BUNDLED_PATH, split_stories
+        from classifier.calibrate.selfcheck import compare_baselines
 
         # The baselines keep every pattern in memory: they see at most 20 of the stories.
         available = len(split_stories(BUNDLED_PATH.read_text()))
@@ -327,12 +327,12 @@ def demo(out_dir, layout, seed, stories, force):
     settings = make_settings(stories, TRAINED_CONTEXT, 0, 16, 1000, "cpu")
     import tempfile
 
-    from classifier.calibration import build_calibration_model
-    from classifier.corpora import load_corpus
-    from classifier.models import load_model
+    from classifier.calibrate.planted import build_calibration_model
+    from classifier.load.corpora import load_corpus
+    from classifier.load.models import load_model
     from classifier.pipeline import analyse
-    from classifier.report import invocation, write_report
-    from classifier.selfcheck import compare_with_truth, demo_section
+    from classifier.render.report import invocation, write_report
+    from classifier.calibrate.selfcheck import compare_with_truth, demo_section
 
     sample = load_corpus("bundled", stories=settings.stories, seed=settings.seed)  # notices before scoring
     with tempfile.TemporaryDirectory(prefix="head-roles-demo-") as scratch:
@@ -383,10 +383,10 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
     """
     if out_file:
         check_output_file(out_file)  # before any model is loaded
-    from classifier import validate as library
-    from classifier.corpora import BANANA_PROMPT
+    from classifier.validate import check as library
+    from classifier.load.corpora import BANANA_PROMPT
     from classifier.outputs import write_file
-    from classifier.validate_report import render_json, render_validation
+    from classifier.validate.report import render_json, render_validation
 
     if (run_dir is None) == (model is None):
         raise BadInput("pass exactly one of --run DIR or --model M")
@@ -400,7 +400,7 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
             raise InputError(f"--json {json_file}: the same file as --out")
         rows = library.read_descriptions(descriptions)
         if model is not None:  # a bad model argument or device is said before the corpus is read
-            from classifier.models import check_model_available, check_model_files, resolve_device
+            from classifier.load.models import check_model_available, check_model_files, resolve_device
 
             check_model_available(model, revision)
             check_model_files(model, tokenizer)
@@ -479,9 +479,9 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     """
     check_output_dir(out_dir, outputs=("track.md", "track.csv", "track.html"), force=force)  # before any model is loaded
     check_output_dir(store, option="--store")
-    from classifier.report import invocation
-    from classifier.track import track as run_track
-    from classifier.track_report import write_track
+    from classifier.render.report import invocation
+    from classifier.track.tracking import track as run_track
+    from classifier.track.report import write_track
 
     settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
     tracking = run_track(

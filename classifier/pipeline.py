@@ -1,6 +1,6 @@
 """One analysis of one checkpoint: load, score, measure, label. The library side of `report`.
 
-`analyse` returns a `classifier.run.Run` (plain data); `classifier.report` renders it. Nothing
+`analyse` returns a `classifier.run.Run` (plain data); `classifier.render.report` renders it. Nothing
 here prints or renders.
 """
 
@@ -11,13 +11,13 @@ from datetime import datetime, timezone
 import numpy as np
 
 from classifier.console import progress_allowed
-from classifier.corpora import BANANA_PROMPT, Corpus, load_corpus
-from classifier.models import LoadedModel, load_model
-from classifier.roles import assign_roles, characteristic_pairs
+from classifier.load.corpora import BANANA_PROMPT, Corpus, load_corpus
+from classifier.load.models import LoadedModel, load_model
+from classifier.label.roles import assign_roles, characteristic_pairs
 from classifier.run import ModelInfo, PatternView, Run
-from classifier.scorer import budget_frame, measure, metrics_frame, prompt_patterns, repeated_sequence_scores, score_texts
+from classifier.measure.scorer import budget_frame, measure, metrics_frame, prompt_patterns, repeated_sequence_scores, score_texts
 from classifier.settings import ScoreSettings
-from classifier.tokens import vocab_classes
+from classifier.load.tokens import vocab_classes
 from classifier.versions import package_versions
 
 # Corpus stories whose full patterns are kept for the HTML view, and their length in tokens

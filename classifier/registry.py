@@ -1,11 +1,11 @@
 """Names of every metric, budget part and role, in one place that imports no torch.
 
 `METRICS` are the metrics of section 3 of the design notes (the exact definitions live in
-`classifier.scoring`). `PARTS` split each query's attention into disjoint parts, each key going
+`classifier.measure.scoring`). `PARTS` split each query's attention into disjoint parts, each key going
 to the most specific target it is, so that a head has one budget of attention summing to 1
 (section 4: specific before general). `ROLE_REGISTRY` declares each role once: its short code,
 its phrases for tables, its headline metric, the budget parts it explains, and the kind of rule
-that decides it (`classifier.roles`). Every consumer reads roles from here.
+that decides it (`classifier.label.roles`). Every consumer reads roles from here.
 """
 
 from __future__ import annotations
@@ -90,33 +90,42 @@ class Role:
     headline: MetricName | None  # section-3 metric a reader checks first
     parts: tuple[tuple[PartName, ...], ...]
     kind: RuleKind
+    color: str  # report.html's and track's colour (hex)
 
 
 ROLE_REGISTRY: dict[str, Role] = {r.name: r for r in (
     Role("current-token", "CUR", "Attends to the current token", "the current token", "current",
-         (("self",),), "target"),
+         (("self",),), "target", "#1f77b4"),
     Role("previous-token", "PREV", "Attends to the previous token", "the previous token", "previous",
-         (("previous",),), "target"),
+         (("previous",),), "target", "#d62728"),
     Role("positional", "POS", "Attends to the token {offset} back", "a fixed offset", "offset2",
-         (("local_rest",),), "positional"),
+         (("local_rest",),), "positional", "#9467bd"),
     Role("start-of-text", "SOT", "Parks its attention on the start-of-text token", "the start-of-text token",
-         "start_of_text", (("sink",),), "sink"),
+         "start_of_text", (("sink",),), "sink", "#7f7f7f"),
     Role("delimiter", "DELIM", "Attends to earlier delimiters (commas, full stops, speech marks)",
-         "commas and full stops", "delimiter", (("last_delimiter",), ("last_delimiter", "other_delimiter")), "target"),
+         "commas and full stops", "delimiter", (("last_delimiter",), ("last_delimiter", "other_delimiter")), "target", "#2ca02c"),
     Role("clause-start", "CLAUSE", "Attends to the start of the current clause", "the start of the clause",
-         "clause_start", (("clause_start",),), "target"),
-    Role("proper-noun", "NAME", "Attends to earlier names", "names", "proper_noun", (("name",),), "target"),
+         "clause_start", (("clause_start",),), "target", "#17becf"),
+    Role("proper-noun", "NAME", "Attends to earlier names", "names", "proper_noun", (("name",),), "target", "#e377c2"),
     Role("local", "LOCAL", "Spreads attention over the last few tokens", "the last few tokens", "local",
-         (("self", "previous", "local_rest"),), "local"),
+         (("self", "previous", "local_rest"),), "local", "#ff7f0e"),
     Role("word-start", "WORD", "From a word's later pieces, attends to its first piece", "the word's first piece",
-         "word_start", (("word_start",),), "target"),
-    Role("broad", "BROAD", "Spreads attention broadly", "everything", "entropy", (("rest",),), "broad"),
+         "word_start", (("word_start",),), "target", "#8c564b"),
+    Role("broad", "BROAD", "Spreads attention broadly", "everything", "entropy", (("rest",),), "broad", "#bcbd22"),
     Role("duplicate-token", "DUP", "Attends to earlier copies of the current token", "earlier copies of the token",
-         "duplicate", (("duplicate",),), "target"),
+         "duplicate", (("duplicate",),), "target", "#393b79"),
     Role("induction", "IND", "Attends to the token after an earlier copy of the current token",
-         "tokens after earlier copies", "induction", (("induction",),), "target"),
-    Role("unclear", "?", "No clear preference", "nothing in particular", None, (), "none"),
+         "tokens after earlier copies", "induction", (("induction",),), "target", "#843c39"),
+    Role("unclear", "?", "No clear preference", "nothing in particular", None, (), "none", "#a0a4ad"),
 )}
+
+ROLE_COLORS: dict[str, str] = {name: entry.color for name, entry in ROLE_REGISTRY.items()}
+
+
+def role_code(name) -> str:
+    """The registry's short code; a role the registry does not know is shown by its name."""
+    entry = ROLE_REGISTRY.get(name) if isinstance(name, str) else None
+    return entry.code if entry else str(name)
 
 
 def role(name: str) -> Role:

@@ -70,7 +70,7 @@ class Run:
     corpus: dict  # name, source, stories, stories_in_source, sample_indices, notice
     settings: ScoreSettings
     n_tokens: int
-    metrics: pd.DataFrame  # one row per head (classifier.scorer.metrics_frame)
+    metrics: pd.DataFrame  # one row per head (classifier.measure.scorer.metrics_frame)
     budget: pd.DataFrame  # one row per head: <part>, <part>_uniform, <part>_lo, <part>_hi
     roles: pd.DataFrame  # one row per head: role, secondary (tuple), confidence and evidence
     pairs: pd.DataFrame  # layer, head, role, query, key, key_kind, count, share

@@ -67,7 +67,7 @@ def compare(labels: dict, roles: pd.DataFrame) -> Agreement:
 def score(labels: dict, runs: Path | None):
     """The model's Run: read from runs/<model> when it is there, else scored (and saved there)."""
     from classifier.pipeline import analyse_model
-    from classifier.report import write_report
+    from classifier.render.report import write_report
     from classifier.run import load_run
     from classifier.settings import ScoreSettings
 

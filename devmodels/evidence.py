@@ -9,7 +9,7 @@ For a Hugging Face checkpoint directory this writes a Markdown page with, per he
 - duplicate and induction shares on a repeated random-token sequence;
 - argmax key of every query on a few stories and the banana prompt, top-3 keys on the prompt,
   and one PNG per layer of the prompt's patterns.
-It is independent of classifier/roles.py and classifier/scoring.py (its own token classes,
+It is independent of classifier/label/roles.py and classifier/measure/scoring.py (its own token classes,
 written from design section 3), and assigns no roles.
 
     python -m devmodels.evidence devmodels/tinystories-4L-dev --out devmodels/evidence

@@ -91,7 +91,7 @@ def load_tokenizer(arch: str):
         tokenizer = GPT2TokenizerFast.from_pretrained(str(GPT2_TOKENIZER_DIR))
         tokenizer.bos_token = tokenizer.eos_token = tokenizer.unk_token = SEPARATOR
         return tokenizer
-    from classifier.llama2c import load_sentencepiece_tokenizer
+    from classifier.load.llama2c import load_sentencepiece_tokenizer
 
     return load_sentencepiece_tokenizer(TOK512_PATH)
 

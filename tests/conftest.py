@@ -16,7 +16,7 @@ needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is
 
 @pytest.fixture(scope="session")
 def gpt2_tokenizer():
-    from classifier.calibration import gpt2_tokenizer
+    from classifier.calibrate.planted import gpt2_tokenizer
 
     return gpt2_tokenizer()
 
@@ -54,7 +54,7 @@ def small_neo_dir(tmp_path_factory, gpt2_tokenizer):
 @pytest.fixture(scope="session")
 def stories():
     """Twenty real stories (../shared) or, without it, twenty bundled ones."""
-    from classifier.corpora import BUNDLED_PATH, load_corpus
+    from classifier.load.corpora import BUNDLED_PATH, load_corpus
 
     source = str(SHARED_STORIES) if SHARED_STORIES.exists() else str(BUNDLED_PATH)
     return list(load_corpus(source, stories=20, seed=0).texts)

@@ -1,7 +1,7 @@
 """A deliberately plain reference implementation of the attention metrics of the design notes
 (/work/shared/design/head-roles.md, section 3), used only by the tests.
 
-It is written independently of `classifier.tokens` / `classifier.scoring`: plain Python loops over
+It is written independently of `classifier.load.tokens` / `classifier.measure.scoring`: plain Python loops over
 positions, queries and keys, numpy only, one rule per loop, clarity over speed. Where the design
 text is ambiguous the literal reading is taken; each such choice is marked "LITERAL:" below.
 """

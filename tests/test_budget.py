@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from classifier.registry import PARTS
-from classifier.scoring import budget_query_stats, metric_targets, score_patterns
-from classifier.tokens import classes_from_texts, sequence_classes
+from classifier.measure.scoring import budget_query_stats, metric_targets, score_patterns
+from classifier.load.tokens import classes_from_texts, sequence_classes
 
 TEXTS = ["<bos>", " Once", " upon", " a", " time", ",", " Lucy", " saw", " a", " b", "an", "ana", ".",
          " Lucy", " said", " and", " Tom", " ran", ",", "\n", " \"", "Hi", "!\""]
@@ -92,7 +92,7 @@ def test_previous_token_head_spends_its_budget_on_the_previous_part():
 
 @pytest.mark.parametrize("sequence", SEQUENCES)
 def test_the_part_of_each_argmax_key_matches_the_plain_loop(sequence):
-    from classifier.scoring import argmax_parts
+    from classifier.measure.scoring import argmax_parts
 
     vocab = classes_from_texts(TEXTS)
     tokens = torch.tensor([sequence])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.calibration import (
+from classifier.calibrate.planted import (
     LAYOUTS,
     ROLE_NAMES,
     CalibrationTruth,
@@ -20,7 +20,7 @@ from classifier.calibration import (
     measure_heads,
     measure_planted,
 )
-from classifier.scoring import METRICS
+from classifier.measure.scoring import METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "corpora" / "bundled.txt"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from classifier.claims import ClaimMatcher, extract_claims, find_numbers
-from classifier.claims_check import reading_check
+from classifier.validate.claims import ClaimMatcher, extract_claims, find_numbers
+from tools.claims_check import reading_check
 
 NOTES = Path(__file__).parent / "notes"
 EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "design" / "example-hand-descriptions.md"

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from classifier.cli import main
-from classifier.scoring import METRICS
+from classifier.measure.scoring import METRICS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CORPUS = 'Lily saw a big dog. "Hi!" she said, and the dog ran to Tom.\n<|endoftext|>\nTom had a red ball, but it rolled away. He was sad.\n<|endoftext|>\nOnce upon a time, Ben and Mia went to the park.\n<|endoftext|>\n'
@@ -58,12 +58,12 @@ def test_report_writes_tidy_metrics_roles_and_run_record(small_neo_dir, corpus_f
 
 @pytest.mark.slow
 def test_a_failed_report_leaves_nothing_half_written(small_neo_dir, corpus_file, tmp_path, monkeypatch):
-    import classifier.figures
+    import classifier.render.figures
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(classifier.figures, "draw_figures", broken)
+    monkeypatch.setattr(classifier.render.figures, "draw_figures", broken)
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["report", "--model", str(small_neo_dir), "--corpus", str(corpus_file),
                                        "--bootstrap", "5", "--out", str(out), "--device", "cpu"])

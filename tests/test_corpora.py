@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from classifier.corpora import BANANA_PROMPT, BUNDLED_PATH, CorpusError, load_corpus, split_stories
+from classifier.load.corpora import BANANA_PROMPT, BUNDLED_PATH, CorpusError, load_corpus, split_stories
 
 TXT = 'Lily had a red ball.\nShe liked it.\n<|endoftext|>\nTom said, "Hi!"\n<|endoftext|>\n\nBen ran.\n<|endoftext|>\n'
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier.roles import ROLES
+from classifier.label.roles import ROLES
 from devmodels.evidence import target_masks, token_classes
 from devmodels.train import MODELS, SEPARATOR, train
 
@@ -23,7 +23,7 @@ def needs_shared():
 @pytest.mark.slow
 def test_a_few_training_steps_save_a_full_vocabulary_checkpoint_that_loads(tmp_path):
     needs_shared()
-    from classifier.models import load_model
+    from classifier.load.models import load_model
     from devmodels.train import read_stories
 
     stories = tmp_path / "stories.txt"

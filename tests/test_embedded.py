@@ -11,10 +11,10 @@ import json
 
 from click.testing import CliRunner
 
-from classifier import models
+from classifier.load import models
 from classifier.cli import DEFAULT_MODEL, main
-from classifier.corpora import SAMPLE_PATH, load_corpus, split_stories
-from classifier.llama2c import DATA_DIR, embedded_checkpoint, resolve_llama2c_name
+from classifier.load.corpora import SAMPLE_PATH, load_corpus, split_stories
+from classifier.load.llama2c import DATA_DIR, embedded_checkpoint, resolve_llama2c_name
 
 STORIES260K_SHA256 = "b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696"
 # Small and quick: a few stories, short, few resamples.
@@ -91,7 +91,7 @@ def test_embedded_model_works_in_validate_and_track(tmp_path):
 
     # track's own step, scoring or reusing one model (the CLI around it is tested in test_track).
     from classifier.settings import ScoreSettings
-    from classifier.track_store import parse_model, score_and_store, stored_run
+    from classifier.track.store import parse_model, score_and_store, stored_run
 
     sample = load_corpus("tinystories-sample", stories=3, seed=0)
     settings = ScoreSettings(stories=3, max_tokens=96, bootstrap=10, device="cpu")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from classifier.html import encode_patterns, page_data, render_html
+from classifier.render.html import encode_patterns, page_data, render_html
 from classifier.registry import METRICS, OFFSETS, PARTS
 from classifier.run import ModelInfo, PatternView, Run
 from classifier.settings import ScoreSettings
@@ -138,7 +138,7 @@ def test_a_forty_head_page_stays_small():
 
 
 def test_report_files_include_report_html(tmp_path):
-    from classifier.report import render_run, write_report
+    from classifier.render.report import render_run, write_report
 
     run = synthetic_run()
     write_report(run, tmp_path / "run", figures=False)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.llama2c import (
+from classifier.load.llama2c import (
     Llama2cError,
     boot_llama2c_bridge,
     is_llama2c_name,

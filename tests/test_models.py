@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from classifier.models import ModelLoadError, known_models, load_model
+from classifier.load.models import ModelLoadError, known_models, load_model
 
 pytestmark = pytest.mark.slow
 

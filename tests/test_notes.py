@@ -2,7 +2,7 @@
 
 import pytest
 
-from classifier.notes import ValidateError, parse_descriptions, parse_head_id, resolve_heads
+from classifier.validate.notes import ValidateError, parse_descriptions, parse_head_id, resolve_heads
 
 
 @pytest.mark.parametrize("label, parsed", [

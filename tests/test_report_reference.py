@@ -14,8 +14,8 @@ import torch
 from click.testing import CliRunner
 
 from classifier.cli import main
-from classifier.corpora import load_corpus
-from classifier.scoring import METRICS
+from classifier.load.corpora import load_corpus
+from classifier.measure.scoring import METRICS
 from conftest import SHARED_STORIES, needs_shared, save_gpt_neo
 from reference_metrics import corpus_reference, reference_metrics, reference_uniform
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from classifier.registry import PARTS
-from classifier.roles import ROLES, assign_roles, check_role_names
-from classifier.scorer import Measurement
-from classifier.scoring import METRICS, OFFSETS
+from classifier.label.roles import ROLES, assign_roles, check_role_names
+from classifier.measure.scorer import Measurement
+from classifier.measure.scoring import METRICS, OFFSETS
 
 # Uniform attention's budget on a typical story (shares of all attention, summing to 1), and the
 # share of queries for which each part has a key.
@@ -161,7 +161,7 @@ def test_unknown_role_names_are_listed():
 def test_evidence_pairs_show_the_roles_key_kind_first():
     import pandas as pd
 
-    from classifier.roles import characteristic_pairs
+    from classifier.label.roles import characteristic_pairs
 
     vocab = type("V", (), {"texts": ["<bos>", " Tom", " asks", ".", " the"]})
     pairs = pd.DataFrame({"layer": [0, 0, 0], "head": [0, 0, 0], "query_id": [4, 2, 1], "key_id": [3, 1, 4],

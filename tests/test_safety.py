@@ -96,12 +96,12 @@ def test_out_dot_writes_into_the_current_folder(small_neo_dir, corpus_file, tmp_
     ["track", "m1", "--out", "{folder}", "--store", "{file}/runs"],
 ])
 def test_a_bad_output_location_is_one_line_before_any_model_loads(args, tmp_path, monkeypatch):
-    import classifier.models
+    import classifier.load.models
 
     def no_loading(*a, **k):
         raise AssertionError("a model was loaded before the output location was checked")
 
-    monkeypatch.setattr(classifier.models, "load_model", no_loading)
+    monkeypatch.setattr(classifier.load.models, "load_model", no_loading)
     (tmp_path / "file").write_text("not a folder")
     (tmp_path / "table.md").write_text(TABLE)
     (tmp_path / "run").mkdir()
@@ -120,12 +120,12 @@ def test_a_bad_output_location_is_one_line_before_any_model_loads(args, tmp_path
     ["track", "m1", "--out", "{folder}", "--store", "{store}"],
 ])
 def test_a_users_file_with_an_outputs_name_is_refused_before_any_work(args, tmp_path, monkeypatch):
-    import classifier.models
+    import classifier.load.models
 
     def no_loading(*a, **k):
         raise AssertionError("a model was loaded before the output folder was checked")
 
-    monkeypatch.setattr(classifier.models, "load_model", no_loading)
+    monkeypatch.setattr(classifier.load.models, "load_model", no_loading)
     folder = tmp_path / "mine"
     folder.mkdir()
     for name in ("report.md", "track.md"):  # the user's own files, named like outputs
@@ -189,7 +189,7 @@ def test_a_failed_check_creates_no_folder(tmp_path):
 
 
 def test_an_unsplit_txt_file_is_said_and_kept_in_the_notices(tmp_path):
-    from classifier.corpora import load_corpus
+    from classifier.load.corpora import load_corpus
 
     path = tmp_path / "one.txt"
     path.write_text("Lily saw a dog. " * 50 + "<|endoftext|> Tom ran.")
@@ -204,7 +204,7 @@ def test_an_unsplit_txt_file_is_said_and_kept_in_the_notices(tmp_path):
 
 
 def test_more_stories_asked_than_there_are_is_said(tmp_path):
-    from classifier.corpora import load_corpus
+    from classifier.load.corpora import load_corpus
 
     path = tmp_path / "s.txt"
     path.write_text(CORPUS)
@@ -217,7 +217,7 @@ def test_more_stories_asked_than_there_are_is_said(tmp_path):
 
 
 def test_corpus_repr_is_short():
-    from classifier.corpora import load_corpus
+    from classifier.load.corpora import load_corpus
 
     with pytest.warns(InputNotice, match="unreachable"):
         corpus = load_corpus("tinystories", stories=50, seed=0)  # HF_HUB_OFFLINE=1 in tests
@@ -278,11 +278,11 @@ def test_models_lists_the_names_without_transformer_lens():
 
 
 def test_written_out_model_names_match_transformer_lens_and_llama2c():
-    from classifier import models
+    from classifier.load import models
 
     pytest.importorskip("transformer_lens")
     assert models.registry_tinystories_models() == models.tinystories_models()
-    from classifier.llama2c import LLAMA2C_CHECKPOINTS
+    from classifier.load.llama2c import LLAMA2C_CHECKPOINTS
 
     assert set(models.LLAMA2C_NAMES) == set(LLAMA2C_CHECKPOINTS)
     assert models.resolve_name("tiny-stories-instruct-1L-21M") == "roneneldan/TinyStories-Instuct-1Layer-21M"

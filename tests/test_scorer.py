@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.models import load_model
-from classifier.scorer import score_texts, tokenize
-from classifier.scoring import METRICS, TextStats, metric_targets, query_stats, score_patterns
+from classifier.load.models import load_model
+from classifier.measure.scorer import score_texts, tokenize
+from classifier.measure.scoring import METRICS, TextStats, metric_targets, query_stats, score_patterns
 from classifier.settings import ScoreSettings
-from classifier.tokens import sequence_classes, vocab_classes
+from classifier.load.tokens import sequence_classes, vocab_classes
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.scoring import METRICS, TextStats, BatchStats, metric_targets, query_stats, score_patterns, check_metric_names
-from classifier.tokens import classes_from_texts, sequence_classes
+from classifier.measure.scoring import METRICS, TextStats, BatchStats, metric_targets, query_stats, score_patterns, check_metric_names
+from classifier.load.tokens import classes_from_texts, sequence_classes
 
 # A toy vocabulary: id -> token text (leading space = word start).
 VOCAB = ["<bos>", " Lily", " ran", ",", " and", " Tom", " sat", ".", "ily", " the", " cat", "\n", " "]

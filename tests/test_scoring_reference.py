@@ -2,7 +2,7 @@
 
 1. The reference itself, on hand-built sequences with answers worked out by hand.
 2. The reference's token classes on real GPT-2 BPE tokens.
-3. Per text, per head, per metric agreement of `classifier.scoring` with the reference (GPT-2 BPE).
+3. Per text, per head, per metric agreement of `classifier.measure.scoring` with the reference (GPT-2 BPE).
 4. The same for the llama2.c SentencePiece tokenizer (tok512).
 """
 
@@ -412,8 +412,8 @@ def compare_with_scorer(tokenizer, sequences, pad_id, H=5, seed=0, glue_is_conti
     """sequences: list of (token_ids, token_texts). Returns a list of disagreement strings."""
     import torch
 
-    from classifier.scoring import METRICS, metric_targets, query_stats, score_patterns
-    from classifier.tokens import sequence_classes, vocab_classes
+    from classifier.measure.scoring import METRICS, metric_targets, query_stats, score_patterns
+    from classifier.load.tokens import sequence_classes, vocab_classes
 
     assert tuple(METRICS) == METRIC_NAMES
     rng = np.random.default_rng(seed)
@@ -501,8 +501,8 @@ def test_scorer_agrees_on_crafted_gpt2_texts(gpt2, glue_is_continuation):
 def test_nan_in_padded_query_rows_is_excluded(gpt2):
     import torch
 
-    from classifier.scoring import metric_targets, score_patterns
-    from classifier.tokens import sequence_classes, vocab_classes
+    from classifier.measure.scoring import metric_targets, score_patterns
+    from classifier.load.tokens import sequence_classes, vocab_classes
 
     sequences = [gpt2_sequence(gpt2, t) for t in CRAFTED[:2]]
     T = max(len(ids) for ids, _ in sequences)

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from classifier.cli import main
-from classifier.selfcheck import SelfcheckResult, role_scores, run_selfcheck
+from classifier.calibrate.selfcheck import SelfcheckResult, role_scores, run_selfcheck
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def test_selfcheck_exits_1_on_a_miss(monkeypatch):
     heads = pd.DataFrame({"layout": ["one-layer"], "seed": [0], "layer": [0], "head": [3],
                           "planted": ["delimiter"], "measured": ["unclear"], "confidence": [0.4],
                           "share": [0.2], "band": ["soft (< 0.3)"], "mixture": [False]})
-    monkeypatch.setattr("classifier.selfcheck.run_selfcheck",
+    monkeypatch.setattr("classifier.calibrate.selfcheck.run_selfcheck",
                         lambda *a, **k: SelfcheckResult(heads=heads, per_role=role_scores(heads)))
     result = CliRunner().invoke(main, ["selfcheck", "--seeds", "1"])
     assert result.exit_code == 1
@@ -49,7 +49,7 @@ def test_demo_report_shows_the_planted_roles_recovered(tmp_path):
 
 
 def test_baseline_detection_uses_the_0_4_rule_and_lists_every_passing_pattern():
-    from classifier.baselines import detected
+    from classifier.calibrate.baselines import detected
 
     scores = pd.DataFrame({"layer": [0, 0], "head": [0, 1], "arena_current-token": [0.41, 0.1],
                            "arena_previous-token": [0.5, 0.39]})

@@ -2,7 +2,7 @@
 
 import torch
 
-from classifier.tokens import classify_text, sequence_classes, vocab_classes
+from classifier.load.tokens import classify_text, sequence_classes, vocab_classes
 
 
 def test_fused_punctuation_and_newlines_are_delimiters():
@@ -44,7 +44,7 @@ def test_gpt2_tokens_get_the_right_classes(gpt2_tokenizer):
 
 def test_glue_piece_makes_the_next_piece_a_word_start_and_is_skipped_before_names():
     # SentencePiece style: "▁" "J" "ack" rendered as " ", "J", "ack".
-    from classifier.tokens import classes_from_texts
+    from classifier.load.tokens import classes_from_texts
 
     vocab = classes_from_texts(["<s>", " saw", " ", "J", "ack", "."])
     tokens = torch.tensor([[0, 1, 2, 3, 4, 5]])

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from classifier.cli import main
 from classifier.registry import METRICS
 from classifier.settings import ScoreSettings
-from classifier.track import (
+from classifier.track.tracking import (
     MATCH_METRICS,
     SIMILARITY_FLOOR,
     TrackedModel,
@@ -30,7 +30,7 @@ from classifier.track import (
     pairs,
     profile_similarity,
 )
-from classifier.track_store import (
+from classifier.track.store import (
     ModelSpec,
     corpus_identity,
     model_identity,
@@ -39,8 +39,8 @@ from classifier.track_store import (
     run_path,
     store_key,
 )
-from classifier.track_report import role_code, track_files, track_table
-from classifier.track_series import Checkpoint, expand_arguments, settling, settling_sentence
+from classifier.track.report import role_code, track_files, track_table
+from classifier.track.series import Checkpoint, expand_arguments, settling, settling_sentence
 
 # --- model arguments ------------------------------------------------------------------------
 
@@ -106,7 +106,7 @@ def test_store_key_changes_with_any_setting_that_changes_a_number(tmp_path):
 def test_store_key_changes_with_the_code_that_computes_roles(tmp_path, monkeypatch):
     (tmp_path / "config.json").write_text("{}")
     before = _key(tmp_path)
-    monkeypatch.setattr("classifier.track_store.code_identity", lambda: "another role rule")
+    monkeypatch.setattr("classifier.track.store.code_identity", lambda: "another role rule")
     assert _key(tmp_path) != before
 
 
@@ -330,7 +330,7 @@ def test_an_unknown_role_is_rendered_by_its_name_not_a_key_error():
 
 
 def _identity(a, b):
-    from classifier.track import compare_models
+    from classifier.track.tracking import compare_models
 
     return compare_models(a, b)
 
@@ -393,7 +393,7 @@ TRACK_OPTIONS = ["--corpus", "bundled", "--stories", "20", "--bootstrap", "30", 
 @pytest.fixture(scope="module")
 def calibration(tmp_path_factory):
     """Three calibration checkpoints and one with damaged weights, tracked once."""
-    from classifier.calibration import build_calibration_model
+    from classifier.calibrate.planted import build_calibration_model
 
     root = tmp_path_factory.mktemp("track")
     truths = {
@@ -462,7 +462,7 @@ def test_a_second_run_is_served_from_the_store(calibration, monkeypatch):
     def no_loading(*args, **kwargs):
         raise AssertionError("a stored run was recomputed")
 
-    monkeypatch.setattr("classifier.models.load_model", no_loading)
+    monkeypatch.setattr("classifier.load.models.load_model", no_loading)
     root = calibration["root"]
     before = (root / "out" / "track.csv").read_text()
     result = CliRunner().invoke(main, calibration["arguments"])
@@ -493,7 +493,7 @@ def test_a_changed_setting_is_a_store_miss(calibration):
 @pytest.fixture(scope="module")
 def training(tmp_path_factory):
     """step-0 and step-50 are the same planted model, step-100 another shuffle of its roles."""
-    from classifier.calibration import build_calibration_model
+    from classifier.calibrate.planted import build_calibration_model
 
     root = tmp_path_factory.mktemp("training")
     folder = root / "cal-run" / "checkpoints"
@@ -537,7 +537,7 @@ def test_a_second_training_track_scores_nothing(training, monkeypatch):
     def no_loading(*args, **kwargs):
         raise AssertionError("a stored run was recomputed")
 
-    monkeypatch.setattr("classifier.models.load_model", no_loading)
+    monkeypatch.setattr("classifier.load.models.load_model", no_loading)
     root = training["root"]
     before = (root / "out" / "track.csv").read_text()
     result = CliRunner().invoke(main, training["arguments"])

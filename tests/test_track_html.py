@@ -22,13 +22,13 @@ from click.testing import CliRunner
 
 from classifier.cli import main
 from classifier.errors import InputError
-from classifier.html import ROLE_COLORS
+from classifier.render.html import ROLE_COLORS
 from classifier.registry import METRICS
 from classifier.settings import ScoreSettings
-from classifier.track import TrackedModel, Tracking, compare_models
-from classifier.track_html import page_data, render_track_html
-from classifier.track_report import track_files, track_table
-from classifier.track_store import parse_model
+from classifier.track.tracking import TrackedModel, Tracking, compare_models
+from classifier.track.html import page_data, render_track_html
+from classifier.track.report import track_files, track_table
+from classifier.track.store import parse_model
 from test_html import HARNESS_HEAD, chromium, run_in_chromium
 
 RUN = "dev <run>"
@@ -102,7 +102,7 @@ def test_a_head_s_settling_step_and_first_appearance(table):
 def test_roles_have_report_html_s_colours_and_unknown_roles_their_name(table):
     from matplotlib.colors import to_hex
 
-    from classifier.track_figures import role_colours
+    from classifier.track.figures import role_colours
 
     roles = page_data(table)["roles"]
     assert all(roles[r]["color"] == c for r, c in ROLE_COLORS.items())

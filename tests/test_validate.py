@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from classifier.cli import main
-from classifier.corpora import BANANA_PROMPT
+from classifier.load.corpora import BANANA_PROMPT
 from classifier.registry import METRICS, OFFSETS, PARTS, ROLE_REGISTRY
-from classifier.validate import Verdict, agreement, judge, load_measurements, read_descriptions
-from classifier.validate_report import render_json, render_validation, validation_records
-from classifier.verdicts import Evidence, Judgement
+from classifier.validate.check import Verdict, agreement, judge, load_measurements, read_descriptions
+from classifier.validate.report import render_json, render_validation, validation_records
+from classifier.validate.verdicts import Evidence, Judgement
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = Path(__file__).parent / "notes"
@@ -205,7 +205,7 @@ def test_real_style_notes_on_the_stories260k_run_split_into_supported_and_contra
 
 
 def test_importing_validate_does_not_import_torch():
-    code = "import sys, classifier.validate, classifier.validate_report; print('torch' in sys.modules)"
+    code = "import sys, classifier.validate.check, classifier.validate.report; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
 

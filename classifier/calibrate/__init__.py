@@ -1,0 +1,1 @@
+"""Calibrate: models with planted heads, role recovery (selfcheck) and baselines."""

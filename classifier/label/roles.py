@@ -1,0 +1,282 @@
+"""Role labels from measured attention (section 4 of the design notes).
+
+Every head has one budget of attention: each query's attention split into disjoint parts by the
+most specific target each key is (`classifier.registry.PARTS`), with uniform attention's budget
+beside it. A role explains one part (or a group of parts) of that budget. The rules, over numpy
+arrays with any leading shape so that the point estimate and every bootstrap resample are labelled
+at once:
+- a target role (previous token, latest delimiter, ...) passes on a clear preference: its share is
+  many times uniform and a real share of the non-sink attention (preference, not size);
+- `positional` (one fixed offset is the argmax for nearly every query) wins whenever it passes;
+- `local` (the last few tokens) passes only when no single part of that window explains most of
+  it, and `broad` only when nothing else passes (specific before general);
+- `start-of-text` (the attention sink) is the primary role only when no other target holds a
+  real share of all attention; otherwise it stays a secondary role and `sink` is reported as such.
+The primary role is the passing role whose share exceeds uniform by the most (one scale: share of
+attention above uniform). Thresholds live in `classifier.thresholds`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from classifier.registry import (  # noqa: F401  (ROLES etc. re-exported for callers)
+    METRICS,
+    OFFSETS,
+    PARTS,
+    ROLE_REGISTRY,
+    ROLES,
+    SCORED_ROLES,
+    RoleName,
+    check_role_names,
+)
+from classifier.thresholds import DEFAULT_THRESHOLDS, Thresholds
+
+# The metric that carries a role's headline number in tables and descriptions.
+HEADLINE_METRIC: dict[str, str] = {name: r.headline for name, r in ROLE_REGISTRY.items() if r.headline}
+SINK = PARTS.index("sink")
+UNCLEAR = ROLES.index("unclear")
+_KIND = np.array([ROLE_REGISTRY[r].kind for r in SCORED_ROLES])
+# Roles that explain disjoint parts of the budget: the runners-up a primary role is measured against.
+_DISJOINT = _KIND == "target"
+# Targets that are not the local window's own parts (self, previous).
+_OUTSIDE_WINDOW = _DISJOINT & ~np.isin(np.array(SCORED_ROLES), ["current-token", "previous-token"])
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Per role (last axis, SCORED_ROLES order) of every head: whether it passes, the share of all
+    attention it explains, that share under uniform attention, and the dominant argmax offset.
+    Shapes (..., L, H, R) and (..., L, H); `sink` (..., L, H) is the start-of-text share;
+    `available` (..., L, H, R) the share of queries for which the role's target exists."""
+
+    passes: np.ndarray
+    explained: np.ndarray
+    uniform: np.ndarray
+    available: np.ndarray
+    offset: np.ndarray
+    sink: np.ndarray
+
+    @property
+    def excess(self) -> np.ndarray:
+        """Share of attention above what uniform attention gives, over the queries for which the
+        target exists: the one scale roles rank on (a word-start head is judged on continuation
+        pieces, a previous-token head on every token)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nan_to_num((self.explained - self.uniform) / self.available, nan=-np.inf)
+
+    @property
+    def lift(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.explained / self.uniform
+
+
+def _group_share(budget: np.ndarray, uniform: np.ndarray, available: np.ndarray, groups):
+    """Share, uniform share and availability (the largest of its parts') of the part group with
+    the largest lift. (..., L, H) each."""
+    def per_group(array, reduce):
+        return np.stack([reduce(array[..., [PARTS.index(p) for p in g]]) for g in groups], -1)
+
+    shares = per_group(budget, lambda a: a.sum(-1))
+    expected = np.broadcast_to(per_group(uniform, lambda a: a.sum(-1))[..., None, None, :], shares.shape)
+    reach = np.broadcast_to(per_group(available, lambda a: a.max(-1))[..., None, None, :], shares.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        best = np.nan_to_num(shares / expected, nan=-np.inf).argmax(-1)[..., None]
+    return tuple(np.take_along_axis(x, best, -1)[..., 0] for x in (shares, expected, reach))
+
+
+def role_evidence(
+    budget: np.ndarray, budget_uniform: np.ndarray, budget_available: np.ndarray, values: np.ndarray,
+    offset_shares: np.ndarray, *,
+    n_layers: int, induction_repeated: np.ndarray | None = None, thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> Evidence:
+    """Evidence for every scored role. budget (..., L, H, P), budget_uniform and budget_available (..., P),
+    values (..., L, H, M) (section-3 metrics), offset_shares (..., L, H, O); induction_repeated (L, H)."""
+    t = thresholds
+    budget = np.nan_to_num(budget)
+    sink = budget[..., SINK]
+    non_sink = np.clip(1.0 - sink, 1e-9, None)
+    part = {p: budget[..., k] for k, p in enumerate(PARTS)}
+    metric = {m: np.nan_to_num(values[..., k]) for k, m in enumerate(METRICS)}
+
+    # Offsets >= 2 only; the last bin (offsets beyond the tracked range) is no fixed offset.
+    positional_shares = np.nan_to_num(offset_shares[..., 2 : len(OFFSETS)])
+    offset = positional_shares.argmax(-1) + 2
+    best_offset_share = positional_shares.max(-1)
+    nearest_offset_share = np.nan_to_num(offset_shares[..., :5]).max(-1)
+
+    passes, explained, expected, reach = {}, {}, {}, {}
+    for name in SCORED_ROLES:
+        role = ROLE_REGISTRY[name]
+        share, uniform, available = _group_share(budget, budget_uniform, budget_available, role.parts)
+        if role.kind == "positional":  # offsets 2-4 sit in the local rest; farther ones in the rest
+            far = _group_share(budget, budget_uniform, budget_available, (("rest",),))
+            share, uniform, available = (np.where(offset <= 4, near, away) for near, away in zip((share, uniform, available), far))
+        explained[name], expected[name], reach[name] = share, uniform, available
+        with np.errstate(invalid="ignore", divide="ignore"):
+            conditional = share / np.clip(available, 1e-9, None) / non_sink  # of the non-sink attention where it exists
+            preferred = (share >= t.target_lift * uniform) & (conditional >= t.target_share)
+        if role.kind == "target":
+            passes[name] = preferred
+        elif role.kind == "sink":
+            passes[name] = (sink >= t.sink_share) & (sink >= t.target_lift * uniform)
+        elif role.kind == "positional":
+            passes[name] = best_offset_share >= t.positional_argmax_share
+        elif role.kind == "local":
+            largest_part = np.maximum(part["self"], part["previous"])
+            passes[name] = (
+                preferred & (conditional >= t.local_share) & (largest_part <= t.local_max_part * share)
+                & (nearest_offset_share < t.local_max_offset_share)
+            )
+        elif role.kind == "broad":
+            passes[name] = (metric["entropy"] >= t.broad_entropy) & (metric["max_weight"] <= t.broad_max_weight)
+
+    confirmed = induction_repeated is not None and n_layers >= 2
+    repeated_ok = (np.nan_to_num(induction_repeated) >= t.induction_repeated_share) if confirmed else False
+    passes["induction"] = passes["induction"] & repeated_ok
+
+    def stack(table):
+        return np.stack([np.broadcast_to(table[r], sink.shape) for r in SCORED_ROLES], -1)
+
+    return Evidence(
+        passes=stack(passes), explained=stack(explained), uniform=stack(expected), available=stack(reach),
+        offset=offset, sink=sink,
+    )
+
+
+def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
+    """Index into ROLES of each head's primary role. (..., L, H)."""
+    kind = np.broadcast_to(_KIND, evidence.passes.shape)
+    specific = evidence.passes & np.isin(kind, ["target", "positional", "local"])
+    # Specific before general: a window holding only a minority of the attention does not name the
+    # head when a target outside it (a delimiter, a clause start, ...) is preferred far more strongly.
+    local = SCORED_ROLES.index("local")
+    lift = np.nan_to_num(evidence.lift)
+    window = evidence.explained[..., local] / np.clip(1.0 - evidence.sink, 1e-9, None)
+    outside = np.broadcast_to(_OUTSIDE_WINDOW, specific.shape)
+    outshone = (specific & outside & (lift >= thresholds.local_outshone_lift * lift[..., local : local + 1])).any(-1)
+    specific[..., local] &= ~((window < thresholds.local_majority) & outshone)
+    ranked = np.where(specific, evidence.excess, -np.inf)
+    best = ranked.argmax(-1)
+    best_share = np.take_along_axis(np.nan_to_num(evidence.explained), best[..., None], -1)[..., 0]
+    sink_passes = evidence.passes[..., SCORED_ROLES.index("start-of-text")]
+    broad_passes = evidence.passes[..., SCORED_ROLES.index("broad")]
+    # A fixed offset that is the argmax for nearly every query explains the head outright, even
+    # where its key is also a more specific target for some queries (a word start two back).
+    positional = evidence.passes[..., SCORED_ROLES.index("positional")]
+    best = np.where(positional, ROLES.index("positional"), best)
+    specific_wins = specific.any(-1) & (~sink_passes | (best_share >= thresholds.sink_overrule_share) | positional)
+    fallback = np.where(
+        sink_passes, ROLES.index("start-of-text"), np.where(broad_passes, ROLES.index("broad"), UNCLEAR)
+    )
+    return np.where(specific_wins, best, fallback)
+
+
+def margins(evidence: Evidence, primary: np.ndarray) -> np.ndarray:
+    """How far the primary role's excess share leads the best other disjoint target. (..., L, H);
+    NaN for broad and unclear heads, and for positional ones: their rule is an argmax share that
+    overrules the budget (a fixed offset two back is often also a word start), so a lead in
+    budget shares says nothing about them and their confidence is their stability."""
+    excess = evidence.excess
+    index = np.minimum(primary, len(SCORED_ROLES) - 1)[..., None]
+    own = np.take_along_axis(excess, index, -1)[..., 0]
+    others = np.broadcast_to(_DISJOINT, excess.shape).copy()
+    np.put_along_axis(others, index, False, -1)
+    local = primary == ROLES.index("local")  # the window's own parts are not its rivals
+    for inside in ("current-token", "previous-token"):
+        others[..., SCORED_ROLES.index(inside)] &= ~local
+    runner_up = np.where(others, excess, -np.inf).max(-1)
+    margin = own - np.where(np.isfinite(runner_up), runner_up, 0.0)
+    named = ~np.isin(primary, [UNCLEAR, ROLES.index("broad"), ROLES.index("positional")])
+    return np.where(named, margin, np.nan)
+
+
+@dataclass(frozen=True)
+class RoleLabels:
+    """Role labels of every head (a tidy frame) and the evidence behind them."""
+
+    frame: pd.DataFrame  # layer, head, role, secondary, confidence, stability, explained, lift, margin, sink, offset
+    evidence: Evidence
+
+    def to_records(self) -> list[dict]:
+        from classifier.run import roles_records
+
+        return roles_records(self.frame)
+
+
+def assign_roles(
+    measurement, *, induction_repeated: np.ndarray | None = None, thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> RoleLabels:
+    """Label every head of a `classifier.measure.scorer.Measurement` (which must carry the budget)."""
+    if measurement.budget is None:
+        raise ValueError("the measurement has no attention budget; score it with classifier.measure.scorer")
+    n_layers = measurement.values.shape[0]
+    options = dict(n_layers=n_layers, induction_repeated=induction_repeated, thresholds=thresholds)
+    evidence = role_evidence(
+        measurement.budget, measurement.budget_uniform, measurement.budget_available, measurement.values,
+        measurement.offset_shares, **options,
+    )
+    primary = primary_roles(evidence, thresholds)  # (L, H)
+    margin = margins(evidence, primary)
+    resamples = measurement.boot_budget.shape[0] if measurement.boot_budget is not None else 0
+    if resamples > 0:
+        boot = role_evidence(
+            measurement.boot_budget, measurement.boot_budget_uniform, measurement.boot_budget_available,
+            measurement.boot_values, measurement.boot_offset_shares, **options,
+        )
+        stability = (primary_roles(boot, thresholds) == primary).mean(0)
+    else:
+        stability = np.full(primary.shape, np.nan)
+    fit = np.clip(np.nan_to_num(margin, nan=thresholds.margin_full) / thresholds.margin_full, 0.0, 1.0)
+    confidence = stability * fit
+
+    excess = evidence.excess
+    rows = []
+    for layer, head in np.ndindex(primary.shape):  # building the table, once per head
+        role = ROLES[primary[layer, head]]
+        order = np.argsort(-excess[layer, head], kind="stable")
+        passing = [SCORED_ROLES[k] for k in order if evidence.passes[layer, head, k] and SCORED_ROLES[k] != role]
+        k = SCORED_ROLES.index(role) if role != "unclear" else None
+        explained = float(evidence.explained[layer, head, k]) if k is not None else np.nan
+        lift = float(evidence.lift[layer, head, k]) if k is not None else np.nan
+        rows.append({
+            "layer": layer,
+            "head": head,
+            "role": role,
+            "secondary": tuple(passing),
+            "confidence": float(confidence[layer, head]),
+            "stability": float(stability[layer, head]),
+            "explained": explained,
+            "lift": lift,
+            "margin": float(margin[layer, head]),
+            "sink": float(evidence.sink[layer, head]),
+            "offset": int(evidence.offset[layer, head]),
+        })
+    return RoleLabels(frame=pd.DataFrame(rows), evidence=evidence)
+
+
+# (query -> key) pairs kept per head as its evidence.
+PAIRS_KEPT = 6
+
+
+def characteristic_pairs(pairs: pd.DataFrame, roles: pd.DataFrame, vocab) -> pd.DataFrame:
+    """The (query -> key) token pairs shown as each head's evidence, with token texts: first those
+    whose key is of the kind the head's role names (the previous token for a previous-token head,
+    the latest delimiter for a delimiter head, ...), then the most frequent others. The scorer
+    counts only argmax keys other than the query itself and BOS, which every head has."""
+    pairs = pairs.assign(
+        query=[vocab.texts[k] for k in pairs["query_id"]],
+        key=[vocab.texts[k] for k in pairs["key_id"]],
+    )
+    if "part" not in pairs.columns or not len(pairs):
+        return pairs
+    role_of = roles.set_index(["layer", "head"])["role"]
+    role_parts = {name: {p for group in entry.parts for p in group} for name, entry in ROLE_REGISTRY.items()}
+    keys = list(zip(pairs["layer"], pairs["head"]))
+    pairs["of_role"] = [row_part in role_parts.get(role_of.get(key, "unclear"), set())
+                        for key, row_part in zip(keys, pairs["part"])]
+    pairs = pairs.sort_values(["layer", "head", "of_role", "count"], ascending=[True, True, False, False], kind="stable")
+    return pairs.groupby(["layer", "head"], sort=False).head(PAIRS_KEPT).reset_index(drop=True)

@@ -1,0 +1,308 @@
+"""Load a checkpoint into a TransformerLens `TransformerBridge`.
+
+A model argument is a TransformerLens name or alias (`tiny-stories-1L-21M`), a Hugging Face id
+(`roneneldan/TinyStories-33M`, with a revision), a local Hugging Face checkpoint directory, or a
+llama2.c `.bin` checkpoint (see `classifier.load.llama2c`). Every failure becomes one `ModelLoadError`
+line that says which model, why, and how to pass a local directory instead. This module does not
+score anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from classifier.errors import InputError
+from classifier.load.hub import hub_reachable
+from classifier.load.packaged import EMBEDDED_CHECKPOINTS, SAMPLE_NAME, embedded_checkpoint
+
+LOCAL_HINT = "pass a local checkpoint directory with --model PATH (or run `make demo` for an offline report)"
+
+
+# The TinyStories checkpoints TransformerLens knows by name, with its aliases (official spelling
+# `Instuct` kept). Written out so that `head-roles models` needs no torch or transformer_lens
+# import (seconds); tests/test_models.py checks it against TransformerLens' registry.
+TINYSTORIES_MODELS: dict[str, tuple[str, ...]] = {
+    "roneneldan/TinyStories-1M": ("tiny-stories-1M",),
+    "roneneldan/TinyStories-3M": ("tiny-stories-3M",),
+    "roneneldan/TinyStories-8M": ("tiny-stories-8M",),
+    "roneneldan/TinyStories-28M": ("tiny-stories-28M",),
+    "roneneldan/TinyStories-33M": ("tiny-stories-33M",),
+    "roneneldan/TinyStories-1Layer-21M": ("tiny-stories-1L-21M",),
+    "roneneldan/TinyStories-2Layers-33M": ("tiny-stories-2L-33M",),
+    "roneneldan/TinyStories-Instruct-1M": ("tiny-stories-instruct-1M",),
+    "roneneldan/TinyStories-Instruct-3M": ("tiny-stories-instruct-3M",),
+    "roneneldan/TinyStories-Instruct-8M": ("tiny-stories-instruct-8M",),
+    "roneneldan/TinyStories-Instruct-28M": ("tiny-stories-instruct-28M",),
+    "roneneldan/TinyStories-Instruct-33M": ("tiny-stories-instruct-33M",),
+    "roneneldan/TinyStories-Instuct-1Layer-21M": ("tiny-stories-instruct-1L-21M",),
+    "roneneldan/TinyStories-Instruct-2Layers-33M": ("tiny-stories-instruct-2L-33M",),
+}
+# llama2.c checkpoints known by name (classifier.load.llama2c.LLAMA2C_CHECKPOINTS, which imports
+# torch); tests/test_models.py checks the two agree.
+LLAMA2C_NAMES = ("stories15M", "stories42M", "stories110M", "stories260K")
+
+
+class ModelLoadError(InputError):
+    """A model that cannot be loaded; the message is one line."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A bridge ready to run, and what a report needs to say about it."""
+
+    name: str  # as the user gave it
+    resolved: str  # official Hugging Face id, or the local path
+    revision: str | None
+    bridge: Any  # transformer_lens.model_bridge.TransformerBridge
+    tokenizer: Any
+    n_layers: int
+    n_heads: int
+    n_ctx: int
+    bos_token_id: int
+    device: str
+    tokenizer_path: str | None = None  # a llama2.c tokenizer file, given or found next to the .bin
+
+
+def tinystories_models() -> dict[str, list[str]]:
+    """Official names of the TinyStories checkpoints TransformerLens knows, with their aliases."""
+    return {name: list(aliases) for name, aliases in TINYSTORIES_MODELS.items()}
+
+
+def registry_tinystories_models() -> dict[str, list[str]]:
+    """The same list read from TransformerLens' own registry (slow: imports transformer_lens)."""
+    from transformer_lens.tools.model_registry.registry_io import load_model_aliases
+
+    return {
+        name: list(aliases)
+        for name, aliases in load_model_aliases().items()
+        if "TinyStories" in name or "Instuct" in name
+    }
+
+
+def known_models() -> dict[str, list[str]]:
+    """Every model name this tool resolves without a path: TinyStories and llama2.c checkpoints."""
+    return {**tinystories_models(), **{name: [] for name in LLAMA2C_NAMES}}
+
+
+def embedded_models() -> list[str]:
+    """Names whose checkpoint ships inside the package: they load with no hub and no cache."""
+    return [name for name in EMBEDDED_CHECKPOINTS if embedded_checkpoint(name) is not None]
+
+
+# What `head-roles report` (and `make report`) reports without --model when the hub default can
+# be neither found in the cache nor downloaded: a real model shipped inside the package.
+EMBEDDED_DEFAULT = "stories260K"
+DEFAULT_OUT = {"hub": "reports/tinystories-1L-21M", "embedded": "reports/stories260K-embedded"}
+
+
+@dataclass(frozen=True)
+class DefaultChoice:
+    """The model, corpus and run directory a report without --model uses, and why (notices)."""
+
+    model: str
+    corpus: str
+    out_dir: str
+    notices: tuple[str, ...] = ()
+
+
+def hub_model_available(model: str, revision: str | None = None) -> bool:
+    """Whether a hub model loads here: in the local Hugging Face cache, or the hub answers."""
+    return cached_snapshot(resolve_name(model), revision) is not None or hub_reachable()
+
+
+def cached_snapshot(official: str, revision: str | None) -> str | None:
+    """The local Hugging Face cache's folder of a hub model (None when it is not cached)."""
+    from huggingface_hub import snapshot_download
+
+    try:  # A model already in the local Hugging Face cache needs no network.
+        return snapshot_download(official, revision=revision, local_files_only=True)
+    except Exception:
+        return None
+
+
+def check_model_available(model: str, revision: str | None = None, *, option: str = "--model") -> None:
+    """Say at once, before any corpus is read, that a hub model is neither cached nor reachable
+    (or that a revision was given for a model that has none)."""
+    kind = check_model_argument(model, option=option)
+    if revision is not None and kind != "hub":
+        raise ModelLoadError(f"--revision {revision}: applies to Hugging Face hub models, not to {model}")
+    if kind == "hub" and not hub_model_available(model, revision):
+        raise ModelLoadError(
+            f"{option} {model}: {resolve_name(model)} is not in the local Hugging Face cache and the hub is "
+            f"unreachable; {LOCAL_HINT}"
+        )
+
+
+def check_model_files(model: str, tokenizer_path: str | None = None, *, option: str = "--model") -> None:
+    """Read what a local model argument points at just far enough to refuse a broken one (a llama2.c
+    header, a tokenizer file, a config.json without a model type) before any corpus is read."""
+    import json
+
+    kind = check_model_argument(model, option=option)
+    path = Path(model)
+    if kind == "directory":
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise ModelLoadError(f"{option} {model}: config.json cannot be read ({type(err).__name__})") from None
+        if not isinstance(config, dict) or not config.get("model_type"):
+            raise ModelLoadError(f"{option} {model}: config.json has no model_type (not a transformers checkpoint)")
+        weights = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+        if not any((path / name).is_file() for name in weights):
+            raise ModelLoadError(f"{option} {model}: no weights in this directory (model.safetensors or pytorch_model.bin)")
+    if kind == "llama2c":
+        from classifier.load import llama2c
+
+        if path.is_file():
+            llama2c.read_llama2c_header(path)
+        if tokenizer_path is not None:
+            llama2c.read_sentencepiece_model(tokenizer_path)
+
+
+def choose_default_model(default: str, corpus: str) -> DefaultChoice:
+    """`default` when it can be loaded, else the embedded model, on the embedded stories when the
+    corpus is the (then unreachable) TinyStories dataset. Only for a report without --model: an
+    explicit model never falls back."""
+
+    if hub_model_available(default) or not embedded_models():
+        return DefaultChoice(default, corpus, DEFAULT_OUT["hub"])
+    corpus = SAMPLE_NAME if corpus == "tinystories" else corpus
+    notice = (
+        f"No --model given and {default} is neither cached nor downloadable (Hugging Face hub unreachable): "
+        f"reporting the embedded {EMBEDDED_DEFAULT} (llama2.c, karpathy/tinyllamas) on --corpus {corpus} instead; "
+        "pick a model with --model M (make report MODEL=M)."
+    )
+    return DefaultChoice(EMBEDDED_DEFAULT, corpus, DEFAULT_OUT["embedded"], (notice,))
+
+
+def resolve_device(device: str) -> str:
+    """`auto` becomes cuda when available, else cpu; anything else must be a valid torch device."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ModelLoadError(f"--device {device!r}: not a torch device (try auto, cpu or cuda)") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"--device {device}: CUDA is not available on this machine (try --device cpu)")
+    return device
+
+
+def resolve_name(model: str) -> str:
+    """The official Hugging Face id of a TransformerLens name or alias; `model` itself otherwise."""
+    for name, aliases in {**TINYSTORIES_MODELS, **_transformer_lens_aliases()}.items():
+        if model == name or model in aliases:
+            return name
+    return model
+
+
+def load_model(
+    model: str, *, revision: str | None = None, device: str = "auto", tokenizer_path: str | None = None
+) -> LoadedModel:
+    """Load `model` (name, alias, hub id, local directory or llama2.c .bin) on `device`."""
+    from classifier.load import llama2c
+
+    device = resolve_device(device)
+    kind = check_model_argument(model)  # every argument error is said there, once
+    if kind == "llama2c":
+        try:
+            bridge, tokenizer = llama2c.boot_llama2c_bridge(model, tokenizer_path, device=device)
+        except llama2c.Llama2cError as err:
+            raise ModelLoadError(str(err)) from None
+        found = tokenizer_path or getattr(tokenizer, "vocab_file", None) or getattr(tokenizer, "name_or_path", None)
+        loaded = _loaded(model, llama2c.describe_source(model), None, bridge, tokenizer, device)
+        return dataclasses.replace(loaded, tokenizer_path=str(found) if found else None)
+    if kind == "directory":
+        return _load_directory(model, Path(model), device)
+    return _load_hub(model, revision, device)
+
+
+def check_model_argument(model: str, *, option: str = "--model") -> str:
+    """What `model` is ("llama2c", "directory" or "hub"), checked without loading anything or
+    importing torch, so a bad argument is said before a corpus is read or a model loaded."""
+    path = Path(model)
+    if model in LLAMA2C_NAMES or (path.suffix == ".bin" and path.is_file()):
+        return "llama2c"
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{option} {model}: not a checkpoint directory or a llama2.c .bin file")
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{option} {model}: no config.json in this directory (not a Hugging Face checkpoint)")
+        return "directory"
+    if model.startswith((".", "/", "~")) or (model.count("/") > 1):
+        raise ModelLoadError(f"{option} {model}: no such file or directory")
+    if "/" not in resolve_name(model):
+        known = known_models()
+        close = difflib.get_close_matches(model, [*known, *(a for aliases in known.values() for a in aliases)], n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ModelLoadError(
+            f"{option} {model}: unknown model name; {hint}run `head-roles models` for the known names, "
+            f"give a Hugging Face id (org/name), or {LOCAL_HINT}"
+        )
+    return "hub"
+
+
+def _transformer_lens_aliases() -> dict[str, list[str]]:
+    """TransformerLens' alias table, read from its data file without importing the package
+    (which imports torch); through its registry module when the file is not where expected."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("transformer_lens")
+    if spec is not None and spec.origin:
+        data = Path(spec.origin).parent / "tools" / "model_registry" / "data" / "model_aliases.json"
+        if data.is_file():
+            return json.loads(data.read_text())
+    if spec is None:
+        return {}
+    from transformer_lens.tools.model_registry.registry_io import load_model_aliases
+
+    return load_model_aliases()
+
+
+def _load_directory(model: str, path: Path, device: str) -> LoadedModel:
+    """A checkpoint directory that check_model_argument has accepted."""
+    bridge = _boot(model, str(path), None, device)
+    return _loaded(model, str(path), None, bridge, bridge.tokenizer, device)
+
+
+def _load_hub(model: str, revision: str | None, device: str) -> LoadedModel:
+    official = resolve_name(model)  # a hub id: check_model_argument refused unknown names
+    local = cached_snapshot(official, revision)
+    if local is None:
+        check_model_available(model, revision)
+    bridge = _boot(model, local or official, revision if local is None else None, device)
+    return _loaded(model, official, revision, bridge, bridge.tokenizer, device)
+
+
+def _boot(model: str, source: str, revision: str | None, device: str):
+    from transformer_lens.model_bridge import TransformerBridge
+
+    # TransformerLens and transformers log deprecations and load reports on every boot.
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        return TransformerBridge.boot_transformers(source, device=device, revision=revision)
+    except Exception as err:
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelLoadError(f"--model {model}: cannot load ({type(err).__name__}: {first_line}); {LOCAL_HINT}") from None
+
+
+def _loaded(name: str, resolved: str, revision: str | None, bridge, tokenizer, device: str) -> LoadedModel:
+    if tokenizer is None:
+        raise ModelLoadError(f"--model {name}: the checkpoint has no tokenizer")
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        raise ModelLoadError(f"--model {name}: the tokenizer has no BOS token, which every scored text starts with")
+    bridge.eval()
+    return LoadedModel(
+        name=name, resolved=resolved, revision=revision, bridge=bridge, tokenizer=tokenizer,
+        n_layers=bridge.cfg.n_layers, n_heads=bridge.cfg.n_heads, n_ctx=bridge.cfg.n_ctx,
+        bos_token_id=bos, device=device,
+    )

@@ -1,0 +1,1 @@
+"""Measure: per-head attention metrics and budgets over a corpus (vectorised; section 3)."""

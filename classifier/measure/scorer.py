@@ -1,0 +1,345 @@
+"""Run a model over stories and reduce its attention to per-head metrics.
+
+`score_texts` drives the forward passes: stories are tokenized (BOS first, truncated to the
+trained context), batched by length, right-padded, and every layer's pattern is reduced to
+per-text sums inside its hook (`classifier.measure.scoring`); the forward pass is stopped once the last
+layer's pattern has been seen, so the MLP of the last layer and the unembedding never run.
+`measure` adds the bootstrap over stories and `metrics_frame` makes the tidy table.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from classifier.load.models import LoadedModel
+from classifier.registry import PARTS
+from classifier.measure.scoring import (
+    METRICS,
+    OFFSETS,
+    BatchStats,
+    TextStats,
+    argmax_parts,
+    metric_targets,
+    budget_query_stats,
+    query_stats,
+    score_patterns,
+)
+from classifier.settings import ScoreSettings
+from classifier.load.tokens import VocabClasses, sequence_classes, vocab_classes
+
+# Most typical (query token -> argmax key token) pairs kept per head for the report.
+TOP_PAIRS = 5
+
+
+class _PatternsSeen(Exception):
+    """Raised in the last layer's hook: nothing after it is needed."""
+
+
+def pattern_hook_name(layer: int) -> str:
+    return f"blocks.{layer}.attn.hook_pattern"
+
+
+def tokenize(texts, tokenizer, bos_token_id: int, max_tokens: int) -> list[np.ndarray]:
+    """Token ids of each stripped text, without special tokens, BOS first, at most max_tokens.
+
+    Texts are encoded TOKENIZE_CHUNK at a time and kept as int32 arrays, so the tokenizer's
+    per-text objects never pile up for a whole corpus.
+    """
+    texts = [t.strip() for t in texts]
+    arrays = []
+    for start in range(0, len(texts), TOKENIZE_CHUNK):
+        encoded = tokenizer(texts[start : start + TOKENIZE_CHUNK], add_special_tokens=False)["input_ids"]
+        arrays += [np.array([bos_token_id, *ids[: max_tokens - 1]], dtype=np.int32) for ids in encoded]
+    return arrays
+
+
+def length_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (longest first), to waste little padding."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+
+
+TOKENIZE_CHUNK = 256
+# Pair codes buffered before they are merged into counts: bounds memory (~8 bytes a code)
+# while keeping the sort-based merge off most batches.
+PAIR_BUFFER = 1_000_000
+
+
+@dataclass
+class PairCounts:
+    """Counts of (layer, head, query token, argmax key token, the key's budget part), merged every
+    PAIR_BUFFER codes."""
+
+    vocab_size: int
+    n_heads: int
+    codes: torch.Tensor
+    counts: torch.Tensor
+    pending: list
+
+    @classmethod
+    def empty(cls, vocab_size: int, n_heads: int) -> "PairCounts":
+        none = torch.empty(0, dtype=torch.long)
+        return cls(vocab_size, n_heads, none, none, [])
+
+    def add(self, layer: int, argmax: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor,
+            parts: torch.Tensor) -> None:
+        """Count the (query token, argmax key token, key's part) of one layer, argmax and parts
+        (B, H, T), over real queries i >= 1 whose argmax is neither the query itself nor BOS: self
+        and BOS pairs are common to every head and say nothing about what makes a head what it is."""
+        batch, n_heads, length = argmax.shape
+        keys = tokens.gather(1, argmax.flatten(1)).view(batch, n_heads, length)
+        queries = tokens[:, None, :].expand(batch, n_heads, length)
+        heads = torch.arange(n_heads, device=tokens.device).view(1, n_heads, 1) + layer * self.n_heads
+        codes = ((heads * self.vocab_size + queries) * self.vocab_size + keys) * len(PARTS) + parts
+        positions = torch.arange(length, device=tokens.device)
+        mask = (valid & (positions >= 1))[:, None, :] & (argmax != positions) & (argmax != 0)
+        self.pending.append(codes[mask].cpu())
+        if sum(len(p) for p in self.pending) > PAIR_BUFFER:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self.pending:  # the last add() already merged everything
+            return
+        new_codes = torch.cat(self.pending)
+        self.pending = []
+        merged, inverse = torch.cat([self.codes, new_codes]).unique(return_inverse=True)
+        ones = torch.ones_like(new_codes)
+        self.counts = torch.zeros_like(merged).index_add_(0, inverse, torch.cat([self.counts, ones]))
+        self.codes = merged
+
+    def top(self, k: int = TOP_PAIRS) -> pd.DataFrame:
+        """The k most frequent pairs of every head and key part: layer, head, query_id, key_id,
+        part (a PARTS name), count, share (of the head's counted queries)."""
+        self._merge()
+        vocab, n_parts = self.vocab_size, len(PARTS)
+        pair, part = self.codes // n_parts, self.codes % n_parts
+        frame = pd.DataFrame({
+            "head_index": (pair // (vocab * vocab)).numpy(),
+            "query_id": ((pair // vocab) % vocab).numpy(),
+            "key_id": (pair % vocab).numpy(),
+            "part": np.array(PARTS, dtype=object)[part.numpy()] if len(part) else np.array([], dtype=object),
+            "count": self.counts.numpy(),
+        })
+        frame["share"] = frame["count"] / frame.groupby("head_index")["count"].transform("sum")
+        frame = frame.sort_values(["head_index", "count"], ascending=[True, False], kind="stable")
+        frame = frame.groupby(["head_index", "part"], sort=False).head(k)
+        head_index = frame.pop("head_index")
+        frame.insert(0, "layer", head_index // self.n_heads)
+        frame.insert(1, "head", head_index % self.n_heads)
+        return frame.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Per-text statistics of a corpus and the typical token pairs of each head."""
+
+    stats: TextStats
+    pairs: pd.DataFrame  # layer, head, query_id, key_id, count, share
+    n_tokens: int
+
+
+def score_batch(
+    model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, vocab: VocabClasses,
+    pairs: PairCounts | None = None,
+) -> BatchStats:
+    """Per-text statistics of one right-padded batch (B, T) whose position 0 is BOS."""
+    classes = sequence_classes(tokens, lengths, vocab)
+    targets = metric_targets(tokens, classes)
+    layer_sums, layer_offsets, layer_budget = {}, {}, {}
+    last_layer = model.n_layers - 1
+
+    def reduce_pattern(pattern: torch.Tensor, hook) -> None:
+        layer = int(hook.name.split(".")[1])
+        argmax = pattern.detach().argmax(-1)  # computed once for the offsets and the pairs
+        layer_sums[layer], layer_offsets[layer], layer_budget[layer] = score_patterns(
+            pattern.detach(), targets, argmax, with_budget=True
+        )
+        if pairs is not None:
+            pairs.add(layer, argmax, tokens, classes.valid, argmax_parts(argmax, targets))
+        if layer == last_layer:
+            raise _PatternsSeen
+
+    hooks = [(pattern_hook_name(layer), reduce_pattern) for layer in range(model.n_layers)]
+    with torch.inference_mode():
+        try:
+            model.bridge.run_with_hooks(tokens, fwd_hooks=hooks, attention_mask=classes.valid.long())
+        except _PatternsSeen:
+            pass
+    if len(layer_sums) != model.n_layers:
+        raise RuntimeError(f"attention patterns of {model.n_layers - len(layer_sums)} layers were never seen")
+    counts, uniform, offset_queries = query_stats(targets)
+    budget_uniform, budget_queries, budget_available = budget_query_stats(targets)
+    layers = range(model.n_layers)
+    return BatchStats(
+        sums=torch.stack([layer_sums[layer] for layer in layers], dim=1),
+        counts=counts, uniform=uniform,
+        offset_counts=torch.stack([layer_offsets[layer] for layer in layers], dim=1),
+        offset_queries=offset_queries,
+        budget=torch.stack([layer_budget[layer] for layer in layers], dim=1),
+        budget_uniform=budget_uniform, budget_queries=budget_queries, budget_available=budget_available,
+    )
+
+
+def score_texts(
+    model: LoadedModel, texts, settings: ScoreSettings, *, vocab: VocabClasses | None = None,
+    progress: bool = True, collect_pairs: bool = True,
+) -> Scored:
+    """Score every text; statistics come back in the order of `texts`."""
+    vocab = vocab if vocab is not None else vocab_classes(model.tokenizer)
+    token_lists = tokenize(texts, model.tokenizer, model.bos_token_id, min(settings.max_tokens, model.n_ctx))
+    if not token_lists:
+        raise ValueError("no texts to score")
+    lengths = [len(t) for t in token_lists]
+    pairs = PairCounts.empty(len(vocab.texts), model.n_heads) if collect_pairs else None
+    results, order = [], []
+    bar = tqdm(total=sum(lengths), unit="tok", desc=f"scoring {Path(model.name).name}", disable=not progress, leave=False)
+    for batch_indices in length_batches(lengths, settings.batch_size):
+        batch_lengths = torch.tensor([lengths[k] for k in batch_indices])
+        tokens = torch.full((len(batch_indices), int(batch_lengths.max())), model.bos_token_id, dtype=torch.long)
+        for row, k in enumerate(batch_indices):  # building the padded batch, not the hot path
+            tokens[row, : lengths[k]] = torch.from_numpy(token_lists[k])
+        results.append(score_batch(model, tokens.to(model.device), batch_lengths.to(model.device), vocab, pairs))
+        order.append(batch_indices)
+        bar.update(int(batch_lengths.sum()))
+    bar.close()
+    stats = TextStats.from_batches(results, order=np.concatenate(order))
+    columns = ["layer", "head", "query_id", "key_id", "part", "count", "share"]
+    top = pairs.top() if pairs is not None else pd.DataFrame(columns=columns)
+    return Scored(stats=stats, pairs=top, n_tokens=int(sum(lengths)))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Corpus metrics of every head, with bootstrap resamples over stories.
+
+    values (L, H, M) and expected (M,) are the token-weighted metrics and their uniform-attention
+    expectations; boot_values (R, L, H, M) and boot_expected (R, M) the same per resample;
+    offset_shares (L, H, O) the share of queries whose argmax sits at each offset, and
+    boot_offset_shares (R, L, H, O) the same per resample.
+    """
+
+    values: np.ndarray
+    expected: np.ndarray
+    boot_values: np.ndarray
+    boot_expected: np.ndarray
+    offset_shares: np.ndarray
+    boot_offset_shares: np.ndarray
+    n_texts: int
+    budget: np.ndarray | None = None  # (L, H, P) share of attention in each budget part
+    budget_uniform: np.ndarray | None = None  # (P,) the same under uniform attention
+    boot_budget: np.ndarray | None = None  # (R, L, H, P)
+    boot_budget_uniform: np.ndarray | None = None  # (R, P)
+    budget_available: np.ndarray | None = None  # (P,) share of queries for which each part has a key
+    boot_budget_available: np.ndarray | None = None  # (R, P)
+
+
+def bootstrap_weights(n_texts: int, resamples: int, seed: int) -> np.ndarray:
+    """How often each text is drawn in each resample with replacement. (R, N)."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_texts, np.full(n_texts, 1.0 / n_texts), size=resamples).astype(np.float64)
+
+
+def measure(stats: TextStats, *, bootstrap: int, seed: int) -> Measurement:
+    """Corpus metrics and their bootstrap resamples (texts are the independent units)."""
+    weights = bootstrap_weights(stats.n_texts, bootstrap, seed)
+    values, expected = stats.corpus_metrics()
+    boot_values, boot_expected = stats.corpus_metrics(weights)
+    budget = {}
+    if stats.budget is not None:
+        budget["budget"], budget["budget_uniform"], budget["budget_available"] = stats.budget_shares()
+        boot = stats.budget_shares(weights)
+        budget["boot_budget"], budget["boot_budget_uniform"], budget["boot_budget_available"] = boot
+    return Measurement(
+        values, expected, boot_values, boot_expected,
+        stats.offset_shares(), stats.offset_shares(weights), stats.n_texts, **budget,
+    )
+
+
+def metrics_frame(measurement: Measurement) -> pd.DataFrame:
+    """One row per head: layer, head, the metrics, then `_lo`/`_hi` (95% interval) and `_lift`."""
+    n_layers, n_heads, _ = measurement.values.shape
+    layer, head = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
+    columns = {"layer": layer.ravel(), "head": head.ravel()}
+    flat = measurement.values.reshape(n_layers * n_heads, len(METRICS))
+    columns.update({m: flat[:, k] for k, m in enumerate(METRICS)})
+    if measurement.boot_values.shape[0] > 0:
+        with warnings.catch_warnings():  # a metric no query was eligible for is NaN: say so, not warn
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, high = np.nanpercentile(measurement.boot_values, [2.5, 97.5], axis=0)
+    else:
+        low = high = np.full_like(measurement.values, np.nan)
+    for k, m in enumerate(METRICS):
+        columns[f"{m}_lo"] = low.reshape(-1, len(METRICS))[:, k]
+        columns[f"{m}_hi"] = high.reshape(-1, len(METRICS))[:, k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lift = flat / measurement.expected
+    columns.update({f"{m}_lift": lift[:, k] for k, m in enumerate(METRICS)})
+    shares = measurement.offset_shares.reshape(n_layers * n_heads, -1)
+    columns.update({f"argmax_offset_{o}": shares[:, o] for o in OFFSETS})
+    columns[f"argmax_offset_gt{OFFSETS[-1]}"] = shares[:, len(OFFSETS)]
+    return pd.DataFrame(columns)
+
+
+def prompt_patterns(model: LoadedModel, text: str, max_tokens: int) -> tuple[list[int], np.ndarray]:
+    """Token ids (BOS first) and every layer's full pattern (L, H, T, T) on one prompt."""
+    ids = tokenize([text], model.tokenizer, model.bos_token_id, min(max_tokens, model.n_ctx))[0].tolist()
+    seen = {}
+
+    def keep(pattern: torch.Tensor, hook) -> None:
+        seen[int(hook.name.split(".")[1])] = pattern[0].detach().float().cpu().numpy()
+        if len(seen) == model.n_layers:
+            raise _PatternsSeen
+
+    hooks = [(pattern_hook_name(layer), keep) for layer in range(model.n_layers)]
+    with torch.inference_mode():
+        try:
+            model.bridge.run_with_hooks(torch.tensor([ids], device=model.device), fwd_hooks=hooks)
+        except _PatternsSeen:
+            pass
+    return ids, np.stack([seen[layer] for layer in range(model.n_layers)])
+
+
+# Repeated random-token sequence for induction: long enough that chance matches are rare.
+REPEATED_LENGTH = 50
+
+
+def repeated_sequence_scores(model: LoadedModel, *, seed: int, vocab: VocabClasses, batch: int = 8) -> np.ndarray:
+    """Per-head `induction` on BOS + R + R for random token runs R (not special tokens). (L, H)."""
+    generator = torch.Generator().manual_seed(seed)
+    ordinary = torch.tensor([k for k in range(len(vocab.texts)) if k != model.bos_token_id and vocab.texts[k].strip()])
+    run = ordinary[torch.randint(len(ordinary), (batch, REPEATED_LENGTH), generator=generator)]
+    bos = torch.full((batch, 1), model.bos_token_id)
+    texts = torch.cat([bos, run, run], dim=1)[:, : min(model.n_ctx, 2 * REPEATED_LENGTH + 1)]
+    lengths = torch.full((batch,), texts.shape[1], device=model.device)
+    stats = TextStats.from_batches([score_batch(model, texts.to(model.device), lengths, vocab)])
+    values, _ = stats.corpus_metrics()
+    return values[..., METRICS.index("induction")]
+
+
+def budget_frame(measurement: Measurement) -> pd.DataFrame:
+    """One row per head: each budget part's share of attention (`<part>`), what uniform attention
+    gives it (`<part>_uniform`) and its 95% interval over stories (`<part>_lo`, `<part>_hi`)."""
+    n_layers, n_heads, _ = measurement.values.shape
+    layer, head = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
+    columns = {"layer": layer.ravel(), "head": head.ravel()}
+    if measurement.budget is None:
+        return pd.DataFrame(columns)
+    flat = measurement.budget.reshape(n_layers * n_heads, len(PARTS))
+    if measurement.boot_budget is not None and measurement.boot_budget.shape[0] > 0:
+        low, high = np.percentile(measurement.boot_budget, [2.5, 97.5], axis=0)
+    else:
+        low = high = np.full_like(measurement.budget, np.nan)
+    for k, part in enumerate(PARTS):
+        columns[part] = flat[:, k]
+        columns[f"{part}_uniform"] = np.full(len(flat), measurement.budget_uniform[k])
+        columns[f"{part}_available"] = np.full(len(flat), measurement.budget_available[k])
+        columns[f"{part}_lo"] = low.reshape(-1, len(PARTS))[:, k]
+        columns[f"{part}_hi"] = high.reshape(-1, len(PARTS))[:, k]
+    return pd.DataFrame(columns)

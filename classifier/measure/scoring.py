@@ -1,0 +1,440 @@
+"""Per-head attention metrics of section 3 of the design notes, as pure tensor functions.
+
+`score_patterns` reduces one batch of attention patterns (B, H, T, T) to per-text sums over
+eligible queries, per-text counts of eligible queries, and per-text sums of what uniform
+attention would give. Corpus figures are ratios of sums, so batches, shards and processes merge
+exactly by adding (see `TextStats`). Nothing here loops over heads or tokens.
+
+Most metrics are linear in the pattern: metric_i = sum_j A[i, j] W[i, j] for a per-text target
+W. Three shapes of W cover them, each with a cheap contraction: a pointer to one key per query
+(a gather), flagged keys such as delimiters (one matrix-vector product, less the current and
+previous token), and per-query key sets such as earlier copies of the token (a batched product).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# Names live in classifier.registry (no torch there); re-exported for the scorer's callers.
+from classifier.registry import MAX_TRACKED_OFFSET, METRICS, OFFSETS, PARTS, MetricName, check_metric_names  # noqa: F401
+from classifier.load.tokens import SequenceClasses
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """One batch reduced per text. Shapes: sums (B, L, H, M), counts (B, M), uniform (B, M),
+    offset_counts (B, L, H, len(OFFSETS) + 1), the last bin holding larger offsets."""
+
+    sums: torch.Tensor
+    counts: torch.Tensor
+    uniform: torch.Tensor
+    offset_counts: torch.Tensor
+    offset_queries: torch.Tensor  # (B,) queries counted in offset_counts
+    budget: torch.Tensor | None = None  # (B, L, H, P) budget part sums over queries i >= 1
+    budget_uniform: torch.Tensor | None = None  # (B, P) the same under uniform attention
+    budget_queries: torch.Tensor | None = None  # (B,) queries i >= 1
+    budget_available: torch.Tensor | None = None  # (B, P) queries for which the part has a key
+
+
+# Metrics that read one key per query (a pointer), and the extra offsets the local window needs.
+POINTER_TARGETS = (
+    "current", "previous", "offset2", "start_of_text", "last_delimiter", "clause_start", "word_start",
+    "offset3", "offset4",
+)
+# Metrics that sum attention over flagged keys 1 <= j <= i - 2 (BOS is never flagged).
+FLAGGED_TARGETS = ("delimiter", "proper_noun")
+# Metrics that sum attention over a per-query set of keys given as a (T, T) matrix.
+PAIR_TARGETS = ("duplicate", "induction")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What one batch's metrics look at; depends on the tokens only, shared by all layers.
+
+    positions (B, K, T): the key each pointer target of POINTER_TARGETS reads, with
+    position_ok (B, K, T) where that key exists; key_vectors (B, T, 3): delimiter flag, name
+    flag and key position; pairs (B, 2, T, T) for PAIR_TARGETS; eligible and uniform (B, M, T)
+    in METRICS order (padded queries are never eligible); valid (B, T) marks real tokens.
+    """
+
+    positions: torch.Tensor
+    position_ok: torch.Tensor
+    key_vectors: torch.Tensor
+    pairs: torch.Tensor
+    eligible: torch.Tensor
+    uniform: torch.Tensor
+    valid: torch.Tensor
+    budget: "BudgetTargets | None" = None
+
+
+# Budget parts read through a pointer (one key per query), in PARTS order after sink/self/previous.
+BUDGET_POINTERS = ("word_start", "last_delimiter", "clause_start")
+# Budget parts read through a per-query key set, stacked after PAIR_TARGETS in Targets.pairs.
+BUDGET_PAIRS = ("duplicate", "induction")
+# Offsets whose keys make up the rest of the local window (i - 4 <= j <= i - 2).
+LOCAL_REST_OFFSETS = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class BudgetTargets:
+    """How one batch's keys split into the disjoint budget parts of `classifier.registry.PARTS`.
+
+    pointer_ok (B, 3, T): the BUDGET_POINTERS key exists and is not claimed by an earlier part
+    (positions are in Targets.positions); pointer_flags (B, 3, T, 2): whether that key is a
+    name / a delimiter (those keys are taken out of the flagged parts); local_free (B, 3, T):
+    the key at offset 2, 3, 4 belongs to no earlier part; uniform (B, P, T) each part's share
+    under uniform attention; eligible (B, T): real queries i >= 1.
+    """
+
+    pointer_ok: torch.Tensor
+    pointer_flags: torch.Tensor
+    local_free: torch.Tensor
+    uniform: torch.Tensor
+    eligible: torch.Tensor
+    available: torch.Tensor  # (B, P, T) the part has at least one key for this query
+
+
+def _shift_right(x: torch.Tensor, by: int, fill=0) -> torch.Tensor:
+    """x[..., i - by] at position i (fill where i < by)."""
+    return torch.cat([torch.full_like(x[..., :by], fill), x[..., :-by]], dim=-1)
+
+
+def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
+    """Targets, eligibility and uniform-attention values of every metric for right-padded
+    `tokens` (B, T) whose position 0 is BOS."""
+    batch, length = tokens.shape
+    device = tokens.device
+    pos = torch.arange(length, device=device).expand(batch, length)
+    valid = classes.valid
+    queries = (pos + 1).float()  # keys each query can see; uniform attention is 1 / queries
+
+    def at_least(k: int) -> torch.Tensor:
+        return valid & (pos >= k)
+
+    p, c, w = classes.last_delimiter, classes.clause_start, classes.word_first_piece
+    pointers = {
+        "current": pos, "previous": pos - 1, "offset2": pos - 2, "offset3": pos - 3, "offset4": pos - 4,
+        "start_of_text": torch.zeros_like(pos), "last_delimiter": p,
+        "clause_start": torch.where(c < length, c, -1), "word_start": w,
+    }
+    positions = torch.stack([pointers[t] for t in POINTER_TARGETS], dim=1)
+    position_ok = (positions >= 0) & valid[:, None]
+
+    # Flags of keys 1 <= j <= i - 2: a running count up to i - 2 says whether any exists.
+    flags = {"delimiter": classes.delimiter, "proper_noun": classes.name}
+    flagged_before = {m: _shift_right(f.float().cumsum(-1), 2) for m, f in flags.items()}
+
+    i, j = pos[:, :, None], pos[:, None, :]
+    same_token = (tokens[:, None, :] == tokens[:, :, None]) & (j < i) & valid[:, :, None]
+    # induction: keys j + 1 whose previous token j equals the current token, with j < i - 1.
+    induction_set = _shift_right(same_token, 1, False) & (j < i)
+    pairs = {"duplicate": same_token, "induction": induction_set}
+
+    budget, budget_pairs = _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs)
+
+    eligible = {
+        "current": at_least(1), "previous": at_least(2), "offset2": at_least(3), "local": at_least(5),
+        "start_of_text": at_least(1),
+        "last_delimiter": at_least(1) & (p >= 1) & (p <= pos - 2),
+        "clause_start": at_least(1) & (c >= 1) & (c <= pos - 2),
+        "word_start": classes.continuation & (w >= 0) & (w <= pos - 2),
+        "entropy": at_least(1), "max_weight": at_least(1), "distance": at_least(1),
+        **{m: valid & (flagged_before[m] > 0) for m in FLAGGED_TARGETS},
+        **{m: pairs[m].any(-1) for m in PAIR_TARGETS},
+    }
+    uniform = {
+        **{m: position_ok[:, POINTER_TARGETS.index(m)] / queries for m in POINTER_TARGETS},
+        "local": queries.clamp(max=5) / queries,
+        **{m: flagged_before[m] / queries for m in FLAGGED_TARGETS},
+        **{m: pairs[m].sum(-1) / queries for m in PAIR_TARGETS},
+        "entropy": torch.ones_like(queries), "max_weight": 1 / queries, "distance": pos / 2,
+    }
+    return Targets(
+        positions=positions.clamp(min=0),
+        position_ok=position_ok,
+        key_vectors=torch.stack([classes.delimiter.float(), classes.name.float(), pos.float()], dim=-1),
+        pairs=torch.stack([pairs[m].float() for m in PAIR_TARGETS] + budget_pairs, dim=1),
+        eligible=torch.stack([eligible[m] for m in METRICS], dim=1),
+        uniform=torch.stack([uniform[m].float() for m in METRICS], dim=1),
+        valid=valid,
+        budget=budget,
+    )
+
+
+def _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs):
+    """Budget targets of one batch, and the (B, T, T) key sets of its BUDGET_PAIRS parts.
+
+    A key goes to the first part of PARTS it qualifies for. BOS, self and previous are positions;
+    the word start, latest delimiter and clause start are pointers, kept only when they are at
+    most i - 2 and not an earlier pointer's key; names and other delimiters are flagged keys less
+    those pointers; duplicates and induction targets are key sets less everything before them;
+    the local rest is offsets 2-4 less everything before; the rest is what is left.
+    """
+    batch, length = pos.shape
+    queries = (pos + 1).float()
+    real = valid & (pos >= 1)
+    word_ok = classes.continuation & (w >= 1) & (w <= pos - 2)
+    delimiter_ok = (p >= 1) & (p <= pos - 2) & ~(word_ok & (p == w))
+    clause_ok = (c >= 1) & (c <= pos - 2) & ~(word_ok & (c == w)) & ~(delimiter_ok & (c == p))
+    pointers = torch.stack([w, p, c], dim=1).clamp(min=0, max=length - 1)  # (B, 3, T)
+    pointer_ok = torch.stack([word_ok, delimiter_ok, clause_ok], dim=1) & real[:, None]
+
+    flag_stack = torch.stack([flags["proper_noun"], flags["delimiter"]], dim=-1)  # (B, T, 2)
+    pointer_flags = flag_stack[torch.arange(batch, device=pos.device)[:, None, None], pointers]  # (B, 3, T, 2)
+    pointer_flags = pointer_flags & pointer_ok[..., None]
+
+    # Keys claimed before the key-set parts: pointer keys and flagged keys. (B, T, T)
+    i, j = pos[:, :, None], pos[:, None, :]
+    in_range = (j >= 1) & (j <= i - 2) & real[:, :, None]
+    claimed = (flags["proper_noun"] | flags["delimiter"])[:, None, :].expand(batch, length, length).clone()
+    for k in range(len(BUDGET_POINTERS)):
+        claimed |= (j == pointers[:, k, :, None]) & pointer_ok[:, k, :, None]
+    duplicate = pairs["duplicate"] & in_range & ~claimed
+    induction = pairs["induction"] & in_range & ~claimed & ~duplicate
+    claimed = claimed | duplicate | induction
+
+    offsets = torch.tensor(LOCAL_REST_OFFSETS, device=pos.device)
+    keys = (pos[:, None, :] - offsets[None, :, None])  # (B, 3, T)
+    taken = claimed.gather(2, keys.clamp(min=0).transpose(1, 2)).transpose(1, 2)  # (B, 3, T)
+    local_free = (keys >= 1) & ~taken & real[:, None]
+
+    def count_before(flag_index: int, metric: str) -> torch.Tensor:
+        return flagged_before[metric] - pointer_flags[..., flag_index].float().sum(1)
+
+    parts = {
+        "sink": torch.ones_like(queries),
+        "self": torch.ones_like(queries),
+        "previous": (pos >= 2).float(),
+        **{name: pointer_ok[:, k].float() for k, name in enumerate(BUDGET_POINTERS)},
+        "name": count_before(0, "proper_noun"),
+        "other_delimiter": count_before(1, "delimiter"),
+        "duplicate": duplicate.sum(-1).float(),
+        "induction": induction.sum(-1).float(),
+        "local_rest": local_free.sum(1).float(),
+    }
+    parts["rest"] = queries - sum(parts.values())
+    uniform = torch.stack([parts[name] / queries for name in PARTS], dim=1) * real[:, None]
+    available = torch.stack([parts[name] > 0.5 for name in PARTS], dim=1) & real[:, None]
+    budget = BudgetTargets(
+        pointer_ok=pointer_ok, pointer_flags=pointer_flags, local_free=local_free, uniform=uniform, eligible=real,
+        available=available,
+    )
+    return budget, [duplicate.float(), induction.float()]
+
+
+def score_patterns(
+    patterns: torch.Tensor, targets: Targets, argmax: torch.Tensor | None = None, *, with_budget: bool = False
+) -> tuple[torch.Tensor, ...]:
+    """Reduce one layer's patterns (B, H, T, T) to per-text sums over eligible queries.
+
+    `targets` come from `metric_targets` (they depend on the tokens only, so one batch computes
+    them once for all layers). `argmax` (B, H, T), the key each query attends to most, may be
+    passed when the caller needs it too. Returns sums (B, H, M) and argmax-offset counts (B, H, O),
+    and with `with_budget` the budget part sums (B, H, P) too.
+    """
+    batch, n_heads, length, _ = patterns.shape
+    patterns = patterns.float()
+    pos = torch.arange(length, device=patterns.device)
+
+    # Pointer targets: gather one key per query. (B, H, T, K)
+    index = targets.positions.transpose(1, 2)[:, None].expand(batch, n_heads, length, -1)
+    gathered = patterns.gather(-1, index) * targets.position_ok.transpose(1, 2)[:, None]
+    per_query = dict(zip(POINTER_TARGETS, gathered.unbind(-1)))
+    per_query["local"] = sum(per_query[t] for t in ("current", "previous", "offset2", "offset3", "offset4"))
+
+    # Flagged keys and key positions in one product. (B, H, T, 3)
+    keyed = patterns @ targets.key_vectors[:, None]
+    key_flags = targets.key_vectors[..., :2]  # (B, T, 2)
+    for k, metric in enumerate(FLAGGED_TARGETS):
+        # all flagged keys, less the current and previous token (kept out by definition)
+        per_query[metric] = (
+            keyed[..., k]
+            - per_query["current"] * key_flags[:, None, :, k]
+            - per_query["previous"] * _shift_right(key_flags[..., k], 1)[:, None]
+        )
+    per_query["distance"] = pos - keyed[..., 2]
+
+    summed = torch.einsum("bhij,bmij->bhmi", patterns, targets.pairs)  # (B, H, 2 (+2 budget), T)
+    per_query.update(zip(PAIR_TARGETS, summed[:, :, : len(PAIR_TARGETS)].unbind(2)))
+
+    # Entropy normalised by its maximum ln(i + 1); xlogy gives 0 ln 0 = 0. Query 0 is never eligible.
+    per_query["entropy"] = -torch.special.xlogy(patterns, patterns).sum(-1) / torch.log1p(pos.clamp(min=1).float())
+    per_query["max_weight"] = patterns.amax(-1)
+    stacked = torch.stack([per_query[m] for m in METRICS], dim=2)  # (B, H, M, T)
+    # where, not a product: a NaN in a padded query row must not reach the sums (NaN * 0 = NaN)
+    sums = torch.where(targets.eligible[:, None], stacked, 0.0).sum(-1)
+
+    argmax = patterns.argmax(-1) if argmax is None else argmax
+    offsets = (pos - argmax).clamp(max=MAX_TRACKED_OFFSET + 1)  # (B, H, T)
+    one_hot = torch.nn.functional.one_hot(offsets, len(OFFSETS) + 1).float()
+    offset_counts = (one_hot * offset_queries(targets).float()[:, None, :, None]).sum(-2)
+    if not with_budget:
+        return sums, offset_counts
+    return sums, offset_counts, _budget_sums(per_query, gathered, summed[:, :, len(PAIR_TARGETS):], targets.budget)
+
+
+def argmax_parts(argmax: torch.Tensor, targets: Targets) -> torch.Tensor:
+    """The budget part (index into PARTS) of each query's argmax key. argmax (B, H, T) -> (B, H, T).
+
+    The same cascade as the budget: a key goes to the first part it qualifies for.
+    """
+    budget = targets.budget
+    batch, n_heads, length = argmax.shape
+    i = torch.arange(length, device=argmax.device)
+    j = argmax
+    part = torch.full_like(j, PARTS.index("rest"))
+
+    def assign(where: torch.Tensor, name: str) -> None:
+        nonlocal part
+        part = torch.where(where, PARTS.index(name), part)
+
+    assign(((i - j) >= LOCAL_REST_OFFSETS[0]) & ((i - j) <= LOCAL_REST_OFFSETS[-1]) & (j >= 1), "local_rest")
+    key_sets = targets.pairs[:, len(PAIR_TARGETS):]  # (B, 2, T, T): duplicate, induction less claimed keys
+    for k, name in reversed(list(enumerate(BUDGET_PAIRS))):
+        hit = key_sets[:, k][:, None].expand(batch, n_heads, length, length).gather(-1, j[..., None])[..., 0]
+        assign(hit > 0.5, name)
+    in_range = (j >= 1) & (j <= i - 2)
+    key_flags = targets.key_vectors[..., :2].bool()  # (B, T, 2) in FLAGGED_TARGETS order
+    flag_at = key_flags[:, None].expand(batch, n_heads, length, 2).gather(2, j[..., None].expand(-1, -1, -1, 2))
+    assign(flag_at[..., FLAGGED_TARGETS.index("delimiter")] & in_range, "other_delimiter")
+    assign(flag_at[..., FLAGGED_TARGETS.index("proper_noun")] & in_range, "name")
+    for k, name in reversed(list(enumerate(BUDGET_POINTERS))):
+        pointer = targets.positions[:, POINTER_TARGETS.index(name)][:, None]  # (B, 1, T)
+        assign((j == pointer) & budget.pointer_ok[:, k][:, None], name)
+    assign(j == i - 1, "previous")
+    assign(j == i, "self")
+    assign(j == 0, "sink")
+    return part
+
+
+def _budget_sums(per_query: dict, gathered: torch.Tensor, pair_sums: torch.Tensor, budget: BudgetTargets) -> torch.Tensor:
+    """Per-text sums (B, H, P) of each budget part over real queries i >= 1.
+
+    Reuses the metric contractions: pointer parts are gathered keys, flagged parts are the
+    flagged sums less the pointer keys among them, key-set parts come from the same einsum.
+    """
+    pointer_index = [POINTER_TARGETS.index(name) for name in BUDGET_POINTERS]
+    pointers = gathered[..., pointer_index] * budget.pointer_ok.transpose(1, 2)[:, None]  # (B, H, T, 3)
+    flags = budget.pointer_flags.transpose(1, 2)[:, None].float()  # (B, 1, T, 3, 2)
+    offsets = gathered[..., [POINTER_TARGETS.index(f"offset{k}") for k in LOCAL_REST_OFFSETS]]
+    at_previous = per_query["previous"] * (torch.arange(gathered.shape[2], device=gathered.device) >= 2)
+    parts = {
+        "sink": per_query["start_of_text"],
+        "self": per_query["current"],
+        "previous": at_previous,
+        **dict(zip(BUDGET_POINTERS, pointers.unbind(-1))),
+        "name": per_query["proper_noun"] - (pointers * flags[..., 0]).sum(-1),
+        "other_delimiter": per_query["delimiter"] - (pointers * flags[..., 1]).sum(-1),
+        "duplicate": pair_sums[:, :, 0],
+        "induction": pair_sums[:, :, 1],
+        "local_rest": (offsets * budget.local_free.transpose(1, 2)[:, None]).sum(-1),
+    }
+    parts["rest"] = 1.0 - sum(parts.values())
+    stacked = torch.stack([parts[name] for name in PARTS], dim=2)  # (B, H, P, T)
+    return torch.where(budget.eligible[:, None, None], stacked, 0.0).sum(-1)
+
+
+def offset_queries(targets: Targets) -> torch.Tensor:
+    """Queries counted for argmax offsets: real tokens at i >= MAX_TRACKED_OFFSET. (B, T)."""
+    length = targets.valid.shape[1]
+    return targets.valid & (torch.arange(length, device=targets.valid.device) >= MAX_TRACKED_OFFSET)
+
+
+def query_stats(targets: Targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-text eligible-query counts (B, M), uniform-attention sums (B, M), offset queries (B,)."""
+    eligible = targets.eligible.float()
+    return eligible.sum(-1), (targets.uniform * eligible).sum(-1), offset_queries(targets).float().sum(-1)
+
+
+def budget_query_stats(targets: Targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-text uniform-attention budget sums (B, P), budget query counts (B,), and counts of the
+    queries for which each part has a key at all (B, P)."""
+    budget = targets.budget
+    return budget.uniform.sum(-1), budget.eligible.float().sum(-1), budget.available.float().sum(-1)
+
+
+_STAT_FIELDS = ("sums", "counts", "uniform", "offset_counts", "offset_queries", "budget", "budget_uniform", "budget_queries", "budget_available")
+
+
+@dataclass(frozen=True)
+class TextStats:
+    """Per-text statistics of a corpus (numpy, float64), in corpus order.
+
+    sums (N, L, H, M) | counts (N, M) | uniform (N, M) | offset_counts (N, L, H, O) |
+    offset_queries (N,). Corpus metric = sums.sum(0) / counts.sum(0).
+    """
+
+    sums: np.ndarray
+    counts: np.ndarray
+    uniform: np.ndarray
+    offset_counts: np.ndarray
+    offset_queries: np.ndarray
+    budget: np.ndarray | None = None  # (N, L, H, P)
+    budget_uniform: np.ndarray | None = None  # (N, P)
+    budget_queries: np.ndarray | None = None  # (N,)
+    budget_available: np.ndarray | None = None  # (N, P)
+
+    @classmethod
+    def from_batches(cls, batches: list[BatchStats], order: np.ndarray | None = None) -> "TextStats":
+        """Concatenate batch statistics; `order[k]` is the corpus index of the k-th text seen."""
+        names = [n for n in _STAT_FIELDS if all(getattr(b, n) is not None for b in batches)]
+        fields = {name: np.concatenate([getattr(b, name).double().cpu().numpy() for b in batches]) for name in names}
+        if order is not None:
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(len(order))
+            fields = {name: value[inverse] for name, value in fields.items()}
+        return cls(**fields)
+
+    @classmethod
+    def merge(cls, parts: list["TextStats"]) -> "TextStats":
+        """Texts of several shards, in the order given."""
+        names = [n for n in _STAT_FIELDS if all(getattr(p, n) is not None for p in parts)]
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
+
+    @property
+    def n_texts(self) -> int:
+        return self.counts.shape[0]
+
+    def corpus_metrics(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Token-weighted metric values (..., L, H, M) and uniform expectations (..., M).
+
+        `weights` (R, N) reweights texts (bootstrap resamples); NaN where nothing was eligible.
+        """
+        if weights is None:
+            sums, counts, uniform = self.sums.sum(0), self.counts.sum(0), self.uniform.sum(0)
+        else:
+            sums = np.einsum("rn,nlhm->rlhm", weights, self.sums)
+            counts, uniform = weights @ self.counts, weights @ self.uniform
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = sums / counts[..., None, None, :]
+            expected = uniform / counts
+        return values, expected
+
+    def budget_shares(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each budget part's share of attention (..., L, H, P), under uniform attention (..., P),
+        and the share of queries for which the part has a key at all (..., P); token-weighted over
+        queries i >= 1; `weights` (R, N) reweights texts."""
+        if weights is None:
+            sums, uniform, queries = self.budget.sum(0), self.budget_uniform.sum(0), self.budget_queries.sum()
+            available = self.budget_available.sum(0)
+        else:
+            sums = np.einsum("rn,nlhp->rlhp", weights, self.budget)
+            uniform, queries = weights @ self.budget_uniform, weights @ self.budget_queries
+            available = weights @ self.budget_available
+        queries = np.asarray(queries)[..., None]  # (..., 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return sums / queries[..., None, None, :], uniform / queries, available / queries
+
+    def offset_shares(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Share of queries (i >= MAX_TRACKED_OFFSET) whose argmax is at each offset: (L, H, O),
+        or (R, L, H, O) with text `weights` (R, N)."""
+        if weights is None:
+            counts, queries = self.offset_counts.sum(0), self.offset_queries.sum()
+        else:
+            counts = np.einsum("rn,nlho->rlho", weights, self.offset_counts)
+            queries = (weights @ self.offset_queries)[:, None, None, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return counts / queries

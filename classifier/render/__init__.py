@@ -1,0 +1,1 @@
+"""Render: a finished Run as report.md, report.html and figures."""

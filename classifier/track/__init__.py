@@ -1,0 +1,1 @@
+"""Track: head roles across checkpoints (sizes, variants, training steps)."""

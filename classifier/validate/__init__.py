@@ -1,0 +1,1 @@
+"""Validate: researchers' notes read as claims and checked against a Run."""

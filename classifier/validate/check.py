@@ -1,0 +1,161 @@
+"""Check hand-written head descriptions against measured roles: the library side of `validate`.
+
+The steps live in their own modules: `classifier.validate.notes` reads the tables of a notes file,
+`classifier.validate.claims` turns each description into a primary claim, secondary claims and scoped
+conditions, `classifier.validate.verdicts` judges them against a run, and `classifier.validate.report`
+renders Markdown and JSON. This module joins them: it loads the measurements (a run directory,
+or a model run through the pipeline by `measure_model`, which imports torch only when called)
+and returns a `Validation`.
+
+Every input error is a `ValidateError` (an `InputError`) whose message is one line, "FILE:LINE: ...".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from classifier.validate.claims import Claim, ClaimMatcher, HeadClaims, extract_claims  # noqa: F401 (re-exported)
+from classifier.errors import InputError
+from classifier.validate.notes import (  # noqa: F401 (re-exported)
+    HeadDescription, ValidateError, parse_descriptions, parse_head_id, read_descriptions, resolve_heads,
+)
+from classifier.validate.verdicts import VERDICTS, Judgement, Measured, Verdict, agreement, judge_head  # noqa: F401
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What the descriptions are judged against."""
+
+    model: str
+    n_layers: int
+    n_heads: int
+    corpus: Measured
+    prompt: Measured | None
+    prompt_text: str | None
+    source: str  # where the numbers come from, for the report header
+
+
+def _indexed(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.set_index(["layer", "head"], drop=False)
+
+
+def _measured(metrics: pd.DataFrame, roles: pd.DataFrame, budget: pd.DataFrame | None = None) -> Measured:
+    roles = roles.assign(secondary=[tuple(s) for s in roles["secondary"]])
+    has_budget = budget is not None and not budget.empty and {"layer", "head"} <= set(budget.columns)
+    return Measured(_indexed(metrics), _indexed(roles), _indexed(budget) if has_budget else None)
+
+
+def _check_covered(side: Measured, where: Path, names: tuple[str, str], n_layers: int, n_heads: int) -> Measured:
+    for name, frame in zip(names, (side.metrics, side.roles)):
+        missing = pd.MultiIndex.from_product([range(n_layers), range(n_heads)]).difference(frame.index)
+        if len(missing):
+            layer, head = missing[0]
+            raise InputError(f"{where / name}: no row for head L{layer}H{head} ({len(missing)} heads missing)")
+    return side
+
+
+def load_measurements(path: str | Path) -> Measurements:
+    """A run directory written by `head-roles report` (classifier.run.load_run); the prompt
+    files are optional."""
+    from classifier.run import load_run
+
+    run, path = load_run(path), Path(path)
+    n_layers, n_heads = run.model.n_layers, run.model.n_heads
+    corpus = _check_covered(_measured(run.metrics, run.roles, run.budget), path, ("metrics.csv", "roles.json"),
+                            n_layers, n_heads)
+    prompt = None
+    if not run.prompt_metrics.empty and not run.prompt_roles.empty:
+        prompt = _check_covered(_measured(run.prompt_metrics, run.prompt_roles), path,
+                                ("prompt-metrics.csv", "prompt-roles.json"), n_layers, n_heads)
+    sample = f" ({run.corpus.get('name')}, {run.corpus.get('stories')} stories)" if run.corpus else ""
+    return Measurements(
+        model=run.model.name, n_layers=n_layers, n_heads=n_heads, corpus=corpus, prompt=prompt,
+        prompt_text=(run.prompt.text or None) if prompt is not None else None,
+        source=f"run directory `{path}`{sample}",
+    )
+
+
+def measurements_from_analysis(analysis) -> Measurements:
+    """Measurements of a `classifier.run.Run`."""
+    has_prompt = not analysis.prompt_metrics.empty and not analysis.prompt_roles.empty
+    return Measurements(
+        model=analysis.model.name, n_layers=analysis.model.n_layers, n_heads=analysis.model.n_heads,
+        corpus=_measured(analysis.metrics, analysis.roles, analysis.budget),
+        prompt=_measured(analysis.prompt_metrics, analysis.prompt_roles) if has_prompt else None,
+        prompt_text=analysis.prompt.text if has_prompt else None,
+        source=f"{analysis.corpus.get('name')} ({analysis.corpus.get('stories')} stories, {analysis.n_tokens:,} tokens)",
+    )
+
+
+def measure_model(model: str, corpus: str, settings, *, prompt: str, revision: str | None = None,
+                  tokenizer: str | None = None, progress: bool = True) -> Measurements:
+    """Run `model` over `corpus` and `prompt` (as `report` does) and return the measurements."""
+    from classifier.load.corpora import load_corpus
+    from classifier.load.models import load_model
+    from classifier.pipeline import analyse
+
+    loaded = load_model(model, revision=revision, device=settings.device, tokenizer_path=tokenizer)
+    sample = load_corpus(corpus, stories=settings.stories, seed=settings.seed)
+    return measurements_from_analysis(analyse(loaded, sample, settings, prompt=prompt, progress=progress))
+
+
+@dataclass(frozen=True)
+class HeadResult:
+    """One described head: what it says, and how it fares over the corpus and on the prompt."""
+
+    description: HeadDescription
+    claims: HeadClaims
+    corpus: Judgement
+    prompt: Judgement | None
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Every described head judged, and the agreement statistics."""
+
+    source: str
+    measurements: Measurements
+    heads: tuple[HeadResult, ...]
+    summary: dict
+
+    @property
+    def any_contradicted(self) -> bool:
+        return any(h.corpus.verdict == Verdict.CONTRADICTED for h in self.heads)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per described head (tidy): ids, claimed and measured roles, verdicts."""
+        return pd.DataFrame([{
+            "layer": h.description.layer, "head": h.description.head, "label": h.description.label,
+            "description": h.description.text, "claimed": h.claims.claimed_primary,
+            "claimed_secondary": h.claims.claimed_secondary, "weight": h.claims.weight,
+            "corpus_role": h.corpus.measured, "corpus_verdict": h.corpus.verdict.value,
+            "prompt_role": h.prompt.measured if h.prompt else None,
+            "prompt_verdict": h.prompt.verdict.value if h.prompt else None,
+        } for h in self.heads])
+
+
+def judge(descriptions: list[HeadDescription], measurements: Measurements, *,
+          matcher: ClaimMatcher | None = None) -> Validation:
+    """Judge every description on the corpus and on the prompt."""
+    resolved = resolve_heads(descriptions, measurements.n_layers, measurements.n_heads)
+    heads = []
+    for d in resolved:
+        claims = extract_claims(d.text, matcher)
+        prompt = measurements.prompt
+        heads.append(HeadResult(
+            d, claims, judge_head(claims, d.layer, d.head, measurements.corpus),
+            judge_head(claims, d.layer, d.head, prompt) if prompt is not None else None,
+        ))
+    summary = {"corpus": agreement([h.corpus for h in heads])}
+    if measurements.prompt is not None:
+        summary["prompt"] = agreement([h.prompt for h in heads])
+    source = descriptions[0].source if descriptions else "<text>"
+    return Validation(source=source, measurements=measurements, heads=tuple(heads), summary=summary)
+
+
+def validate(path: str | Path, measurements: Measurements, *, matcher: ClaimMatcher | None = None) -> Validation:
+    """Read a descriptions file and judge it."""
+    return judge(read_descriptions(path), measurements, matcher=matcher)

