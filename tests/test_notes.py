@@ -80,6 +80,8 @@ def test_a_summary_table_lists_each_head_under_its_kind():
     assert [(r.layer, r.head, r.text, r.listing) for r in rows] == [
         (0, 6, "previous token", True), (1, 3, "previous token", True), (1, 6, "previous token", True),
         (3, 6, "previous token", True), (2, 0, "broad", True)]
+    single = parse_descriptions("| kind | heads |\n|---|---|\n| broad | 2.0 |\n| delimiter | 2.4 |\n")
+    assert [(r.head, r.listing) for r in single] == [(0, True), (4, True)]  # a "heads" column lists heads
 
 
 def test_a_listed_head_keeps_its_own_row_and_the_listing_beside_it():
@@ -98,6 +100,8 @@ def test_a_listed_head_keeps_its_own_row_and_the_listing_beside_it():
     ("1. 0:3: itself", [(0, 3)], "itself"),
     ("- Heads 1 and 2: the start of the clause.", [(None, 1), (None, 2)], "the start of the clause."),
     ("- 2.1 - spreads over everything", [(2, 1)], "spreads over everything"),
+    ("Head 0.6 mostly looks at the previous token (0.45).", [(0, 6)], "mostly looks at the previous token (0.45)."),
+    ("**L1H3** attends to names.", [(1, 3)], "attends to names."),
 ])
 def test_list_items_and_paragraphs_that_open_with_heads_are_read(line, heads, text):
     rows = parse_descriptions(line + "\n")
@@ -127,3 +131,24 @@ def test_several_tables_and_a_list_of_the_same_heads_are_combined():
             "| 0.1 | 12% | 3% |\n\n- L0H1: also the latest delimiter.\n")
     (row,) = resolve_heads(parse_descriptions(text), 1, 4)
     assert row.text == "Commas. also the latest delimiter." and row.measures == "previous 12%. BOS 3%."
+
+
+def test_a_paragraph_on_several_heads_gives_each_its_sentences():
+    text = "Some prose first.\n\nHead 0.6 looks at the previous token. It is sharp.\nL1H3 attends to names.\n"
+    rows = parse_descriptions(text)
+    assert [(r.layer, r.head, r.text, r.line) for r in rows] == [
+        (0, 6, "looks at the previous token. It is sharp.", 3), (1, 3, "attends to names.", 4)]
+
+
+def test_a_head_named_without_a_layer_in_prose_of_a_deeper_model_is_skipped_with_a_note():
+    rows = parse_descriptions("| Head | Notes |\n|---|---|\n| 0.1 | Commas. |\n\nHead 3 is odd.\n", source="t.md")
+    with pytest.warns(InputNotice, match=r"t\.md: skipped heads named without a layer in prose \(line 5\)"):
+        assert [(r.layer, r.head) for r in resolve_heads(rows, 2, 4)] == [(0, 1)]
+
+
+def test_paragraphs_under_a_heading_that_names_a_head_describe_that_head():
+    text = ("# Notes\n\nIntro.\n\n## Head 2.4\n\nMostly the latest delimiter.\n\n- 17% of its attention.\n\n"
+            "### L1H5: names\n\nSharp.\n")
+    rows = resolve_heads(parse_descriptions(text), 3, 8)
+    assert [(r.layer, r.head, r.text) for r in rows] == [
+        (1, 5, "names. Sharp."), (2, 4, "Mostly the latest delimiter. 17% of its attention.")]

@@ -1,9 +1,11 @@
 """Check hand-written head descriptions against measured roles: the library side of `validate`.
 
-The steps live in their own modules: `classifier.validate.notes` reads the tables of a notes file,
+The steps live in their own modules: `classifier.validate.notes` reads what a notes file says of heads
+(tables, summary tables, list items, paragraphs),
 `classifier.validate.claims` turns each description into a primary claim, secondary claims and scoped
-conditions, `classifier.validate.verdicts` judges them against a run, and `classifier.validate.report`
-renders Markdown and JSON. This module joins them: it loads the measurements (a run directory,
+conditions, `classifier.validate.numbers` ties each written number to the metric its words name,
+`classifier.validate.verdicts` judges them against a run, and `classifier.validate.report` renders
+Markdown and JSON. This module joins them: it loads the measurements (a run directory,
 or a model run through the pipeline by `measure_model`, which imports torch only when called)
 and returns a `Validation`.
 

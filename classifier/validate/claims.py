@@ -125,7 +125,7 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("start-of-text", (
         r"start[- ]of[- ](?:text|sequence|story)(?: token)?", r"bos(?: token)?", r"<\|?endoftext\|?>", r"<s>",
         r"(?:start|beginning) of (?:the )?(?:text|story|sequence|document|context|prompt)",
-        r"(?:very )?first (?:token|position)", r"start token", r"(?:position|token|pos) (?:0|zero)",
+        r"(?:very )?first (?:token|position)", r"start token", r"(?:position|token|pos) (?:0|zero)(?![.,]?\d)",
         r"(?:attention )?sinks?", r"sot", r"eot(?: token)?",
     )),
     ("positional", (

@@ -45,6 +45,7 @@ class HeadDescription:
     measures: str = ""  # number columns as "header value" sentences, read for numbers only
     listing: bool = False  # a summary table's (or list's) kind, not the head's own row
     block: int = field(default=0, compare=False)  # which table or list item it came from
+    in_table: bool = field(default=True, compare=False)  # a table row, not a list item or paragraph
     listings: tuple["HeadDescription", ...] = ()  # after `resolve_heads`: the summary kinds of this head
 
 
@@ -69,6 +70,11 @@ LAYER_HEADING = re.compile(r"^\s*(?:#+\s*.*?\blayer\s*(\d+)\b|(?:[-*+]\s+)?[*_]*
 LIST_MARKER = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
 # Where a list item's or paragraph's head ids end: "L1H5: ...", "Head 3 — ...", "0.6 - ...".
 ITEM_SEPARATOR = re.compile(r"\s*(?::|—|–|\s-\s|\)\s)\s*")
+# Prose that opens with heads named as such: "Head 0.6 mostly looks at ...", "L1H3 attends to ...".
+_NAMED_HEAD = r"(?:l\d+\s*[.:]?\s*h\d+|heads?\s+\d+(?:[.:]\d+)?)"
+PROSE_HEADS = re.compile(rf"[*_`]*(?P<label>{_NAMED_HEAD}(?:\s*(?:,|and|&)\s*(?:{_NAMED_HEAD}|\d+(?:[.:]\d+)?))*)[*_`]*"
+                         r"\s+(?P<rest>[A-Za-z(~].*)", re.IGNORECASE)
+SENTENCE_ON_HEADS = re.compile(rf"(?<=[.!?])\s+(?=[*_`]*{_NAMED_HEAD}\b)", re.IGNORECASE)
 # A cell of numbers only ("23%", "0.45", "13x"): a measurement column.
 NUMBER_CELL = re.compile(r"\s*[~≈]?\s*\d*\.?\d+\s*(?:%|x|×)?\s*(?:\(\s*\d*\.?\d+\s*(?:%|x|×)?\s*\))?\s*")
 
@@ -166,7 +172,8 @@ def _layout(header: list[str] | None, body: list[list[str]]) -> _Layout | None:
     if not text and not measures:
         return None
     names = tuple(header) + ("",) * (width - len(header)) if header else ("",) * width
-    return _Layout(head, layer, tuple(text), names, tuple(measures), bool(lists))
+    listing = bool(lists) or plain[head] == "heads"  # `| kind | n | heads |`, even with one head a row
+    return _Layout(head, layer, tuple(text), names, tuple(measures), listing)
 
 
 def _joined(cells: list[str], columns: tuple[int, ...]) -> str:
@@ -187,13 +194,13 @@ class _Reading:
 
     def add(self, ids: list[tuple[int | None, int]], label: str, text: str, line: int, *, listing: bool = False,
             heading_layer: int | None = None, layer: int | None = None, extra: dict | None = None,
-            measures: str = "") -> None:
+            measures: str = "", in_table: bool = True) -> None:
         for parsed_layer, head in ids:
             found = parsed_layer if parsed_layer is not None else layer if layer is not None else heading_layer
             shown = label if len(ids) == 1 and (found is None or parsed_layer is not None) else (
                 f"{found}.{head}" if found is not None else str(head))
             self.rows.append(HeadDescription(shown, found, head, text, line, self.source, extra or {}, measures,
-                                             listing, self.blocks))
+                                             listing, self.blocks, in_table))
 
 
 def _read_table(reading: _Reading, lines: list[str], first: int, heading_layer: int | None) -> None:
@@ -248,16 +255,31 @@ def _read_item(reading: _Reading, text: str, number: int, heading_layer: int | N
         ids = parse_head_ids(label)
         if ids and re.search(r"[A-Za-z]", rest):
             reading.blocks += 1
-            reading.add(ids, re.sub(r"[*_`]", "", label).strip(), rest.strip(), number, heading_layer=heading_layer)
+            reading.add(ids, re.sub(r"[*_`]", "", label).strip(), rest.strip(), number, heading_layer=heading_layer,
+                        in_table=False)
             return True
+    prose = PROSE_HEADS.fullmatch(body)
+    ids = parse_head_ids(prose.group("label")) if prose else None
+    if ids:
+        reading.blocks += 1
+        reading.add(ids, prose.group("label").strip(), prose.group("rest").strip(), number, heading_layer=heading_layer,
+                    in_table=False)
+        return True
     for cut in cuts:  # "- previous token: 0.6, 1.3, 1.6, 3.6"
         kind, listed = body[: cut.start()], body[cut.end():].strip(" .")
         ids = parse_head_ids(listed)
         if ids and (len(ids) > 1 or ids[0][0] is not None) and re.search(r"[A-Za-z]", kind):
             reading.blocks += 1
-            reading.add(ids, listed, kind.strip(" *_"), number, listing=True, heading_layer=heading_layer)
+            reading.add(ids, listed, kind.strip(" *_"), number, listing=True, heading_layer=heading_layer,
+                        in_table=False)
             return True
     return False
+
+
+def _chunks(paragraph: str) -> list[tuple[int, str]]:
+    """(offset, text) of the paragraph's parts that each open with a named head."""
+    cuts = [0, *(m.end() for m in SENTENCE_ON_HEADS.finditer(paragraph)), len(paragraph)]
+    return [(a, paragraph[a:b].strip()) for a, b in zip(cuts, cuts[1:]) if paragraph[a:b].strip()]
 
 
 def parse_notes(text: str, *, source: str = "<text>") -> tuple[list[HeadDescription], list[tuple[int, str]]]:
@@ -265,7 +287,7 @@ def parse_notes(text: str, *, source: str = "<text>") -> tuple[list[HeadDescript
     the (line, what) of the tables, list items and rows skipped as about no head."""
     lines = text.splitlines()
     reading = _Reading(source)
-    fenced, heading_layer, k = False, None, 0
+    fenced, heading_layer, heading_heads, k = False, None, None, 0
     while k < len(lines):
         line = lines[k]
         if line.lstrip().startswith(("```", "~~~")):
@@ -278,8 +300,12 @@ def parse_notes(text: str, *, source: str = "<text>") -> tuple[list[HeadDescript
             heading_layer = int(layer_heading.group(1) or layer_heading.group(2))
             k += 1
             continue
-        if line.lstrip().startswith("#"):
-            heading_layer = None
+        if line.lstrip().startswith("#"):  # "## Head 2.4" or "### L1H5: delimiter" opens notes on heads
+            heading_layer, title = None, line.lstrip("# ").strip()
+            ids = parse_head_ids(title)
+            heading_heads = (ids, title) if ids else None
+            if ids is None and _read_item(reading, title, k + 1, None):
+                heading_heads = (parse_head_ids(reading.rows[-1].label), reading.rows[-1].label)
             k += 1
             continue
         if line.lstrip().startswith("|"):
@@ -294,8 +320,17 @@ def parse_notes(text: str, *, source: str = "<text>") -> tuple[list[HeadDescript
         while end < len(lines) and lines[end].strip() and not lines[end].lstrip().startswith(("|", "#")) and (
                 not LIST_MARKER.match(lines[end]) or len(lines[end]) - len(lines[end].lstrip()) > indent):
             end += 1
-        joined = " ".join(part.strip() for part in [line, *(LIST_MARKER.sub("", l) for l in lines[k + 1:end])])
-        if not _read_item(reading, joined, k + 1, heading_layer) and LIST_MARKER.match(line):
+        parts = [line.strip(), *(LIST_MARKER.sub("", part).strip() for part in lines[k + 1:end])]
+        joined = " ".join(parts)
+        starts = [sum(len(part) + 1 for part in parts[:n]) for n in range(len(parts))]
+        read = False
+        for chunk in _chunks(joined):  # "Head 0.6 ... . Head 1.3 ..." in one paragraph: one item each
+            line_number = k + 1 + sum(start <= chunk[0] for start in starts) - 1
+            read |= _read_item(reading, chunk[1], line_number, heading_layer)
+        if not read and heading_heads is not None:  # a paragraph under a heading that names heads
+            reading.blocks += 1
+            reading.add(heading_heads[0], heading_heads[1], LIST_MARKER.sub("", joined, count=1), k + 1, in_table=False)
+        elif not read and LIST_MARKER.match(line):
             reading.skipped.append((k + 1, "a list item"))
         k = end
     skipped = reading.skipped + [(n, f"a row with head id {label!r}") for n, label in reading.unreadable]
@@ -360,7 +395,7 @@ def combine(descriptions: list[HeadDescription]) -> list[HeadDescription]:
             raise ValidateError(f"{d.source}:{d.line}: head {d.label} is described twice (first at line {own[key].line})")
         elif key in own:
             first = own[key]
-            own[key] = replace(first, text=" ".join(filter(None, (first.text, d.text))),
+            own[key] = replace(first, text=_joined([first.text, d.text], (0, 1)),
                                measures=" ".join(filter(None, (first.measures, d.measures))),
                                extra={**d.extra, **first.extra})
         else:
@@ -375,8 +410,15 @@ def combine(descriptions: list[HeadDescription]) -> list[HeadDescription]:
 
 def resolve_heads(descriptions: list[HeadDescription], n_layers: int, n_heads: int) -> list[HeadDescription]:
     """Give every head its layer, check it exists and combine what is said of it (`combine`);
-    a bare index needs a one-layer model."""
+    a bare index needs a one-layer model (in prose, "Head 3" of a deeper model is skipped with a
+    `Note:` when the file says something else about heads)."""
     resolved = []
+    ambiguous = [d for d in descriptions if d.layer is None and n_layers != 1 and not d.in_table]
+    if ambiguous and len(ambiguous) < len(descriptions):
+        lines = ", ".join(str(d.line) for d in ambiguous)
+        notify(f"{ambiguous[0].source}: skipped heads named without a layer in prose (line {lines}): "
+               f"ambiguous for a {n_layers}-layer model")
+        descriptions = [d for d in descriptions if d not in ambiguous]
     for d in descriptions:
         where = f"{d.source}:{d.line}"
         if d.layer is None and n_layers != 1:

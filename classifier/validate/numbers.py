@@ -105,7 +105,7 @@ BEFORE_GAP = re.compile(
     r"[\s(,:=~≈?*]*(?:(?:is|are|of|at|about|around|roughly|approx(?:imately|\.)?|nearly|almost|only|just|lean|leans"
     r"|share|preference|attention|mass|gets|takes|holds|has|receives|weight|above|over|below|under|at least"
     r"|at most|up to|more than|less than|some|its|the|a|half|most|much|all|mostly|mainly|weakly|strongly|sharply"
-    r"|high|low)[\s(,:=~≈?*]*){0,5}",
+    r"|high|low|sharp|soft|weak|strong|clear|clearly)[\s(,:=~≈?*]*){0,5}",
     re.IGNORECASE,
 )
 # Words allowed between a number and the metric after it: "14% on the previous token",

@@ -4,7 +4,9 @@ Markdown: one row per described head (the sentence holding the primary claim, th
 roles with their hedges, the measured role, the verdict and its evidence), then the scoped
 statements and notes, then the summary (verdict counts, agreement, Cohen's kappa). JSON: one
 object per head with `layer`, `head`, `claim`, `claimed_primary`, `claimed_secondary`,
-`conditions`, `verdict`, `measured_role` and `evidence`. All numbers go through
+`conditions`, `listed` (summary-table kinds), `verdict`, `measured_role`, `evidence` and `numbers`
+(each written number: `written`, `metric` (the metrics.csv column, `<column>_lift` for a
+multiplier, null when not checked), `measured`, `low`, `high`, `agrees`). All numbers go through
 `classifier.formatting`.
 """
 
