@@ -128,7 +128,8 @@ def test_tfidf_fallback_matches_paraphrases_the_lexicon_misses(text, role):
 # --- reading accuracy on hand-keyed notes ----------------------------------------------------------
 
 KEYED = [(NOTES / f"{name}.md", NOTES / f"{name}.answers.json") for name in (
-    "stories260k-prose", "stories260k-layer-head", "tinystories-1l-role-description", "mixed-shapes")]
+    "stories260k-prose", "stories260k-layer-head", "tinystories-1l-role-description", "mixed-shapes",
+    "tinystories-4L-numbers")]
 
 
 @pytest.mark.parametrize("notes, answers", KEYED, ids=lambda p: p.stem)
@@ -177,6 +178,8 @@ def test_example_notes_primary_roles_are_read_right():
     ("local 60%; 58% on the last few tokens (7.6×)", [("60%", "local"), ("58%", "local"), ("7.6×", "local_lift")]),
     ("a 2.4x induction share", [("2.4x", "induction_lift")]),
     ("previous token (23%, 13x)", [("23%", "previous"), ("13x", "previous_lift")]),
+    ("a current-token head, 0.45; duplicate-token 3%", [("0.45", "current"), ("3%", "duplicate")]),
+    ("45 percent of its attention goes to the previous token", [("45 percent", "previous")]),
 ])
 def test_numbers_are_tied_to_the_metric_their_words_name(text, read):
     assert [(n.text, n.column) for n in read_numbers(text)] == read

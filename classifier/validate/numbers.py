@@ -56,12 +56,12 @@ METRIC_WORDS: tuple[tuple[str | None, str, str], ...] = (  # (column, reason whe
     ("previous", "", r"(?:previous|preceding|prior|prev\.?)(?:[- ](?:token|tok|word|piece|position|one)s?)?"
                      r"|(?:token|word|piece|one) (?:right |just |immediately |directly )?before(?: it)?"
                      r"|one (?:token |position )?back|i ?- ?1|offset[- ]?(?:of )?1"),
-    ("current", "", r"current(?: token| tok| position| piece)?|(?:it|them)sel(?:f|ves)|self(?:[- ]attention)?"
+    ("current", "", r"current(?:[- ](?:token|tok|position|piece))?|(?:it|them)sel(?:f|ves)|self(?:[- ]attention)?"
                     r"|(?:its|their) own (?:position|token)|(?:the )?(?:main )?diagonal"),
     ("local", "", r"local(?: window)?|last (?:few|five|5|several)(?: tokens?| positions?| pieces?| words?)?"
                   r"|(?:five|5)[- ](?:token|position) window|window|nearby tokens|recent tokens"),
     ("proper_noun", "", r"(?:proper[- ]nouns?|(?:character |earlier )?names?|named entit(?:y|ies))(?: tokens?| pieces?)?"),
-    ("duplicate", "", r"duplicates?(?: tokens?)?|(?:earlier|previous|prior) (?:copies|copy|occurrences?) of "
+    ("duplicate", "", r"duplicates?(?:[- ]tokens?)?|(?:earlier|previous|prior) (?:copies|copy|occurrences?) of "
                       r"(?:the )?(?:same |current )?(?:token|word)s?"),
     ("induction", "", r"induction(?: share| score| pattern)?|(?:token|one) (?:right |just )?after (?:an? |the )?"
                       r"(?:earlier|previous) (?:copy|occurrence)"),
@@ -87,7 +87,7 @@ CONTEXTS: tuple[tuple[str, str], ...] = (  # (pattern, reason)
 _NUM = r"(?:\d+(?:\.\d+)?|\.\d+)"
 NUMBER = re.compile(
     rf"(?P<range>(?P<a>{_NUM})\s*%?\s*(?:-|–|to)\s*(?P<b>{_NUM})\s*(?P<rp>%)?)(?![\w.])"
-    rf"|(?P<pct>{_NUM})\s*%"
+    rf"|(?P<pct>{_NUM})\s*(?:%|percent\b|per cent\b)"
     rf"|(?<![\w.])[x×]\s?(?P<xpre>{_NUM})(?![\w.])"
     rf"|(?P<mult>{_NUM})\s*(?:[x×](?![\w])|\s+times\b)"
     rf"|(?<![\w.\-–/])(?P<plain>{_NUM})(?![\w%/]|\.\d)",
@@ -105,7 +105,7 @@ BEFORE_GAP = re.compile(
     r"[\s(,:=~≈?*]*(?:(?:is|are|of|at|about|around|roughly|approx(?:imately|\.)?|nearly|almost|only|just|lean|leans"
     r"|share|preference|attention|mass|gets|takes|holds|has|receives|weight|above|over|below|under|at least"
     r"|at most|up to|more than|less than|some|its|the|a|half|most|much|all|mostly|mainly|weakly|strongly|sharply"
-    r"|high|low|sharp|soft|weak|strong|clear|clearly)[\s(,:=~≈?*]*){0,5}",
+    r"|high|low|sharp|soft|weak|strong|clear|clearly|head|heads)[\s(,:=~≈?*]*){0,5}",
     re.IGNORECASE,
 )
 # Words allowed between a number and the metric after it: "14% on the previous token",
