@@ -180,6 +180,9 @@ def test_example_notes_primary_roles_are_read_right():
     ("previous token (23%, 13x)", [("23%", "previous"), ("13x", "previous_lift")]),
     ("a current-token head, 0.45; duplicate-token 3%", [("0.45", "current"), ("3%", "duplicate")]),
     ("45 percent of its attention goes to the previous token", [("45 percent", "previous")]),
+    ("previous token 23% (lift 13), BOS 5% (2-fold)", [("23%", "previous"), ("lift 13", "previous_lift"),
+                                                        ("5%", "start_of_text"), ("2-fold", "start_of_text_lift")]),
+    ("max attention 0.5; the first token of the word 30%", [("0.5", "max_weight"), ("30%", "word_start")]),
 ])
 def test_numbers_are_tied_to_the_metric_their_words_name(text, read):
     assert [(n.text, n.column) for n in read_numbers(text)] == read
@@ -189,6 +192,7 @@ def test_numbers_are_tied_to_the_metric_their_words_name(text, read):
     "argmax previous for 43% of queries", "24% of the non-BOS attention", "other delimiters 12%", "three back 8%",
     "BOS is the argmax for 19% (previous 30%)", "nothing above 1.8x", "about 0.8 overall", "entropy 2.1 nats",
     "Word-initial tokens put about 40% on themselves.", "on the prompt, 30% on names", "distance 7% of the text",
+    "12% on the previous sentence", "the current clause 10%",
 ])
 def test_a_number_whose_metric_its_words_do_not_name_is_not_checked(text):
     numbers = read_numbers(text)

@@ -127,7 +127,7 @@ def test_what_is_about_no_head_is_skipped_and_said_once(tmp_path):
 
 
 def test_several_tables_and_a_list_of_the_same_heads_are_combined():
-    text = ("| Head | Notes |\n|---|---|\n| 0.1 | Commas. |\n\n| Head | previous | BOS |\n|---|---|---|\n"
+    text = ("| Head | Notes |\n|---|---|\n| 0.1 | Commas. |\n\n| Head | previous | BOS (%) |\n|---|---|---|\n"
             "| 0.1 | 12% | 3% |\n\n- L0H1: also the latest delimiter.\n")
     (row,) = resolve_heads(parse_descriptions(text), 1, 4)
     assert row.text == "Commas. also the latest delimiter." and row.measures == "previous 12%. BOS 3%."

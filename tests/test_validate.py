@@ -375,3 +375,11 @@ def test_several_tables_a_list_and_a_summary_table_are_judged_and_strict_still_f
     assert [(n["written"], n["metric"], n["agrees"]) for n in records[9]["numbers"]] == [
         ("80%", "proper_noun", True), ("20x", "proper_noun_lift", True)]
     assert invoke(path, "--run", run_dir, "--strict").exit_code == 1
+
+
+def test_a_table_of_numbers_is_read_against_the_metrics_its_headers_name(run_dir, tmp_path):
+    path = tmp_path / "numbers.md"
+    path.write_text("| Head | previous (%) | entropy | BOS lift |\n|---|---|---|---|\n| 0 | 80 | 0.9 | 3x |\n")
+    (head,) = judge(read_descriptions(path), load_measurements(run_dir)).heads
+    assert [(c.number.text, c.metric, c.agrees) for c in head.corpus.numbers] == [
+        ("80%", "previous", True), ("0.9", "entropy", False), ("3x", "start_of_text_lift", False)]

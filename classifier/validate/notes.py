@@ -176,6 +176,13 @@ def _layout(header: list[str] | None, body: list[list[str]]) -> _Layout | None:
     return _Layout(head, layer, tuple(text), names, tuple(measures), listing)
 
 
+def _measure(header: str, cell: str) -> str:
+    """A number column's cell as a sentence the number reader ties to the header's metric:
+    `| prev (%) |` and `23` read "prev 23%."."""
+    percent = "%" if "%" in header and not re.search(r"[%x×]", cell) else ""
+    return f"{re.sub(r'[()%]', ' ', header).strip()} {cell.strip()}{percent}."
+
+
 def _joined(cells: list[str], columns: tuple[int, ...]) -> str:
     """The description cells of a row joined as sentences (a Role cell reads as the first one)."""
     parts = [cells[k].strip() for k in columns if k < len(cells) and re.search(r"\w", cells[k])]
@@ -234,7 +241,7 @@ def _read_table(reading: _Reading, lines: list[str], first: int, heading_layer: 
             else:
                 layer = previous_layer  # a blank layer cell repeats the row above
         description = _joined(cells, layout.text)
-        measures = " ".join(f"{layout.names[k]} {cells[k]}." for k in layout.measures
+        measures = " ".join(_measure(layout.names[k], cells[k]) for k in layout.measures
                             if k < len(cells) and cells[k].strip())
         if not re.search(r"\w", description + measures):
             raise ValidateError(f"{reading.source}:{number}: head {label} has an empty description")

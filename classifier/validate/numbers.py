@@ -45,7 +45,8 @@ METRIC_WORDS: tuple[tuple[str | None, str, str], ...] = (  # (column, reason whe
                        r"|sub-?word)s?|(?:first|initial|starting|leading) (?:piece|part|sub-?word|sub-?token)s?"
                        r"(?: of (?:the|its|this|a|each|their) (?:same |current |own )?words?)?"
                        r"|(?:start|beginning) of (?:the|its|this|a|each) (?:current )?word"
-                       r"|(?:earlier|previous|other) pieces of (?:the )?same word"),
+                       r"|(?:earlier|previous|other) pieces of (?:the )?same word"
+                       r"|(?:first|initial) tokens? of (?:the|its|this|a|each) (?:same |current )?words?"),
     ("clause_start", "", r"clause[- ]starts?|sentence[- ]starts?|(?:start|beginning|first (?:word|token|piece))s? of "
                          r"(?:the |its |this |a |each )?(?:current )?(?:clause|sentence)s?"),
     ("start_of_text", "", r"bos(?: token)?(?: sink)?|start[- ]of[- ](?:text|sequence|story)(?: token)?"
@@ -53,10 +54,11 @@ METRIC_WORDS: tuple[tuple[str | None, str, str], ...] = (  # (column, reason whe
                           r"|(?:attention )?sinks?|position (?:0|zero)|<\|?endoftext\|?>"),
     ("offset2", "", r"(?:two|2) (?:tokens? |positions? |pieces? |steps? |words? )?(?:back|before|earlier)"
                     r"|i ?- ?2|offset[- ]?(?:of )?2|previous[- ]but[- ]one|(?:token|word) before the previous(?: one)?"),
-    ("previous", "", r"(?:previous|preceding|prior|prev\.?)(?:[- ](?:token|tok|word|piece|position|one)s?)?"
+    ("previous", "", r"(?:previous|preceding|prior|prev\.?)(?:[- ](?:token|tok|word|piece|position|one)s?"
+                     r"|(?!\s+(?:sentences?|clauses?|lines?|paragraphs?|stor(?:y|ies))\b))"
                      r"|(?:token|word|piece|one) (?:right |just |immediately |directly )?before(?: it)?"
                      r"|one (?:token |position )?back|i ?- ?1|offset[- ]?(?:of )?1"),
-    ("current", "", r"current(?:[- ](?:token|tok|position|piece))?|(?:it|them)sel(?:f|ves)|self(?:[- ]attention)?"
+    ("current", "", r"current(?:[- ](?:token|tok|position|piece)|(?!\s+(?:clause|sentence|story|paragraph)\b))|(?:it|them)sel(?:f|ves)|self(?:[- ]attention)?"
                     r"|(?:its|their) own (?:position|token)|(?:the )?(?:main )?diagonal"),
     ("local", "", r"local(?: window)?|last (?:few|five|5|several)(?: tokens?| positions?| pieces?| words?)?"
                   r"|(?:five|5)[- ](?:token|position) window|window|nearby tokens|recent tokens"),
@@ -67,7 +69,8 @@ METRIC_WORDS: tuple[tuple[str | None, str, str], ...] = (  # (column, reason whe
                       r"(?:earlier|previous) (?:copy|occurrence)"),
     ("induction_repeated", "", r"repeated[- ](?:random[- ])?(?:tokens?|sequence)[- ]test"),
     ("entropy", "", r"(?:normali[sz]ed )?entropy"),
-    ("max_weight", "", r"max(?:imum|\.)? (?:attention )?weight|peak weight|top weight"),
+    ("max_weight", "", r"max(?:imum|\.)? (?:attention )?weight|max(?:imum|\.)? attention|(?:peak|top|largest) "
+                       r"(?:attention )?weight|peak attention"),
     ("distance", "", r"(?:mean |average |median |typical )?(?:attention )?distance"),
     (None, "an argmax share (how often a target is the top key), not a share of attention",
      r"arg-?max(?:es)?|top key"),
@@ -89,7 +92,7 @@ NUMBER = re.compile(
     rf"(?P<range>(?P<a>{_NUM})\s*%?\s*(?:-|–|to)\s*(?P<b>{_NUM})\s*(?P<rp>%)?)(?![\w.])"
     rf"|(?P<pct>{_NUM})\s*(?:%|percent\b|per cent\b)"
     rf"|(?<![\w.])[x×]\s?(?P<xpre>{_NUM})(?![\w.])"
-    rf"|(?P<mult>{_NUM})\s*(?:[x×](?![\w])|\s+times\b)"
+    rf"|(?P<mult>{_NUM})\s*(?:[x×](?![\w])|\s+times\b|-?\s*fold\b)|\blift\s*(?:of|=|:)?\s*(?P<liftword>{_NUM})(?![\d.]|\s*[x×%])"
     rf"|(?<![\w.\-–/])(?P<plain>{_NUM})(?![\w%/]|\.\d)",
     re.IGNORECASE,
 )
@@ -193,7 +196,8 @@ def _parse(match: re.Match) -> tuple[NumberKind, float, float, float]:
         kind: NumberKind = "share" if match.group("rp") else "value"
         low, high = sorted((float(a), float(b)))
         return kind, scale * (low + high) / 2, scale * (low - _precision(a)), scale * (high + _precision(b))
-    for group, kind, scale in (("pct", "share", 0.01), ("xpre", "lift", 1.0), ("mult", "lift", 1.0)):
+    for group, kind, scale in (("pct", "share", 0.01), ("xpre", "lift", 1.0), ("mult", "lift", 1.0),
+                               ("liftword", "lift", 1.0)):
         if match.group(group):
             digits = match.group(group)
             value, half = float(digits), _precision(digits)
