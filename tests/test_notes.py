@@ -102,6 +102,7 @@ def test_a_listed_head_keeps_its_own_row_and_the_listing_beside_it():
     ("- 2.1 - spreads over everything", [(2, 1)], "spreads over everything"),
     ("Head 0.6 mostly looks at the previous token (0.45).", [(0, 6)], "mostly looks at the previous token (0.45)."),
     ("**L1H3** attends to names.", [(1, 3)], "attends to names."),
+    ("In layer 2, head 4 attends to the latest delimiter.", [(2, 4)], "attends to the latest delimiter."),
 ])
 def test_list_items_and_paragraphs_that_open_with_heads_are_read(line, heads, text):
     rows = parse_descriptions(line + "\n")

@@ -71,10 +71,10 @@ LIST_MARKER = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
 # Where a list item's or paragraph's head ids end: "L1H5: ...", "Head 3 — ...", "0.6 - ...".
 ITEM_SEPARATOR = re.compile(r"\s*(?::|—|–|\s-\s|\)\s)\s*")
 # Prose that opens with heads named as such: "Head 0.6 mostly looks at ...", "L1H3 attends to ...".
-_NAMED_HEAD = r"(?:l\d+\s*[.:]?\s*h\d+|heads?\s+\d+(?:[.:]\d+)?)"
-PROSE_HEADS = re.compile(rf"[*_`]*(?P<label>{_NAMED_HEAD}(?:\s*(?:,|and|&)\s*(?:{_NAMED_HEAD}|\d+(?:[.:]\d+)?))*)[*_`]*"
+_NAMED_HEAD = r"(?:l\d+\s*[.:]?\s*h\d+|heads?\s+\d+(?:[.:]\d+)?|layer\s*\d+\s*,?\s*head\s*\d+)"
+PROSE_HEADS = re.compile(rf"(?:in\s+)?[*_`]*(?P<label>{_NAMED_HEAD}(?:\s*(?:,|and|&)\s*(?:{_NAMED_HEAD}|\d+(?:[.:]\d+)?))*)[*_`]*"
                          r"\s+(?P<rest>[A-Za-z(~].*)", re.IGNORECASE)
-SENTENCE_ON_HEADS = re.compile(rf"(?<=[.!?])\s+(?=[*_`]*{_NAMED_HEAD}\b)", re.IGNORECASE)
+SENTENCE_ON_HEADS = re.compile(rf"(?<=[.!?])\s+(?=(?:in\s+)?[*_`]*{_NAMED_HEAD}\b)", re.IGNORECASE)
 # A cell of numbers only ("23%", "0.45", "13x"): a measurement column.
 NUMBER_CELL = re.compile(r"\s*[~≈]?\s*\d*\.?\d+\s*(?:%|x|×)?\s*(?:\(\s*\d*\.?\d+\s*(?:%|x|×)?\s*\))?\s*")
 
