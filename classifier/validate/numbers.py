@@ -33,6 +33,7 @@ from classifier.validate.claims import sentence_scope, sentences
 NumberKind = Literal["share", "lift", "value"]  # a percentage; a multiplier; a decimal or bare number
 Bound = Literal["", "at least", "at most"]
 
+ARGMAX = "an argmax share (how often a target is the top key), not a share of attention"
 # Words that name a metrics.csv column (None: words that name something no column holds, with
 # the reason). Matched case-insensitively on whole words; the longest match wins an overlap, so
 # "previous full stop" is the latest delimiter and "start of the clause" is no start of text.
@@ -72,8 +73,7 @@ METRIC_WORDS: tuple[tuple[str | None, str, str], ...] = (  # (column, reason whe
     ("max_weight", "", r"max(?:imum|\.)? (?:attention )?weight|max(?:imum|\.)? attention|(?:peak|top|largest) "
                        r"(?:attention )?weight|peak attention"),
     ("distance", "", r"(?:mean |average |median |typical )?(?:attention )?distance"),
-    (None, "an argmax share (how often a target is the top key), not a share of attention",
-     r"arg-?max(?:es)?|top key"),
+    (None, ARGMAX, r"arg-?max(?:es)?|top key"),
     (None, "a share of the non-BOS attention; metrics.csv holds shares of all attention",
      r"non[- ](?:bos|sink|start[- ]of[- ]text)(?: attention)?"),
     (None, "delimiters other than the latest have no metrics.csv column",
@@ -84,7 +84,7 @@ METRIC_WORDS: tuple[tuple[str | None, str, str], ...] = (  # (column, reason whe
 )
 # Numbers after these words in the same bracket (or sentence) are about something else.
 CONTEXTS: tuple[tuple[str, str], ...] = (  # (pattern, reason)
-    (r"arg-?max", "an argmax share (how often a target is the top key), not a share of attention"),
+    (r"arg-?max", ARGMAX),
     (r"on (?:the|this|that) prompt", "said of the prompt, not of the corpus"),
 )
 _NUM = r"(?:\d+(?:\.\d+)?|\.\d+)"
@@ -319,8 +319,7 @@ def read_numbers(text: str) -> tuple[WrittenNumber, ...]:
             if kind == "value" and "." not in match.group() and metric not in UNIT_FREE:
                 continue  # a bare count ("10 stories", "the previous 4 tokens") is no measurement
             context = _context_reason(masked, start) or (
-                "an argmax share (how often a target is the top key), not a share of attention"
-                if re.match(r"\s*(?:as|is) (?:the )?arg-?max", masked[end:], re.IGNORECASE) else "")
+                ARGMAX if re.match(r"\s*(?:as|is) (?:the )?arg-?max", masked[end:], re.IGNORECASE) else "")
             if kind != "lift" and (REFERENCE_BEFORE.search(prefix) or REFERENCE_AFTER.match(masked[end:])):
                 context = "a reference value (uniform's, or another head's), not this head's measurement"
             if metric == "entropy" and RAW_ENTROPY.match(masked[end:]):
