@@ -167,6 +167,7 @@ def test_example_notes_primary_roles_are_read_right():
     ("latest delimiter 17% (14x)", [("17%", "last_delimiter"), ("14x", "last_delimiter_lift")]),
     ("last delimiter 9%; most recent delimiter 8%", [("9%", "last_delimiter"), ("8%", "last_delimiter")]),
     ("delimiters 20%; commas and full stops 0.2", [("20%", "delimiter"), ("0.2", "delimiter")]),
+    ("44% of its attention goes to the first token", [("44%", "start_of_text")]),
     ("44% on BOS; start of text 0.4; first token 41%; a sink (40%)",
      [("44%", "start_of_text"), ("0.4", "start_of_text"), ("41%", "start_of_text"), ("40%", "start_of_text")]),
     ("current token 30%, itself 0.3, self 31%", [("30%", "current"), ("0.3", "current"), ("31%", "current")]),

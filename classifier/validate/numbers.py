@@ -254,7 +254,7 @@ def _tie(sentence: str, start: int, end: int, kind: NumberKind, mentions: list[_
     before = [m for m in mentions if m.end <= start and not any(a <= m.start < b for a, b in asides)]
     sentence = "".join(" " if any(a <= k < b for a, b in asides) else c for k, c in enumerate(sentence))
     gap = AFTER_GAP.match(sentence, end)
-    if gap and after and after[0].start == gap.end():
+    if gap and after and after[0].start <= gap.end() < after[0].end:  # a metric's name may hold its "the"
         return after[0].metric, after[0].reason
     last_number_end = max((e for _, e, _ in earlier), default=-1)
     if kind == "lift":
