@@ -73,3 +73,28 @@ class Thresholds:
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
+class NumberAgreement:
+    """When a number written in notes agrees with the measured one (`head-roles validate`).
+
+    A written number stands for the interval its writing gives: half a unit of its last digit
+    either side ("16%" is [15.5%, 16.5%], "0.42" is [0.415, 0.425], "13x" is [12.5x, 13.5x]). It
+    agrees when that interval, widened by `tolerance` times its ends, overlaps the measured 95%
+    bootstrap interval (`<metric>_lo`, `<metric>_hi`; a lift's interval is the metric's scaled by
+    lift / value). So 16% against a measured 10% [9.6%, 10.4%] disagrees ([13.9%, 18.2%] misses
+    it) and 14% against 13.8% [13.6%, 14.1%] agrees.
+    """
+
+    # Notes are often written from other stories than the run's, or truncate (13.8% as "13%").
+    # The 4L development model's hand labels (devmodels/labels, written from 100 held-out stories)
+    # against a 50-story tinystories-sample run: of their 69 shares 65% agree with no widening,
+    # 96% at 0.1, all at 0.15; of their 37 lifts 54%, 86%, 100%. 0.1 keeps a number that is off by
+    # a fifth or more (16% for a measured 13%) a disagreement.
+    tolerance: float = 0.1
+    # "~16%", "about 16%", "roughly 0.4": the writer claims less precision; a quarter either side.
+    hedged_tolerance: float = 0.25
+
+
+NUMBER_AGREEMENT = NumberAgreement()

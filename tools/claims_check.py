@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from classifier.validate.claims import extract_claims
 from classifier.errors import InputError
-from classifier.validate.notes import read_descriptions
+from classifier.validate.notes import combine, read_descriptions
 from classifier.registry import check_role_names
 
 
@@ -63,7 +63,8 @@ def read_answers(path: str | Path) -> list[dict]:
 
 def reading_check(notes: str | Path, answers: str | Path) -> ReadingScore:
     """The claimed primary role of every keyed head of `notes` against `answers`."""
-    described = {(d.layer if d.layer is not None else 0, d.head): d for d in read_descriptions(notes)}
+    rows = [replace(d, layer=d.layer if d.layer is not None else 0) for d in read_descriptions(notes)]
+    described = {(d.layer, d.head): d for d in combine(rows)}
     rows = []
     for answer in read_answers(answers):
         key = (int(answer["layer"]), int(answer["head"]))

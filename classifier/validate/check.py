@@ -1,9 +1,11 @@
 """Check hand-written head descriptions against measured roles: the library side of `validate`.
 
-The steps live in their own modules: `classifier.validate.notes` reads the tables of a notes file,
+The steps live in their own modules: `classifier.validate.notes` reads what a notes file says of heads
+(tables, summary tables, list items, paragraphs),
 `classifier.validate.claims` turns each description into a primary claim, secondary claims and scoped
-conditions, `classifier.validate.verdicts` judges them against a run, and `classifier.validate.report`
-renders Markdown and JSON. This module joins them: it loads the measurements (a run directory,
+conditions, `classifier.validate.numbers` ties each written number to the metric its words name,
+`classifier.validate.verdicts` judges them against a run, and `classifier.validate.report` renders
+Markdown and JSON. This module joins them: it loads the measurements (a run directory,
 or a model run through the pipeline by `measure_model`, which imports torch only when called)
 and returns a `Validation`.
 
@@ -22,7 +24,9 @@ from classifier.errors import InputError
 from classifier.validate.notes import (  # noqa: F401 (re-exported)
     HeadDescription, ValidateError, parse_descriptions, parse_head_id, read_descriptions, resolve_heads,
 )
-from classifier.validate.verdicts import VERDICTS, Judgement, Measured, Verdict, agreement, judge_head  # noqa: F401
+from classifier.validate.verdicts import (  # noqa: F401
+    VERDICTS, Judgement, Measured, Verdict, agreement, judge_head, role_verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,17 @@ def measure_model(model: str, corpus: str, settings, *, prompt: str, revision: s
 
 
 @dataclass(frozen=True)
+class Listed:
+    """A summary table's kind for one head ("previous token" in `| previous token | 4 | 0.6, 1.3 |`),
+    judged over the corpus beside the head's own row."""
+
+    line: int
+    text: str
+    claimed: str | None
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
 class HeadResult:
     """One described head: what it says, and how it fares over the corpus and on the prompt."""
 
@@ -110,6 +125,7 @@ class HeadResult:
     claims: HeadClaims
     corpus: Judgement
     prompt: Judgement | None
+    listed: tuple[Listed, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,12 +158,17 @@ def judge(descriptions: list[HeadDescription], measurements: Measurements, *,
     """Judge every description on the corpus and on the prompt."""
     resolved = resolve_heads(descriptions, measurements.n_layers, measurements.n_heads)
     heads = []
+    prompt, roles = measurements.prompt, measurements.corpus.roles
     for d in resolved:
         claims = extract_claims(d.text, matcher)
-        prompt = measurements.prompt
+        listed = []
+        for listing in d.listings:
+            claimed = extract_claims(listing.text, matcher).claimed_primary
+            listed.append(Listed(listing.line, listing.text, claimed, role_verdict(claimed, roles.loc[(d.layer, d.head)])))
         heads.append(HeadResult(
-            d, claims, judge_head(claims, d.layer, d.head, measurements.corpus),
-            judge_head(claims, d.layer, d.head, prompt) if prompt is not None else None,
+            d, claims, judge_head(claims, d.layer, d.head, measurements.corpus, measures=d.measures),
+            judge_head(claims, d.layer, d.head, prompt, measures=d.measures) if prompt is not None else None,
+            tuple(listed),
         ))
     summary = {"corpus": agreement([h.corpus for h in heads])}
     if measurements.prompt is not None:

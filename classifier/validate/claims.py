@@ -7,8 +7,8 @@ ones after "also", "sometimes", "weakly"), **conditions** (statements scoped to 
 themselves"), **notes** (token-specific remarks, negations, examples) and phrases no attention
 metric can check ("the subject of the sentence"). A condition whose scope is the role's own
 definition ("inside a word, attends to the word's first piece" is what word-start means) is a
-head-level claim. Numbers written beside a role ("0.45 on the previous token", "78%", "12x",
-"mean distance 52") are kept with it. Hedges (`~`, `~~`, `?`, "maybe", "weak") lower a claim's
+head-level claim. Numbers are read apart, by the metric their own words name
+(`classifier.validate.numbers`). Hedges (`~`, `~~`, `?`, "maybe", "weak") lower a claim's
 `weight` instead of dropping it.
 
 Roles are found with a lexicon of regular expressions (`LEXICON`; an earlier role wins an
@@ -27,21 +27,11 @@ import numpy as np
 
 ClaimKind = Literal["primary", "secondary", "condition", "note", "uncheckable"]
 ScopeKind = Literal["continuation", "word_start", "delimiter", "name", "repeated", "token", "other"]
-Quantity = Literal["share", "lift", "distance", "entropy"]
 
 # A condition whose scope is the query set a role is defined on is that role's head-level claim.
 ROLE_SCOPES: dict[str, tuple[ScopeKind, ...]] = {
     "word-start": ("continuation",), "duplicate-token": ("repeated",), "induction": ("repeated",),
 }
-
-
-@dataclass(frozen=True)
-class Number:
-    """A number written beside a claim: a share (0-1), a lift, a distance or an entropy."""
-
-    quantity: Quantity
-    value: float
-    text: str  # as written
 
 
 @dataclass(frozen=True)
@@ -55,7 +45,6 @@ class Claim:
     hedge: str = ""  # "~", "~~" (roughly), "?" (unsure), "weak", as written
     weight: float = 1.0  # 1 for a plain statement, lower for each hedge
     scope: ScopeKind | None = None  # the kind of query a condition is about
-    numbers: tuple[Number, ...] = ()
     source: Literal["lexicon", "tf-idf", "text"] = "lexicon"
     similarity: float = float("nan")  # TF-IDF cosine similarity (fallback matches only)
 
@@ -136,7 +125,7 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("start-of-text", (
         r"start[- ]of[- ](?:text|sequence|story)(?: token)?", r"bos(?: token)?", r"<\|?endoftext\|?>", r"<s>",
         r"(?:start|beginning) of (?:the )?(?:text|story|sequence|document|context|prompt)",
-        r"(?:very )?first (?:token|position)", r"start token", r"(?:position|token|pos) (?:0|zero)",
+        r"(?:very )?first (?:token|position)", r"start token", r"(?:position|token|pos) (?:0|zero)(?![.,]?\d)",
         r"(?:attention )?sinks?", r"sot", r"eot(?: token)?",
     )),
     ("positional", (
@@ -157,7 +146,8 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"spreads?(?: out)?(?: its)?(?: attention)?(?: (?:widely|broadly|evenly|thinly))?(?= (?:over|across|on|widely|evenly|out))"
         r"(?! (?:over|across|on) (?:the |its )?(?:last|previous|preceding|recent|nearby|few|\d))",
         r"spread (?:out|evenly|thin)", r"broad(?:ly)?", r"diffuse(?:ly)?", r"high[- ]entropy",
-        r"(?:near(?:ly)?[- ]|roughly |almost )?uniform(?:ly)?", r"evenly", r"everything", r"averag(?:e|es|ing) over",
+        r"(?:near(?:ly)?[- ]|roughly |almost )?uniform(?:ly)?", r"evenly",
+        r"everything(?! (?:else )?(?:goes|went|lands|is|sits|ends up|falls)\b)", r"averag(?:e|es|ing) over",
         r"whole (?:sentence|clause|context|story|text|prefix)", r"bag[- ]of[- ]words", r"long[- ]range",
     )),
     ("delimiter", (
@@ -200,7 +190,7 @@ SECONDARY = (
 )
 NOTE = (
     r"^(?:except|apart from|other than|but not|unless|for example|for instance|like head|e\.g\.|i\.e\.|see)\b"
-    r"|\b(?:not|never|doesn't|does not|don't|isn't|no longer|rarely)\b"
+    r"|\b(?:not|never|doesn't|does not|don't|isn't|no longer|rarely|hardly|barely|scarcely)\b|(?<!\ba )\blittle\b"
 )
 QUOTED_WORD = r"[\"“'‘`][A-Za-z][\w']*[\"”'’`]"
 UNSURE = r"\?\)?\.?\s*$|\(\?\)|\?\s*(?=[,;)])|\b(?:perhaps|maybe|possibly|probably|might|seems?|likely|i think|guess)\b"
@@ -326,17 +316,17 @@ def _compiled():
     return [(role, _whole_words(phrases)) for role, phrases in LEXICON], _whole_words(UNCHECKABLE), scopes
 
 
-# --- sentences, scopes, numbers ------------------------------------------------------------------
+# --- sentences and scopes ------------------------------------------------------------------
 
 
-def _sentences(text: str) -> list[str]:
-    """Split at . ! ? ; : followed by a space, outside parentheses and quotes, not after e.g./i.e."""
+def sentences(text: str, ends: str = ".!?;:") -> list[str]:
+    """Split at `ends` followed by a space, outside parentheses and quotes, not after e.g./i.e."""
     parts, start, depth, quoted = [], 0, 0, False
     for k, char in enumerate(text):
         depth += (char == "(") - (char == ")")
         quoted ^= char in '"“”'
-        ends = char in ".!?;:" and depth <= 0 and not quoted and (k + 1 == len(text) or text[k + 1].isspace())
-        if ends and not re.search(r"\b(?:e\.g|i\.e|etc|vs|cf|approx|ca)\.$", text[start : k + 1], re.IGNORECASE):
+        end = char in ends and depth <= 0 and not quoted and (k + 1 == len(text) or text[k + 1].isspace())
+        if end and not re.search(r"\b(?:e\.g|i\.e|etc|vs|cf|approx|ca)\.$", text[start : k + 1], re.IGNORECASE):
             parts.append(text[start : k + 1].strip())
             start = k + 1
     parts.append(text[start:].strip())
@@ -385,33 +375,6 @@ def sentence_scope(sentence: str) -> tuple[ScopeKind | None, int]:
         if kind is not None and not re.search(r"\b(?:mostly|attends?)\b", words, re.IGNORECASE):
             return kind, subject.end("subject")
     return None, 0
-
-
-_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
-
-
-def find_numbers(text: str) -> tuple[Number, ...]:
-    """Shares ("45%", "0.45"), lifts ("12x", "12 times uniform"), distances and entropies."""
-    found: list[tuple[int, Number]] = []
-    taken: list[tuple[int, int]] = []
-
-    def add(match: re.Match, quantity: Quantity, value: float) -> None:
-        if all(match.end() <= a or match.start() >= b for a, b in taken):
-            taken.append((match.start(), match.end()))
-            found.append((match.start(), Number(quantity, value, match.group(0).strip())))
-
-    for m in re.finditer(r"(?:mean |average |median )?distance (?:of |is |=|≈|~|about |around |roughly )*" + _NUMBER,
-                         text, re.IGNORECASE):
-        add(m, "distance", float(m.group(1)))
-    for m in re.finditer(r"entropy (?:of |is |=|≈|~|about |around |roughly )*" + _NUMBER, text, re.IGNORECASE):
-        add(m, "entropy", float(m.group(1)))
-    for m in re.finditer(_NUMBER + r"\s*(?:x|×|times)(?![\w])", text, re.IGNORECASE):
-        add(m, "lift", float(m.group(1)))
-    for m in re.finditer(_NUMBER + r"\s*%", text):
-        add(m, "share", float(m.group(1)) / 100)
-    for m in re.finditer(r"(?<![\w.\-–])(0?\.\d+|1\.0+)(?![\w.%\-–])", text):
-        add(m, "share", float(m.group(1)))
-    return tuple(n for _, n in sorted(found, key=lambda pair: pair[0]))
 
 
 def _hedge(sentence: str, lead: str) -> tuple[str, float]:
@@ -472,23 +435,14 @@ def _sentence_claims(sentence: str, lead_hedge: str, matcher: ClaimMatcher | Non
         elif uncheckable.search(item) and not inside:
             claims.append(Claim("uncheckable", None, item, sentence, hedge, weight, source="text"))
         else:
-            numbers = find_numbers(item)
-            for n, (s, e, role) in enumerate(inside):
-                claims.append(Claim(state, role, sentence[s:e], sentence, hedge, weight,
-                                    numbers=numbers if n == 0 else ()))
-    roles = [c for c in claims if c.role]
-    if not roles and not claims and matcher is not False:
+            for s, e, role in inside:
+                claims.append(Claim(state, role, sentence[s:e], sentence, hedge, weight))
+    if not claims and matcher is not False:
         closest = (matcher or default_matcher()).closest(sentence[rest_start:])
         if closest:
             kind = "secondary" if re.search(SECONDARY, sentence, re.IGNORECASE) else "main"
-            roles = [Claim(kind, closest[0], closest[1], sentence, hedge, weight, numbers=find_numbers(sentence),
-                           source="tf-idf", similarity=closest[2])]
-            claims = roles
-    if roles and not any(c.numbers for c in roles):  # numbers elsewhere in the sentence go to its first role
-        numbers = find_numbers(sentence[rest_start:])
-        if numbers:
-            first = claims.index(roles[0])
-            claims[first] = _with(claims[first], numbers=numbers)
+            claims = [Claim(kind, closest[0], closest[1], sentence, hedge, weight, source="tf-idf",
+                            similarity=closest[2])]
     if scope is not None:  # scoped: conditions, unless the scope is the role's own definition
         claims = [_with(c, scope=scope) if c.role is None or scope in ROLE_SCOPES.get(c.role, ())
                   else _with(c, kind="condition", scope=scope) for c in claims]
@@ -509,7 +463,7 @@ def extract_claims(text: str, matcher: ClaimMatcher | None = None) -> HeadClaims
     lead_hedge = (lead.group(1) or "") if lead else ""
     claims: list[Claim] = []
     verdict: list[Claim] = []
-    for sentence in _sentences(re.sub(r"^\s*~+\s*", "", text)):
+    for sentence in sentences(re.sub(r"^\s*~+\s*", "", text)):
         found = _sentence_claims(sentence, lead_hedge, matcher)
         if not verdict:
             named = [c for c in found if c.role and c.kind in ("main", "secondary") and _is_verdict(sentence, c)][:1]
@@ -545,9 +499,6 @@ def _rank(claims: list[Claim]) -> tuple[Claim, ...]:
             claim = _with(claim, kind="secondary")
         key = (claim.kind == "condition", claim.role, claim.scope) if claim.role else (claim.kind, claim.phrase)
         if claim.kind == "secondary" and primary is not None and claim.role == primary.role:
-            if claim.numbers:  # a later sentence gives the primary claim's numbers
-                at = next(k for k, c in enumerate(ranked) if c.kind == "primary")
-                ranked[at] = _with(ranked[at], numbers=ranked[at].numbers + claim.numbers)
             continue
         if key in seen:
             continue

@@ -4,7 +4,9 @@ Markdown: one row per described head (the sentence holding the primary claim, th
 roles with their hedges, the measured role, the verdict and its evidence), then the scoped
 statements and notes, then the summary (verdict counts, agreement, Cohen's kappa). JSON: one
 object per head with `layer`, `head`, `claim`, `claimed_primary`, `claimed_secondary`,
-`conditions`, `verdict`, `measured_role` and `evidence`. All numbers go through
+`conditions`, `listed` (summary-table kinds), `verdict`, `measured_role`, `evidence` and `numbers`
+(each written number: `written`, `metric` (the metrics.csv column, `<column>_lift` for a
+multiplier, null when not checked), `measured`, `low`, `high`, `agrees`). All numbers go through
 `classifier.formatting`.
 """
 
@@ -20,7 +22,8 @@ import pandas as pd
 from classifier.validate.claims import Claim, HeadClaims
 from classifier.formatting import head_label, markdown_table, number, percent, times
 from classifier.validate.check import HeadResult, Validation
-from classifier.validate.verdicts import LEAN_LIFT, LEAN_SHARE, VERDICTS, Evidence, Judgement, NumberCheck, Verdict
+from classifier.thresholds import NUMBER_AGREEMENT
+from classifier.validate.verdicts import VERDICTS, Evidence, Judgement, NumberCheck, Verdict
 
 ORDER = {Verdict.SUPPORTED: 3, Verdict.SECONDARY: 2, Verdict.CONTRADICTED: 1, Verdict.NOT_CHECKABLE: 0}
 
@@ -38,24 +41,36 @@ def evidence_text(e: Evidence | None) -> str:
         return ""
     if e.role == "unclear" or not e.measure:
         return f"{e.role}: no single target" if e.role == "unclear" else e.role
-    if e.role == "broad":
-        return f"broad: entropy {number(e.share)} of its maximum"
     if e.role == "positional":
         return f"positional: {e.measure} for {percent(e.share)} of queries"
-    interval = f" [{percent(e.low)}, {percent(e.high)}]" if math.isfinite(e.low) and math.isfinite(e.high) else ""
+    finite = math.isfinite(e.low) and math.isfinite(e.high)
+    if e.measure == "entropy":  # each measure under its own name: entropy is no share of attention
+        interval = f" [{number(e.low)}, {number(e.high)}]" if finite else ""
+        return f"{e.role}: entropy {number(e.share)}{interval} of its maximum"
+    interval = f" [{percent(e.low)}, {percent(e.high)}]" if finite else ""
     lift = f", {times(e.lift)} uniform" if math.isfinite(e.lift) else ""
     what = "explains" if e.measure == "explained" else f"{e.measure}"
     return f"{e.role}: {what} {percent(e.share)}{interval}{lift}"
 
 
+def _measured_number(check: NumberCheck, value: float) -> str:
+    """A measured value in the written number's form: 13.8% for "14%", 13.2x for "13x"."""
+    if check.number.kind == "lift":
+        return f"{value:.1f}x"
+    if check.number.kind == "share":
+        return percent(value, 1)
+    return number(value, 1 if check.metric == "distance" else 3)
+
+
 def number_text(check: NumberCheck) -> str:
+    """`“16%” vs word_start 14.0% [13.0%, 15.0%]: disagrees`, or why it is not checked."""
     written = check.number.text
     if check.agrees is None:
-        return f"“{written}”: not measured"
-    interval = (f" [{number(check.low)}, {number(check.high)}]"
-                if math.isfinite(check.low) and math.isfinite(check.high) else "")
-    measured = times(check.measured) if check.number.quantity == "lift" else number(check.measured)
-    return f"“{written}” vs {check.metric} {measured}{interval}: {'agrees' if check.agrees else 'disagrees'}"
+        return f"“{written}”: not checked ({check.reason})"
+    interval = f" [{_measured_number(check, check.low)}, {_measured_number(check, check.high)}]"
+    bound = f"{check.number.bound} " if check.number.bound else ""
+    return (f"“{bound}{written}” vs {check.metric} {_measured_number(check, check.measured)}{interval}: "
+            f"{'agrees' if check.agrees else 'disagrees'}")
 
 
 def _evidence_cell(j: Judgement) -> str:
@@ -82,12 +97,20 @@ def _measured_cell(j: Judgement | None) -> str:
     return f"{j.measured}{extra}{confidence}"
 
 
+def _listed_text(h: HeadResult) -> list[str]:
+    """Each summary-table kind of the head, its verdict, and where it disagrees with the head's row."""
+    own = h.claims.claimed_primary
+    return [f"summary line {item.line} lists it as {item.claimed or 'nothing checkable'} ({item.verdict.value})"
+            + (f", its own row claims {own}" if item.claimed != own and h.description.line != item.line else "")
+            for item in h.listed]
+
+
 def _verdict_cell(h: HeadResult) -> str:
     also = [f"{role} {verdict.value}" for role, verdict in h.corpus.also]
     text = f"**{h.corpus.verdict.value}**"
     if h.prompt is not None and h.prompt.verdict != h.corpus.verdict:
         text += f" (prompt: {h.prompt.verdict.value})"
-    return text + (f"; also-claims: {', '.join(also)}" if also else "")
+    return "; ".join([text + (f"; also-claims: {', '.join(also)}" if also else ""), *_listed_text(h)])
 
 
 # A primary claim's sentence this short is a bare verdict ("Local:"): the table shows the cell's
@@ -133,11 +156,14 @@ def render_validation(validation: Validation) -> str:
         f"- Heads described: {len(validation.heads)}",
         "",
         "Each head is judged on its **primary claim** (the head-level statement, normally the first role "
-        "named): **supported** when it is the measured primary role, **secondary** when it is a measured "
-        f"secondary role or the head clearly prefers its target (at least {LEAN_LIFT:g}x uniform and "
-        f"{percent(LEAN_SHARE)} of attention), **contradicted** otherwise, **not checkable** when no role "
+        "named): **supported** when it is the measured primary role, **secondary** when the role's own "
+        "test passes as a measured secondary role, **contradicted** otherwise, **not checkable** when no role "
         "could be read. Evidence is the share of attention a role explains and its lift over uniform "
-        "attention. Hedges (`~` roughly, `~~` very roughly, `?` unsure, weak) lower a claim's weight. "
+        "attention. Every written number is compared with the metrics.csv column its own words name (a "
+        "multiplier with that column's lift): it agrees when the interval its writing stands for (16% is "
+        f"[15.5%, 16.5%]), widened by {percent(NUMBER_AGREEMENT.tolerance)} "
+        f"({percent(NUMBER_AGREEMENT.hedged_tolerance)} when hedged), overlaps the measured 95% interval; "
+        "a number whose metric its words do not name is not checked. Hedges (`~` roughly, `~~` very roughly, `?` unsure, weak) lower a claim's weight. "
         "Statements scoped to a kind of query (\"inside a word\", \"punctuation attends to itself\") "
         "are listed below the table, not judged as head-level claims.",
         "",
@@ -204,11 +230,11 @@ def _judgement_json(j: Judgement) -> dict:
         "verdict": j.verdict.value, "measured_role": j.measured, "measured_secondary": list(j.secondary),
         "confidence": _plain(j.confidence),
         "evidence": {"claimed": _evidence_json(j.claimed_evidence), "measured": _evidence_json(j.measured_evidence),
-                     "numbers": [{"written": c.number.text, "quantity": c.number.quantity, "value": c.number.value,
-                                  "metric": c.metric or None, "measured": _plain(c.measured),
-                                  "low": _plain(c.low), "high": _plain(c.high), "agrees": c.agrees}
-                                 for c in j.numbers],
                      "text": _evidence_cell(j)},
+        "numbers": [{"written": c.number.text, "metric": c.metric or None, "measured": _plain(c.measured),
+                     "low": _plain(c.low), "high": _plain(c.high), "agrees": c.agrees,
+                     **({"bound": c.number.bound} if c.number.bound else {}),
+                     **({"not_checked": c.reason} if c.agrees is None else {})} for c in j.numbers],
         "secondary_verdicts": {role: verdict.value for role, verdict in j.also},
     }
 
@@ -227,6 +253,8 @@ def validation_records(validation: Validation) -> list[dict]:
             "conditions": [{"scope": c.scope, "role": c.role, "text": c.phrase, "sentence": c.sentence}
                            for c in claims.conditions],
             "notes": [c.phrase for c in claims.claims if c.kind in ("note", "uncheckable")],
+            "listed": [{"line": item.line, "text": item.text, "claimed": item.claimed, "verdict": item.verdict.value,
+                        "same_as_own_row": item.claimed == claims.claimed_primary} for item in h.listed],
             **_judgement_json(h.corpus),
             "prompt": _judgement_json(h.prompt) if h.prompt is not None else None,
         }

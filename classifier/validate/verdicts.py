@@ -1,13 +1,14 @@
 """Judging claims against measurements: one typed verdict per head, with its evidence.
 
 The verdict is about the **primary** claim (`classifier.validate.claims`): `supported` when the claimed
-role is the head's measured primary role, `secondary` when it is one of the measured secondary
-roles or the head clearly prefers it (at least LEAN_LIFT x uniform attention and LEAN_SHARE of
-it), `contradicted` otherwise, and `not checkable` when no role could be read. The evidence is
-the share of attention the role explains and its lift over uniform attention: from the role
+role is the head's measured primary role, `secondary` when the role's own test passes as one of
+the head's secondary roles (the run's `secondary` column, as `classifier.label.roles` decides it),
+`contradicted` otherwise, and `not checkable` when no role could be read. The evidence is the
+share of attention the role explains and its lift over uniform attention: from the role
 evidence columns (`explained`, `lift`) and the budget parts when the run has them, else from the
-role's headline metric and its `_lift` column. Numbers written in a claim are compared with the
-measured value and its interval; secondary claims and conditions are reported, not voted.
+role's headline metric and its `_lift` column. Every number of the description is compared with
+the metrics.csv column its own words name (`classifier.validate.numbers`) by the rule in
+`classifier.thresholds.NumberAgreement`; secondary claims and conditions are reported, not voted.
 
 This module neither reads files nor renders.
 """
@@ -22,9 +23,10 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from classifier.validate.claims import Claim, HeadClaims, Number
 from classifier.registry import OFFSETS, ROLE_REGISTRY
-from classifier.thresholds import DEFAULT_THRESHOLDS
+from classifier.thresholds import NUMBER_AGREEMENT, NumberAgreement
+from classifier.validate.claims import Claim, HeadClaims
+from classifier.validate.numbers import WrittenNumber, read_numbers
 
 
 class Verdict(StrEnum):
@@ -35,17 +37,6 @@ class Verdict(StrEnum):
 
 
 VERDICTS = tuple(Verdict)
-# A claimed role that is not the primary one still counts as "secondary" when the head clearly
-# prefers its target: LEAN_LIFT x what uniform attention gives AND at least LEAN_SHARE of all
-# attention (lift alone is cheap where uniform is tiny: 3 x 0.5% is no role).
-LEAN_LIFT = 3.0
-LEAN_SHARE = 0.05
-LEAN_ENTROPY = 0.75 * DEFAULT_THRESHOLDS.broad_entropy  # `broad` has no lift
-LEAN_ARGMAX = 0.5  # `positional`: share of queries whose argmax is one fixed offset >= 2
-# A number written in a claim agrees with the measurement within these tolerances (or inside
-# the measured interval): shares and entropies absolutely, lifts and distances relatively.
-SHARE_TOLERANCE = 0.1
-RELATIVE_TOLERANCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,19 +57,20 @@ class Evidence:
     lift: float  # share / what uniform attention gives (NaN where undefined)
     low: float = float("nan")
     high: float = float("nan")
-    measure: str = ""  # what `share` is, e.g. "previous" or "budget: self+previous+local_rest"
+    measure: str = ""  # what `share` is, e.g. "previous" or "budget part self+previous+local_rest"
 
 
 @dataclass(frozen=True)
 class NumberCheck:
-    """A number written in a claim beside the measured value."""
+    """A written number beside the measured value of the column its words name."""
 
-    number: Number
-    metric: str
+    number: WrittenNumber
+    metric: str  # the metrics.csv column ("" when not checked)
     measured: float
-    low: float
+    low: float  # the measured 95% interval
     high: float
-    agrees: bool | None  # None when nothing measured compares
+    agrees: bool | None  # None: not checked (`reason` says why)
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,7 +125,7 @@ def role_evidence(role: str, metrics: pd.Series, budget: pd.Series | None = None
             if best is None or np.nan_to_num(lift) > np.nan_to_num(best.lift):
                 low = _get(budget, f"{group[0]}_lo") if len(group) == 1 else float("nan")
                 high = _get(budget, f"{group[0]}_hi") if len(group) == 1 else float("nan")
-                best = Evidence(role, share, lift, low, high, measure="+".join(group))
+                best = Evidence(role, share, lift, low, high, measure="budget part " + "+".join(group))
         return best
     metric = spec.headline
     return Evidence(role, _get(metrics, metric), _get(metrics, f"{metric}_lift"), _get(metrics, f"{metric}_lo"),
@@ -149,62 +141,57 @@ def measured_evidence(roles: pd.Series, metrics: pd.Series, budget: pd.Series | 
     return role_evidence(role, metrics, budget)
 
 
-def leans(evidence: Evidence) -> bool:
-    """Whether a head clearly prefers a role's target without it being the primary role."""
-    if evidence.role == "positional":
-        return np.nan_to_num(evidence.share) >= LEAN_ARGMAX
-    if evidence.role == "broad":
-        return np.nan_to_num(evidence.share) >= LEAN_ENTROPY
-    return bool(np.nan_to_num(evidence.share) >= LEAN_SHARE and np.nan_to_num(evidence.lift) >= LEAN_LIFT)
-
-
-def role_verdict(role: str | None, roles: pd.Series, evidence: Evidence | None) -> Verdict:
+def role_verdict(role: str | None, roles: pd.Series) -> Verdict:
     if role is None:
         return Verdict.NOT_CHECKABLE
     if role == roles["role"]:
         return Verdict.SUPPORTED
-    if role in tuple(roles["secondary"]) or (evidence is not None and role != "unclear" and leans(evidence)):
-        return Verdict.SECONDARY
-    return Verdict.CONTRADICTED
+    return Verdict.SECONDARY if role in tuple(roles["secondary"]) else Verdict.CONTRADICTED
 
 
-def check_number(number: Number, role: str | None, metrics: pd.Series) -> NumberCheck:
-    """Compare a written number with the measured metric it is about."""
-    if number.quantity in ("distance", "entropy"):
-        metric = number.quantity
-    else:
-        spec = ROLE_REGISTRY.get(role) if role else None
-        metric = spec.headline if spec is not None and spec.headline and role != "broad" else ""
-    if not metric:
-        return NumberCheck(number, "", float("nan"), float("nan"), float("nan"), None)
-    if number.quantity == "lift":
-        value, low, high = _get(metrics, f"{metric}_lift"), float("nan"), float("nan")
-    else:
-        value, low, high = _get(metrics, metric), _get(metrics, f"{metric}_lo"), _get(metrics, f"{metric}_hi")
+def number_agrees(number: WrittenNumber, low: float, high: float,
+                  rule: NumberAgreement = NUMBER_AGREEMENT) -> bool:
+    """Whether the interval a number's writing stands for, widened by the rule's tolerance,
+    overlaps the measured interval [low, high] (a bound only needs its own side)."""
+    tolerance = rule.hedged_tolerance if number.hedged else rule.tolerance
+    written_low, written_high = number.low * (1 - tolerance), number.high * (1 + tolerance)
+    if number.bound == "at least":
+        return high >= written_low
+    if number.bound == "at most":
+        return low <= written_high
+    return high >= written_low and low <= written_high
+
+
+def check_number(number: WrittenNumber, metrics: pd.Series) -> NumberCheck:
+    """Compare a written number with the metrics.csv column its words name."""
+    column = number.column
+    if column is None:
+        return NumberCheck(number, "", float("nan"), float("nan"), float("nan"), None, number.reason)
+    value = _get(metrics, column)
     if not math.isfinite(value):
-        return NumberCheck(number, metric, value, low, high, None)
-    inside = math.isfinite(low) and math.isfinite(high) and low <= number.value <= high
-    if number.quantity in ("share", "entropy"):
-        close = abs(number.value - value) <= SHARE_TOLERANCE
-    else:
-        close = abs(number.value - value) <= RELATIVE_TOLERANCE * max(abs(value), 1e-9)
-    return NumberCheck(number, metric, value, low, high, bool(inside or close))
+        return NumberCheck(number, column, value, float("nan"), float("nan"), None, f"{column} is not measured")
+    low, high = _get(metrics, f"{number.metric}_lo"), _get(metrics, f"{number.metric}_hi")
+    if number.kind == "lift":  # the metric's interval over the same uniform expectation
+        scale = value / _get(metrics, number.metric)
+        low, high = low * scale, high * scale
+    if not (math.isfinite(low) and math.isfinite(high)):
+        low = high = value  # no bootstrap: the point estimate alone
+    return NumberCheck(number, column, value, low, high, number_agrees(number, low, high))
 
 
-def judge_head(claims: HeadClaims, layer: int, head: int, side: Measured) -> Judgement:
-    """The verdict on one head's primary claim, with evidence, on one side of the measurements."""
+def judge_head(claims: HeadClaims, layer: int, head: int, side: Measured, *, measures: str = "") -> Judgement:
+    """The verdict on one head's primary claim, with evidence, on one side of the measurements;
+    every number of its text and of `measures` (a table's number columns) checked."""
     metrics, roles = side.metrics.loc[(layer, head)], side.roles.loc[(layer, head)]
     budget = _row(side.budget, layer, head)
     primary: Claim | None = claims.primary
     claimed = primary.role if primary else None
     claimed_evidence = role_evidence(claimed, metrics, budget) if claimed else None
-    also = tuple((role, role_verdict(role, roles, role_evidence(role, metrics, budget)))
-                 for role in claims.claimed_secondary)
-    numbers = tuple(check_number(n, c.role, metrics) for c in claims.claims
-                    if c.kind in ("primary", "secondary") for n in c.numbers)
+    also = tuple((role, role_verdict(role, roles)) for role in claims.claimed_secondary)
+    numbers = tuple(check_number(n, metrics) for n in read_numbers(claims.text) + read_numbers(measures))
     confidence = _get(roles, "confidence")  # null in roles.json (no resamples, as on the prompt): NaN
     return Judgement(
-        verdict=role_verdict(claimed, roles, claimed_evidence), claimed=claimed, measured=roles["role"],
+        verdict=role_verdict(claimed, roles), claimed=claimed, measured=roles["role"],
         secondary=tuple(roles["secondary"]), confidence=confidence, claimed_evidence=claimed_evidence,
         measured_evidence=measured_evidence(roles, metrics, budget), weight=claims.weight, also=also,
         numbers=numbers,
