@@ -158,7 +158,7 @@ def roles_frame(records: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(records)
     frame["secondary"] = [tuple(s or ()) for s in frame["secondary"]]
     for column in frame.columns:
-        if column not in ("role", "secondary") and frame[column].dtype == object:
+        if column not in ("role", "secondary", "similar") and frame[column].dtype == object:
             converted = pd.to_numeric(frame[column], errors="coerce")
             if converted.notna().sum() == frame[column].notna().sum():
                 frame[column] = converted.astype(float)

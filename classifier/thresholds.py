@@ -70,6 +70,9 @@ class Thresholds:
     # Confidence: a lead over the next role of this share of attention counts as a full fit;
     # smaller leads scale the confidence down (a coin-flip between two roles is not confident).
     margin_full: float = 0.10
+    # Heads that do the same thing: average-linkage groups of heads whose attention distributions
+    # differ by less than this total-variation distance on average (similarity above 1 - this).
+    group_distance: float = 0.5
 
 
 DEFAULT_THRESHOLDS = Thresholds()
