@@ -13,14 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.measure.ablation import (
-    attribution,
-    group_variants,
-    interval,
-    mean_ablation,
-    single_head_variants,
-    story_losses,
-)
+from classifier.measure.ablation import attribution, group_variants, interval, mean_ablation, single_head_variants
+from classifier.measure.ablation import story_losses, token_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_4L = ROOT / "devmodels" / "tinystories-4L-dev"
@@ -102,8 +96,6 @@ def test_exact_ablation_equals_the_plain_hf_loop(source, stories):
     texts = stories[:6]
     result = mean_ablation(model, texts, single_head_variants(model.n_layers, model.n_heads),
                            max_tokens=96, batch_size=4, bootstrap=0, seed=0)
-    from classifier.measure.ablation import token_ids
-
     sequences = [t.tolist() for t in token_ids(model, texts, 96)]
     expected = reference_effects(plain_hf_model(source), sequences, model.n_heads)
     assert np.abs(result.effect - expected).max() < 1e-4
@@ -116,8 +108,6 @@ def test_exact_ablation_on_a_gpt_neo_equals_the_plain_hf_loop(small_neo_dir, sto
     texts = stories[:3]
     result = mean_ablation(model, texts, single_head_variants(model.n_layers, model.n_heads),
                            max_tokens=40, batch_size=2, bootstrap=0, seed=0)
-    from classifier.measure.ablation import token_ids
-
     sequences = [t.tolist() for t in token_ids(model, texts, 40)]
     expected = reference_effects(plain_hf_model(str(small_neo_dir)), sequences, model.n_heads)
     assert np.abs(result.effect - expected).max() < 1e-4
@@ -157,10 +147,61 @@ def test_attribution_is_the_derivative_towards_the_mean_by_finite_differences(st
     model = loaded("stories260K")
     texts = stories[:4]
     estimate = attribution(model, texts, max_tokens=64, batch_size=3).ravel()
-    from classifier.measure.ablation import token_ids
-
     sequences = [t.tolist() for t in token_ids(model, texts, 64)]
     step = 1e-3
     expected = reference_effects(plain_hf_model("stories260K"), sequences, model.n_heads, blend=step) / step
     assert np.abs(expected).max() > 1e-2
     np.testing.assert_allclose(estimate, expected, rtol=0.02, atol=2e-3)
+
+
+def test_track_carries_ablation_and_attribution_into_track_csv_and_the_page():
+    from test_track_html import fake_model
+
+    from classifier.track.html import page_data
+    from classifier.track.report import model_rows
+
+    model = fake_model("lone", None, ["previous-token", "broad", "unclear"], n_layers=1)
+    model.run.metrics["ablation"], model.run.metrics["attribution"] = [0.25, 0.0, 0.125], [0.5, -0.25, 0.0]
+    rows = model_rows(model)
+    assert rows["ablation"].tolist() == [0.25, 0.0, 0.125] and rows["attribution"].tolist() == [0.5, -0.25, 0.0]
+    assert rows["ablation_lo"].isna().all()  # not in that run: NaN, not made up
+    cells = page_data(rows.assign(compared_with=None, match=None))["models"][0]["cells"][0]
+    assert [cell[5:] for cell in cells] == [[0.25, 0.5], [0.0, -0.25], [0.125, 0.0]]
+
+
+def test_a_run_directory_without_importance_columns_loads_and_renders_without_those_sections():
+    from classifier.render.html import render_html
+    from classifier.render.report import render_report
+    from classifier.run import load_run
+
+    run = load_run(ROOT / "reports" / "stories260K-embedded")
+    assert "ablation" not in run.metrics.columns and "similar" not in run.roles.columns
+    text = render_report(run)
+    assert "## Roles" in text and "Which heads matter" not in text and "Heads that do the same thing" not in text
+    assert "Which heads matter" not in render_html(run)
+
+
+def test_importance_survives_the_run_directory_and_shows_in_both_reports(tmp_path):
+    from classifier.render.html import render_html
+    from classifier.render.report import render_report
+    from classifier.run import load_run
+
+    run = load_run(ROOT / "reports" / "stories260K-embedded")
+    heads = len(run.metrics)
+    n_heads = run.model.n_heads
+    ablation = np.linspace(0.3, 0.0, heads)  # head 0.0 matters most
+    metrics = run.metrics.assign(ablation=ablation, ablation_lo=ablation - 0.01, ablation_hi=ablation + 0.01,
+                                 attribution=ablation / 2, group_ablation=np.where(np.arange(heads) < 2, 0.5, np.nan))
+    similar = [[{"layer": (k + 1) % heads // n_heads, "head": (k + 1) % heads % n_heads, "similarity": 0.75}] for k in range(heads)]
+    roles = run.roles.assign(ablation=ablation, group=np.where(np.arange(heads) < 2, 0.0, np.nan), similar=similar)
+    import dataclasses
+
+    run = dataclasses.replace(run, metrics=metrics, roles=roles)
+    run.save(tmp_path)
+    again = load_run(tmp_path)
+    assert again.roles["similar"].tolist() == similar
+    text = render_report(again)
+    assert "| 1 | 0.0 |" in text and "0.300 (0.290 to 0.310)" in text  # ranked first, with its interval
+    assert "0.0 (" in text.split("## Heads that do the same thing")[1]  # group 1 holds heads 0.0 and 0.1
+    page = render_html(again)
+    assert 'data-head="1"' in page.split('id="importance"')[1]  # a similar head links to its card

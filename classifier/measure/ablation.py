@@ -93,7 +93,7 @@ def valid_positions(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor
     return torch.arange(tokens.shape[1], device=tokens.device) < lengths[:, None]
 
 
-def _forward(model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, hooks) -> torch.Tensor:
+def forward_logits(model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, hooks) -> torch.Tensor:
     mask = valid_positions(tokens, lengths).long()
     return model.bridge.run_with_hooks(tokens, fwd_hooks=hooks, attention_mask=mask)
 
@@ -114,7 +114,7 @@ def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: in
 
         hooks = [(z_hook_name(layer), add_z) for layer in range(model.n_layers)]
         with torch.inference_mode():
-            logits = _forward(model, tokens, lengths, hooks)
+            logits = forward_logits(model, tokens, lengths, hooks)
             losses[indices] = story_losses(logits, tokens, lengths).double().cpu().numpy()
         positions += int(lengths.sum())
     mean_z = torch.stack([z_sums[layer] for layer in range(model.n_layers)]) / positions
@@ -145,7 +145,7 @@ def ablated_losses(
             hooks = [(z_hook_name(layer), overwrite) for layer in layers]
             repeated, repeated_lengths = tokens.repeat(copies, 1), lengths.repeat(copies)  # variant-major rows
             with torch.inference_mode():
-                logits = _forward(model, repeated, repeated_lengths, hooks)
+                logits = forward_logits(model, repeated, repeated_lengths, hooks)
                 sums = story_losses(logits, repeated, repeated_lengths).double().view(copies, rows)
             losses[indices, start : start + copies] = sums.T.cpu().numpy()
     return losses
@@ -210,7 +210,7 @@ def attribution(model: LoadedModel, texts, *, max_tokens: int, batch_size: int) 
             return z
 
         with torch.enable_grad():
-            logits = _forward(model, tokens, lengths, [(z_hook_name(layer), keep) for layer in range(n_layers)])
+            logits = forward_logits(model, tokens, lengths, [(z_hook_name(layer), keep) for layer in range(n_layers)])
             loss = story_losses(logits, tokens, lengths).sum()
             zs = [seen[layer] for layer in range(n_layers)]
             grads = torch.autograd.grad(loss, zs)

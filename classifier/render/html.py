@@ -103,7 +103,7 @@ def table_columns(run) -> list[tuple[str, str, str]]:
     columns = [("head", "Head", "text"), ("layer", "Layer", "int"), ("role", "Role", "text"),
                ("secondary", "Also", "text"), ("confidence", "Confidence", "pct")]
     columns += [c for c in ROLE_MEASURES if c[0] in run.roles.columns]
-    columns += [(c, c, "num") for c in ("ablation", "attribution") if c in run.metrics.columns]
+    columns += [(c, c, "nats") for c in ("ablation", "attribution") if c in run.metrics.columns]
     columns += [(m, m, "pct" if m in SHARE_METRICS else "num") for m in METRICS if m in run.metrics.columns]
     return columns
 

@@ -226,7 +226,7 @@ function fillTable() {
     const tr = el("tr", { "data-head": k, class: k === state.head ? "selected" : "", onclick: () => { select(k); document.getElementById("explorer").scrollIntoView(); } });
     DATA.columns.forEach(([key, , kind], c) => {
       const v = h.row[c];
-      const text = v === null ? "n/a" : kind === "pct" ? pct(v) : kind === "times" ? times(v) : kind === "num" ? v.toFixed(2) : String(h.cells[c] ?? v);
+      const text = v === null ? "n/a" : kind === "pct" ? pct(v) : kind === "times" ? times(v) : kind === "num" ? v.toFixed(2) : kind === "nats" ? v.toFixed(3) : String(h.cells[c] ?? v);
       const td = el("td", { class: kind === "text" ? "text" : "" }, text);
       if (key === "role") td.style.color = roleColor(h.role);
       tr.append(td);
