@@ -316,26 +316,30 @@ def importance_child(model_dir: Path, stories: int, max_tokens: int, corpus: str
         model.bridge.zero_grad(set_to_none=True)
 
     variants = single_head_variants(model.n_layers, model.n_heads)
+    settings = ScoreSettings(device="cpu")
     timed(bare_forwards)  # warm-up
     row = {"stories": len(texts), "tokens": sum(len(t) for t in token_lists),
-           "heads": int(model.n_layers * model.n_heads), "forward": timed(bare_forwards)}
-    row["exact"] = timed(lambda: mean_ablation(model, texts, variants, bootstrap=0, seed=0, **sized))
-    row["forward_backward"] = timed(bare_forward_backward)
-    row["attribution"] = timed(lambda: attribution(model, texts, **sized))
-    settings = ScoreSettings(device="cpu")
-    row["report_stories"] = len(report_texts)
-    row["ablation_stories"] = settings.ablation_stories
-    row["importance"] = timed(lambda: head_importance(model, report_texts, settings))
-    row["scoring"] = run_scorer(model, report_texts, settings.max_tokens)[1]
-    print(json.dumps(row))
+           "heads": int(model.n_layers * model.n_heads), "report_stories": len(report_texts),
+           "ablation_stories": settings.ablation_stories}
+    stages = {
+        "forward": bare_forwards,
+        "exact": lambda: mean_ablation(model, texts, variants, bootstrap=0, seed=0, **sized),
+        "forward_backward": bare_forward_backward,
+        "attribution": lambda: attribution(model, texts, **sized),
+        "scoring": lambda: run_scorer(model, report_texts, settings.max_tokens),
+        "importance": lambda: head_importance(model, report_texts, settings),
+    }
+    for name, stage in stages.items():  # a line after each stage: a run cut short still says something
+        row[name] = timed(stage)
+        print(json.dumps(row), flush=True)
 
 
 def importance_costs(model_dir: Path, stories: int, max_tokens: int, corpus: str) -> None:
     """Print (e), (f), (g) as times and ratios from one fresh process."""
     row = run_child("--importance-child", str(stories), "--model-dir", str(model_dir), "--corpus", corpus,
                     "--max-tokens", str(max_tokens))
-    if "error" in row:
-        print(f"importance: failed ({row['error']})")
+    if "error" in row or "importance" not in row:
+        print(f"importance: failed ({row.get('error', 'cut short')})")
         return
     floor = (row["heads"] + 1) * row["forward"]
     print(f"whether heads matter, first {row['stories']} stories ({row['tokens']} tokens), one process:")
