@@ -6,8 +6,9 @@ view (report.md, report.html, validate, track) renders from a run directory with
 Nothing here imports torch or renders.
 
 Files: run.json (model, corpus, settings, notices, ...), metrics.csv (one row per head: the
-section-3 metrics, intervals, lifts), budget.csv (one row per head: each budget part's share,
-uniform share and interval), roles.json (label and evidence per head), pairs.csv
+section-3 metrics, intervals, lifts; `ablation`, its interval and `attribution` when measured), budget.csv (one row per head: each budget part's share,
+uniform share and interval), roles.json (label and evidence per head; `ablation`, `attribution`, `group` and the
+`similar` heads when measured), pairs.csv
 (characteristic query -> key pairs), prompt-metrics.csv and prompt-roles.json (the prompt
 alone), patterns.npz (attention patterns of the prompt and a few stories, float16).
 """

@@ -109,13 +109,13 @@ def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: in
 
         def add_z(z: torch.Tensor, hook) -> None:
             layer = int(hook.name.split(".")[1])
-            total = (z.double() * valid[:, :, None, None]).sum((0, 1))  # (H, d_head)
-            z_sums[layer] = z_sums.get(layer, 0) + total
+            total = (z.float() * valid[:, :, None, None]).sum((0, 1))  # (H, d_head)
+            z_sums[layer] = z_sums.get(layer, 0) + total.cpu().double()  # float64 on the CPU: mps has none
 
         hooks = [(z_hook_name(layer), add_z) for layer in range(model.n_layers)]
         with torch.inference_mode():
             logits = forward_logits(model, tokens, lengths, hooks)
-            losses[indices] = story_losses(logits, tokens, lengths).double().cpu().numpy()
+            losses[indices] = story_losses(logits, tokens, lengths).cpu().numpy()
         positions += int(lengths.sum())
     mean_z = torch.stack([z_sums[layer] for layer in range(model.n_layers)]) / positions
     return losses, mean_z
@@ -129,7 +129,7 @@ def ablated_losses(
     n_variants = len(variants)
     losses = np.zeros((len(token_lists), n_variants))
     masks = torch.as_tensor(variants, device=model.device)  # (V, L, H)
-    replacement = mean_z.to(model.device)
+    replacement = mean_z.float().to(model.device)
     for start in range(0, n_variants, variants_per_pass):
         chosen = masks[start : start + variants_per_pass]  # (v, L, H)
         copies = len(chosen)
@@ -146,7 +146,7 @@ def ablated_losses(
             repeated, repeated_lengths = tokens.repeat(copies, 1), lengths.repeat(copies)  # variant-major rows
             with torch.inference_mode():
                 logits = forward_logits(model, repeated, repeated_lengths, hooks)
-                sums = story_losses(logits, repeated, repeated_lengths).double().view(copies, rows)
+                sums = story_losses(logits, repeated, repeated_lengths).view(copies, rows)
             losses[indices, start : start + copies] = sums.T.cpu().numpy()
     return losses
 
@@ -214,11 +214,11 @@ def attribution(model: LoadedModel, texts, *, max_tokens: int, batch_size: int) 
             loss = story_losses(logits, tokens, lengths).sum()
             zs = [seen[layer] for layer in range(n_layers)]
             grads = torch.autograd.grad(loss, zs)
-        z = torch.stack([t.detach() for t in zs], 2).double() * valid  # (B, T, L, H, d_head)
-        g = torch.stack(grads, 2).double() * valid
-        grad_sums.append(g.sum(1).cpu())
-        z_grads.append((z * g).sum((1, 4)).cpu())
-        z_total = z_total + z.sum((0, 1)).cpu()
+        z = torch.stack([t.detach() for t in zs], 2).float() * valid  # (B, T, L, H, d_head)
+        g = torch.stack(grads, 2).float() * valid
+        grad_sums.append(g.sum(1).cpu().double())
+        z_grads.append((z * g).sum((1, 4)).cpu().double())
+        z_total = z_total + z.sum((0, 1)).cpu().double()
         positions += int(lengths.sum())
         del logits, loss, zs, grads
     mean_z = z_total / positions  # (L, H, d_head)

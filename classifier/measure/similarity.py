@@ -42,11 +42,12 @@ def overlap_sums(patterns: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
     chunk = max(1, PAIR_ELEMENTS // max(1, entries.shape[1]))
     upper = [torch.minimum(entries[first[k : k + chunk]], entries[second[k : k + chunk]]).sum(1)
              for k in range(0, len(first), chunk)]
-    sums = torch.zeros(n_heads, n_heads, dtype=torch.float64, device=patterns.device)
-    sums[first, second] = torch.cat(upper).double() if upper else sums[first, second]
+    sums = torch.zeros(n_heads, n_heads, dtype=torch.float64)  # on the CPU: mps has no float64
+    if upper:
+        sums[first.cpu(), second.cpu()] = torch.cat(upper).cpu().double()
     sums = sums + sums.T
     sums.diagonal().fill_(float(queries.sum()))  # a head overlaps itself fully
-    return sums.cpu()
+    return sums
 
 
 def head_similarity(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int) -> np.ndarray:
