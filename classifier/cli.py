@@ -19,7 +19,7 @@ import click
 from classifier import console
 from classifier.errors import InputError, notify, one_line
 from classifier.outputs import check_output_dir, check_output_file
-from classifier.settings import TRAINED_CONTEXT, ScoreSettings, option_fields
+from classifier.settings import ABLATION_STORIES, TRAINED_CONTEXT, ScoreSettings, option_fields
 
 DEFAULT_MODEL = "roneneldan/TinyStories-1Layer-21M"
 MODEL_HELP = ("TransformerLens name or alias, Hugging Face id, local checkpoint directory, "
@@ -108,10 +108,10 @@ def scoring_options(function):
     return click.option("--corpus", default="tinystories", show_default=True, help=CORPUS_HELP)(function)
 
 
-def make_settings(stories, max_tokens, seed, batch_size, bootstrap, device) -> ScoreSettings:
+def make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, **more) -> ScoreSettings:
     with user_errors():
         return ScoreSettings(stories=stories, max_tokens=max_tokens, seed=seed,
-                             batch_size=batch_size, bootstrap=bootstrap, device=device)
+                             batch_size=batch_size, bootstrap=bootstrap, device=device, **more)
 
 
 def default_out_dir(model: str) -> Path:
@@ -142,8 +142,8 @@ def main():
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 @force_option
 @verbosity_options
-def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, revision, tokenizer, out_dir, no_figures,
-           force):
+def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories, revision, tokenizer,
+           out_dir, no_figures, force):
     """Score a checkpoint and write its role table.
 
     Writes DIR/report.md, DIR/metrics.csv (one row per head), DIR/roles.json,
@@ -161,7 +161,7 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
         head-roles report --model stories260K --corpus tinystories-sample
     """
     # Every bad argument is said (one line) before any notice, corpus or model.
-    settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
+    settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories=ablation_stories)
     from classifier.load.corpora import check_corpus_spec
     from classifier.load.models import check_model_available, check_model_files, choose_default_model, resolve_device
 
@@ -365,7 +365,7 @@ def demo(out_dir, layout, seed, stories, force):
 @click.option("--strict", is_flag=True, help="Exit 1 when any head is contradicted over the corpus.")
 @verbosity_options
 def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device,
-             revision, tokenizer, prompt, out_file, json_file, strict):
+             ablation_stories, revision, tokenizer, prompt, out_file, json_file, strict):
     """Check researchers' notes on heads against measured roles.
 
     Reads every Markdown table of DESCRIPTIONS whose first column names heads (3, 0.3, L0H3,
@@ -410,7 +410,8 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
             if prompt is not None and prompt != measured.prompt_text:
                 raise InputError(f"--prompt: {run_dir} has no measurements on this prompt; pass --model to measure it")
         else:
-            settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
+            settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device,
+                                     ablation_stories=ablation_stories)
             measured = library.measure_model(model, corpus, settings, prompt=prompt or BANANA_PROMPT,
                                              revision=revision, tokenizer=tokenizer)
         result = library.judge(rows, measured)
@@ -442,6 +443,8 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Stories per forward pass.")
 @click.option("--bootstrap", type=int, default=1000, show_default=True, help="Bootstrap resamples over stories.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--ablation-stories", type=int, default=ABLATION_STORIES, show_default=True,
+              help="Stories on which every head is mean-ablated and its attribution estimated (0: neither).")
 @click.option("--tokenizer", "tokenizer", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Tokenizer file for llama2.c .bin checkpoints (e.g. tok512.model).")
 @click.option("--compare", type=click.Choice(["consecutive", "reference"]), default="consecutive", show_default=True,
@@ -456,8 +459,8 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
 @click.option("--no-figures", is_flag=True, help="Skip the track's PNG figures.")
 @force_option
 @verbosity_options
-def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, tokenizer, compare, jobs,
-          store, out_dir, figures, no_figures, force):
+def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories, tokenizer, compare,
+          jobs, store, out_dir, figures, no_figures, force):
     """Compare head roles across checkpoints scored on the same stories.
 
     MODELS are TransformerLens names, Hugging Face ids (NAME@REVISION picks a revision),
@@ -483,7 +486,7 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     from classifier.track.tracking import track as run_track
     from classifier.track.report import write_track
 
-    settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device)
+    settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories=ablation_stories)
     tracking = run_track(
         models, corpus, settings, store=store, compare=compare, tokenizer=tokenizer, figures=figures,
         jobs=jobs, log=lambda message: click.echo(message, err=True),

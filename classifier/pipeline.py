@@ -15,6 +15,7 @@ from classifier.load.corpora import BANANA_PROMPT, Corpus, load_corpus
 from classifier.load.models import LoadedModel, load_model
 from classifier.label.roles import assign_roles, characteristic_pairs
 from classifier.run import ModelInfo, PatternView, Run
+from classifier.measure.importance import head_importance
 from classifier.measure.scorer import budget_frame, measure, metrics_frame, prompt_patterns, repeated_sequence_scores, score_texts
 from classifier.settings import ScoreSettings
 from classifier.load.tokens import vocab_classes
@@ -58,6 +59,9 @@ def analyse(
     metrics = metrics_frame(measurement)
     if induction_repeated is not None:
         metrics["induction_repeated"] = induction_repeated.ravel()
+    importance = head_importance(model, corpus.texts, settings)
+    metrics = metrics.merge(importance.metrics, on=["layer", "head"])
+    role_frame = roles.frame.merge(importance.roles, on=["layer", "head"])
 
     view = pattern_view(model, prompt, settings.max_tokens, vocab)
     prompt_scored = score_texts(model, [prompt], settings, vocab=vocab, progress=False, collect_pairs=False)
@@ -70,7 +74,7 @@ def analyse(
     notice = tuple(n for n in getattr(corpus, "notices", ()) if n not in notices)
     return Run(
         model=model_info(model), corpus=corpus.describe(), settings=settings, n_tokens=scored.n_tokens,
-        metrics=metrics, budget=budget_frame(measurement), roles=roles.frame,
+        metrics=metrics, budget=budget_frame(measurement), roles=role_frame,
         pairs=characteristic_pairs(scored.pairs, roles.frame, vocab),
         prompt=view, prompt_metrics=metrics_frame(prompt_measurement), prompt_roles=prompt_roles.frame,
         stories=stories, notices=tuple(notices) + notice, command=command,

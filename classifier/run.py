@@ -6,8 +6,9 @@ view (report.md, report.html, validate, track) renders from a run directory with
 Nothing here imports torch or renders.
 
 Files: run.json (model, corpus, settings, notices, ...), metrics.csv (one row per head: the
-section-3 metrics, intervals, lifts), budget.csv (one row per head: each budget part's share,
-uniform share and interval), roles.json (label and evidence per head), pairs.csv
+section-3 metrics, intervals, lifts; `ablation`, its interval and `attribution` when measured), budget.csv (one row per head: each budget part's share,
+uniform share and interval), roles.json (label and evidence per head; `ablation`, `attribution`, `group` and the
+`similar` heads when measured), pairs.csv
 (characteristic query -> key pairs), prompt-metrics.csv and prompt-roles.json (the prompt
 alone), patterns.npz (attention patterns of the prompt and a few stories, float16).
 """
@@ -158,7 +159,7 @@ def roles_frame(records: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(records)
     frame["secondary"] = [tuple(s or ()) for s in frame["secondary"]]
     for column in frame.columns:
-        if column not in ("role", "secondary") and frame[column].dtype == object:
+        if column not in ("role", "secondary", "similar") and frame[column].dtype == object:
             converted = pd.to_numeric(frame[column], errors="coerce")
             if converted.notna().sum() == frame[column].notna().sum():
                 frame[column] = converted.astype(float)

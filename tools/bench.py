@@ -36,6 +36,14 @@ classifier.cli` processes for `--help`, `models`, a bad option, a bad value and 
 run directory (best of 3; target under 1 s for all but render), and one 20-story report of the
 checkpoint above. `--startup-only` stops after that table.
 
+Then, unless `--skip-importance`, whether heads matter (classifier.measure.importance), in one
+fresh process on the first `--importance-stories` stories: (e) the exact mean-ablation of every
+head against (n_heads + 1) bare forward passes to the loss over the same stories (the floor of
+that method), (f) attribution patching against one bare forward + backward pass (loss.backward()
+into the parameters), and (g) the time `head_importance` adds to a default `report` (default
+settings: similarity on 32 stories, ablation and attribution on `--ablation-stories`' default,
+group ablations) beside the scoring of the report's 500 stories.
+
 Importing this module does nothing but define functions (torch is imported where it is used).
 """
 
@@ -276,6 +284,76 @@ def path_child(key: str, model_dir: Path, stories: int, max_tokens: int, corpus:
     print(json.dumps(row))
 
 
+def importance_child(model_dir: Path, stories: int, max_tokens: int, corpus: str) -> None:
+    """Time (e), (f), (g) of the module docstring; print one JSON line (runs in a subprocess)."""
+    import torch
+
+    from classifier.measure.ablation import (
+        forward_logits, attribution, mean_ablation, padded_passes, single_head_variants, story_losses, token_ids,
+    )
+    from classifier.measure.importance import head_importance
+    from classifier.settings import ScoreSettings
+
+    model, _ = load_checkpoint(model_dir)
+    report_texts, _ = load_stories(500, corpus)
+    texts = report_texts[:stories]
+    token_lists = token_ids(model, texts, max_tokens)
+    sized = dict(max_tokens=max_tokens, batch_size=BATCH_SIZE)
+
+    def timed(function) -> float:
+        start = time.perf_counter()
+        function()
+        return time.perf_counter() - start
+
+    def bare_forwards():
+        with torch.inference_mode():
+            for _, tokens, lengths in padded_passes(model, token_lists, BATCH_SIZE):
+                story_losses(forward_logits(model, tokens, lengths, []), tokens, lengths)
+
+    def bare_forward_backward():
+        for _, tokens, lengths in padded_passes(model, token_lists, BATCH_SIZE, copies=3):
+            story_losses(forward_logits(model, tokens, lengths, []), tokens, lengths).sum().backward()
+        model.bridge.zero_grad(set_to_none=True)
+
+    variants = single_head_variants(model.n_layers, model.n_heads)
+    settings = ScoreSettings(device="cpu")
+    timed(bare_forwards)  # warm-up
+    row = {"stories": len(texts), "tokens": sum(len(t) for t in token_lists),
+           "heads": int(model.n_layers * model.n_heads), "report_stories": len(report_texts),
+           "ablation_stories": settings.ablation_stories}
+    stages = {
+        "forward": bare_forwards,
+        "exact": lambda: mean_ablation(model, texts, variants, bootstrap=0, seed=0, **sized),
+        "forward_backward": bare_forward_backward,
+        "attribution": lambda: attribution(model, texts, **sized),
+        "scoring": lambda: run_scorer(model, report_texts, settings.max_tokens),
+        "importance": lambda: head_importance(model, report_texts, settings),
+    }
+    for name, stage in stages.items():  # a line after each stage: a run cut short still says something
+        row[name] = timed(stage)
+        print(json.dumps(row), flush=True)
+
+
+def importance_costs(model_dir: Path, stories: int, max_tokens: int, corpus: str) -> None:
+    """Print (e), (f), (g) as times and ratios from one fresh process."""
+    row = run_child("--importance-child", str(stories), "--model-dir", str(model_dir), "--corpus", corpus,
+                    "--max-tokens", str(max_tokens))
+    if "error" in row or "importance" not in row:
+        print(f"importance: failed ({row.get('error', 'cut short')})")
+        return
+    floor = (row["heads"] + 1) * row["forward"]
+    print(f"whether heads matter, first {row['stories']} stories ({row['tokens']} tokens), one process:")
+    print(f"  (e) exact mean-ablation, {row['heads']} heads       {row['exact']:8.1f} s; "
+          f"{row['heads'] + 1} bare forward passes {floor:8.1f} s (one: {row['forward']:.1f} s); "
+          f"exact / floor = {row['exact'] / floor:.2f}x")
+    print(f"  (f) attribution patching             {row['attribution']:8.1f} s; one forward + backward "
+          f"{row['forward_backward']:8.1f} s; ratio {row['attribution'] / row['forward_backward']:.2f}x")
+    print(f"  (g) default report, {row['report_stories']} stories: scoring {row['scoring']:.1f} s; head_importance "
+          f"(ablation on {row['ablation_stories']} stories) adds {row['importance']:.1f} s "
+          f"= {row['importance'] / row['scoring']:.2f}x the scoring")
+    sys.stdout.flush()
+
+
 def rss_child(model_dir: Path, stories: int, max_tokens: int, corpus: str, start_kb: int) -> None:
     """Score `stories` stories and print one JSON line with the peak RSS (runs in a subprocess)."""
     model, _ = load_checkpoint(model_dir)
@@ -374,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="stories: bundled or a .txt/.jsonl/.parquet file (default bundled)")
     parser.add_argument("--startup-only", action="store_true", help="only the start-up costs")
     parser.add_argument("--skip-startup", action="store_true", help="skip the start-up costs")
+    parser.add_argument("--skip-importance", action="store_true", help="skip the ablation and attribution costs")
+    parser.add_argument("--importance-stories", type=int, default=None,
+                        help="stories for (e) and (f) (default: --ablation-stories' default)")
+    parser.add_argument("--importance-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--paths", default="abcd", help=argparse.SUPPRESS)
     parser.add_argument("--path-child", choices=sorted(PATHS), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -385,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.rss_child is not None:
         rss_child(args.model_dir, args.rss_child, args.max_tokens, args.corpus, start_kb)
+        return 0
+    if args.importance_child is not None:
+        importance_child(args.model_dir, args.importance_child, args.max_tokens, args.corpus)
         return 0
 
     rss_sizes = [int(s) for s in args.rss_stories.split(",") if s.strip()]
@@ -402,6 +487,12 @@ def main(argv: list[str] | None = None) -> int:
             startup_costs(model_dir, Path(tmp), args.corpus)
             if args.startup_only:
                 return 0
+            print()
+
+        if not args.skip_importance:
+            from classifier.settings import ABLATION_STORIES
+
+            importance_costs(model_dir, args.importance_stories or ABLATION_STORIES, args.max_tokens, args.corpus)
             print()
 
         results = {}

@@ -97,7 +97,7 @@ def run_selfcheck(
     from classifier.pipeline import analyse
     from classifier.settings import ScoreSettings
 
-    settings = ScoreSettings(stories=stories, bootstrap=bootstrap, device="cpu")
+    settings = ScoreSettings(stories=stories, bootstrap=bootstrap, device="cpu", ablation_stories=0)  # roles only
     sample = load_corpus(corpus, stories=stories, seed=0)
     frames = []
     with tempfile.TemporaryDirectory(prefix="head-roles-selfcheck-") as scratch:
@@ -151,7 +151,7 @@ def compare_baselines(
     from classifier.settings import ScoreSettings
 
     sample = load_corpus(corpus, stories=stories, seed=0)
-    settings = ScoreSettings(stories=stories, bootstrap=bootstrap, device="cpu")
+    settings = ScoreSettings(stories=stories, bootstrap=bootstrap, device="cpu", ablation_stories=0)  # roles only
     frames = []
     with tempfile.TemporaryDirectory(prefix="head-roles-baselines-") as scratch:
         for layout in layouts:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from classifier.formatting import head_label, percent, times
+from classifier.render.importance import card_extras, importance_html
 from classifier.registry import METRICS, PARTS, ROLE_COLORS, ROLE_REGISTRY, ROLES  # noqa: F401 (ROLE_COLORS re-exported)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -102,6 +103,7 @@ def table_columns(run) -> list[tuple[str, str, str]]:
     columns = [("head", "Head", "text"), ("layer", "Layer", "int"), ("role", "Role", "text"),
                ("secondary", "Also", "text"), ("confidence", "Confidence", "pct")]
     columns += [c for c in ROLE_MEASURES if c[0] in run.roles.columns]
+    columns += [(c, c, "nats") for c in ("ablation", "attribution") if c in run.metrics.columns]
     columns += [(m, m, "pct" if m in SHARE_METRICS else "num") for m in METRICS if m in run.metrics.columns]
     return columns
 
@@ -143,6 +145,7 @@ def head_records(run) -> list[dict]:
             "row": [values[key] if kind == "text" and key != "head" else _number(values.get(key))
                     for key, _, kind in columns],
             "cells": [label if key == "head" else None for key, _, _ in columns],
+            **card_extras(run, layer, head, m, r),
         })
     return records
 
@@ -273,6 +276,7 @@ def render_html(run) -> str:
         header=header_html(run),
         no_texts=no_texts,
         heatmap=heatmap_html(run),
+        importance=importance_html(run),
         evidence=evidence,
         appendix_note='<p class="hint">The Markdown report (report.md) has the planted-versus-measured table.</p>'
         if run.appendix else "",
@@ -330,6 +334,7 @@ Hover or click a token; <kbd>[</kbd> <kbd>]</kbd> step the selected token. Darke
 {appendix_note}
 <div class="scroll"><table class="sortable" id="roles"></table></div>
 </section>
+{importance}
 <section>
 <h2>Lift over uniform attention</h2>
 <div class="hint">Each cell: the metric divided by what uniform attention would give (red: preferred, blue: avoided). Click a row to open the head.</div>

@@ -15,6 +15,7 @@ import pandas as pd
 
 from classifier.label.describe import describe_head, key_kind
 from classifier.formatting import head_label, markdown_table, percent, times, token
+from classifier.render.importance import ablation_cell, importance_lines
 from classifier.thresholds import DEFAULT_THRESHOLDS
 
 # Evidence pairs shown per head, and the prompt's strongest arrows shown per head.
@@ -38,6 +39,7 @@ def role_table(run) -> pd.DataFrame:
             "Sink": percent(label.get("sink", np.nan)),
             "Stability": percent(label.get("stability", np.nan)),
             "Confidence": percent(label["confidence"]),
+            **ablation_cell(metrics.loc[key]),
         })
     return pd.DataFrame(rows)
 
@@ -118,6 +120,7 @@ def render_report(run, figures: dict[str, str] | None = None) -> str:
     ]
     if run.appendix:
         lines += [run.appendix, ""]
+    lines += importance_lines(run)
     if figures:
         lines += ["## Figures", ""] + [f"![{title}]({name})" for name, title in figures.items()] + [""]
     if len(run.pairs):

@@ -29,7 +29,7 @@ from classifier.track.series import settling
 
 REQUIRED = ("model", "checkpoint", "step", "n_layers", "n_heads", "layer", "head", "role")
 # Per-head numbers a cell carries, in this order (NaN -> null); absent columns are all null.
-CELL_NUMBERS = ("explained", "lift", "headline", "confidence")
+CELL_NUMBERS = ("explained", "lift", "headline", "confidence", "ablation", "attribution")
 UNKNOWN_HEX = "#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in UNKNOWN_COLOUR))
 
 
@@ -62,7 +62,7 @@ def _settled(rows: pd.DataFrame, heads: list[tuple[int, int]]) -> list[dict | No
 
 def model_record(name: str, rows: pd.DataFrame, layers_of: dict[str, int]) -> dict:
     """One model: its checkpoints in step order, heads, and per checkpoint and head a cell
-    [role, explained, lift, headline, confidence] and the head of another model it was matched
+    [role, explained, lift, headline, confidence, ablation, attribution] and the head of another model it was matched
     with by metric profile ([label, role, similarity]; `layers_of` gives that model's layers)."""
     rows = rows.sort_values(["step", "layer", "head"], kind="stable", na_position="first")
     n_layers, n_heads = int(rows["n_layers"].iloc[0]), int(rows["n_heads"].iloc[0])

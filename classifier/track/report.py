@@ -26,6 +26,10 @@ def headline_metric(role) -> str | None:
     return entry.headline if entry else None
 
 
+# Whether a head matters (classifier.measure.importance), carried when the runs measured it.
+IMPORTANCE_COLUMNS = ("ablation", "ablation_lo", "ablation_hi", "attribution")
+
+
 def model_rows(model: TrackedModel) -> pd.DataFrame:
     """One model's rows of track.csv."""
     heads = model.heads()
@@ -47,6 +51,8 @@ def model_rows(model: TrackedModel) -> pd.DataFrame:
         frame[m] = heads[m]
     for m in METRICS:
         frame[f"{m}_lift"] = heads[f"{m}_lift"]
+    for column in IMPORTANCE_COLUMNS:  # NaN where the run measured no ablation
+        frame[column] = heads[column] if column in heads else np.nan
     return frame
 
 

@@ -106,8 +106,13 @@ function card() {
   for (const s of h.secondary) title.append(el("span", { class: "badge small", style: `background:${roleColor(s)}` }, "+" + s));
   node.append(title);
   const facts = el("div", { class: "facts" });
-  for (const [value, label] of h.facts) facts.append(el("div", { class: "fact" }, el("b", {}, value), el("span", {}, label)));
+  for (const [value, label] of [...h.facts, ...(h.importance_facts || [])]) facts.append(el("div", { class: "fact" }, el("b", {}, value), el("span", {}, label)));
   node.append(facts);
+  if (h.similar && h.similar.length) {
+    const similar = el("p", { class: "hint" }, "Most similar heads: ");
+    h.similar.forEach(([k, label, value], i) => similar.append(i ? ", " : "", el("a", { href: "#explorer", onclick: (e) => { e.preventDefault(); select(k); } }, `${label} (${value.toFixed(2)})`)));
+    node.append(similar);
+  }
   if (h.budget) {
     const bar = el("div", { class: "budget", title: "Where this head's attention goes over the corpus" });
     const legend = el("div", { class: "legend" }, "attention budget:");
@@ -221,7 +226,7 @@ function fillTable() {
     const tr = el("tr", { "data-head": k, class: k === state.head ? "selected" : "", onclick: () => { select(k); document.getElementById("explorer").scrollIntoView(); } });
     DATA.columns.forEach(([key, , kind], c) => {
       const v = h.row[c];
-      const text = v === null ? "n/a" : kind === "pct" ? pct(v) : kind === "times" ? times(v) : kind === "num" ? v.toFixed(2) : String(h.cells[c] ?? v);
+      const text = v === null ? "n/a" : kind === "pct" ? pct(v) : kind === "times" ? times(v) : kind === "num" ? v.toFixed(2) : kind === "nats" ? v.toFixed(3) : String(h.cells[c] ?? v);
       const td = el("td", { class: kind === "text" ? "text" : "" }, text);
       if (key === "role") td.style.color = roleColor(h.role);
       tr.append(td);

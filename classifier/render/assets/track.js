@@ -3,7 +3,7 @@
 //   roles[name]        code, colour, headline metric (and whether it is a share of attention)
 //   models[m]          one training run (or a lone model): heads[k] (k = layer * n_heads + head,
 //                      label), checkpoints[c] (name, step), cells[c][k] = [role, explained, lift,
-//                      headline, confidence] or null, matches[c][k] = [head, role, similarity]
+//                      headline, confidence, ablation, attribution] or null, matches[c][k] = [head, role, similarity]
 //                      or null, settled[k] = {final, settled, first, changes} or null.
 // Views: the role grid at the chosen checkpoint, the role counts there, the clicked head's
 // history over every checkpoint. Keys: left / right step the checkpoint, Home / End jump.
@@ -106,6 +106,8 @@ function settledSentence(s) {
   return text + `; ${s.changes} role change${s.changes === 1 ? "" : "s"} over ${model().checkpoints.length} checkpoints.`;
 }
 
+const nats = (x) => (x === null || !isFinite(x) ? "n/a" : x.toFixed(3));
+
 function history() {
   const m = model();
   const k = state.head;
@@ -128,7 +130,8 @@ function history() {
   node.append(strip);
   // Explained and lift only where the role rule gives them for some head of this model.
   const columns = [["Explained", (at) => pct(at[1]), 1], ["Lift", (at) => times(at[2]), 2],
-    ["Headline", headline, 3], ["Confidence", (at) => pct(at[4]), 4]]
+    ["Headline", headline, 3], ["Confidence", (at) => pct(at[4]), 4],
+    ["Ablation (nats)", (at) => nats(at[5]), 5], ["Attribution", (at) => nats(at[6]), 6]]
     .filter(([, , x]) => m.cells.some((cells) => cells.some((c) => c !== null && c[x] !== null)));
   const table = el("table", { class: "history" });
   table.append(el("thead", {}, el("tr", {}, el("th", { class: "text" }, "Step"), el("th", { class: "text" }, "Role"),
@@ -154,7 +157,8 @@ function history() {
   }
   node.append(el("p", { class: "hint" }, "Explained: share of attention the role accounts for; lift: that share over uniform "
     + "attention's; headline: the role's headline metric; confidence: share of bootstrap resamples giving the role "
-    + "(columns no head of this model has are left out). Click a row or the strip to go to that checkpoint."));
+    + "(columns no head of this model has are left out); ablation: loss increase when the head is mean-ablated, "
+    + "attribution: its one-pass estimate. Click a row or the strip to go to that checkpoint."));
 }
 
 // ---- moving around

@@ -1,0 +1,76 @@
+"""Whether each head matters and which heads are alike, as per-head tables for a run.
+
+Combines `classifier.measure.ablation` (exact mean-ablation and attribution patching, both on the
+first `ablation_stories` stories) and `classifier.measure.similarity` (similarity on the first
+SIMILARITY_STORIES stories, groups by clustering). Attribution could run on every scored story,
+but with a 50,257-token unembedding its forward and backward pass cost about two forward passes
+to the logits per story, about seven times what scoring a story costs (scoring stops before the
+unembedding), so it runs on the ablation stories: beside the exact value, on the same sample. A group's combined
+ablation (all its heads at once) is one more ablated forward pass per group over the ablation
+stories, so it is measured whenever ablation is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from classifier.load.models import LoadedModel
+from classifier.measure.ablation import attribution, group_variants, mean_ablation, single_head_variants, token_ids
+from classifier.measure.similarity import head_groups, head_similarity, similar_heads
+from classifier.settings import ScoreSettings
+
+# Stories the similarity is measured on (the first ones of the sample): every pair of heads is
+# compared on every (query, key) entry, (L*H)^2 / 2 pairs times ~T^2 / 2 entries per story (40
+# heads on 300-token stories: 3.5e7 minima per story). 32 stories give ~8,000 queries, so a mean
+# overlap in [0, 1] has a standard error of a few thousandths, far below the group threshold's scale.
+SIMILARITY_STORIES = 32
+# Columns `head_importance` adds to metrics.csv and to roles.json.
+METRIC_COLUMNS = ("ablation", "ablation_lo", "ablation_hi", "attribution",
+                  "group_ablation", "group_ablation_lo", "group_ablation_hi")
+ROLE_COLUMNS = ("ablation", "attribution", "group", "similar")
+
+
+@dataclass(frozen=True)
+class Importance:
+    """Per head (layer, head order): `metrics` (METRIC_COLUMNS) and `roles` (ROLE_COLUMNS)
+    frames, each with layer and head; NaN where a figure was not measured; `group` is NaN for
+    a head in no group."""
+
+    metrics: pd.DataFrame
+    roles: pd.DataFrame
+
+
+def head_importance(model: LoadedModel, texts, settings: ScoreSettings) -> Importance:
+    """Ablation (with intervals), attribution, similar heads and groups of every head."""
+    n_layers, n_heads = model.n_layers, model.n_heads
+    layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)
+    sized = dict(max_tokens=settings.max_tokens, batch_size=settings.batch_size)
+    similarity = head_similarity(model, token_ids(model, texts[:SIMILARITY_STORIES], settings.max_tokens),
+                                 settings.batch_size)
+    groups = head_groups(similarity)
+    members = [list(zip(layer[groups == g], head[groups == g])) for g in range(groups.max() + 1)]
+    nan = np.full(n_layers * n_heads, np.nan)
+    single, single_lo, single_hi = nan, nan, nan
+    group, group_lo, group_hi = nan, nan, nan
+    estimate = nan
+    if settings.ablation_stories:
+        texts = texts[: settings.ablation_stories]
+        variants = np.concatenate([single_head_variants(n_layers, n_heads), group_variants(members, n_layers, n_heads)])
+        result = mean_ablation(model, texts, variants,
+                               bootstrap=settings.bootstrap, seed=settings.seed, **sized)
+        count = n_layers * n_heads
+        single, single_lo, single_hi = result.effect[:count], result.low[:count], result.high[:count]
+        in_group = groups >= 0
+        group, group_lo, group_hi = (np.where(in_group, values[count:][groups], np.nan) if len(members) else nan
+                                     for values in (result.effect, result.low, result.high))
+        estimate = attribution(model, texts, **sized).ravel()
+    ids = {"layer": layer, "head": head}
+    metrics = pd.DataFrame({**ids, "ablation": single, "ablation_lo": single_lo, "ablation_hi": single_hi,
+                            "attribution": estimate, "group_ablation": group, "group_ablation_lo": group_lo,
+                            "group_ablation_hi": group_hi})
+    roles = pd.DataFrame({**ids, "ablation": single, "attribution": estimate,
+                          "group": np.where(groups >= 0, groups, np.nan), "similar": similar_heads(similarity, n_heads)})
+    return Importance(metrics, roles)

@@ -1,0 +1,109 @@
+"""Which heads do the same thing: similarity of attention distributions, and groups of heads.
+
+The similarity of heads a and b is one minus the total-variation distance of their attention
+distributions over the same queries, averaged (token-weighted) over every query i >= 1 of the
+stories: 1 - TV(A_a[i], A_b[i]) = sum_j min(A_a[i, j], A_b[i, j]), since each row sums to one.
+Identical heads score 1; heads that never attend to the same key score 0. Heads of different
+layers are compared alike (same stories, same query positions). Query 0 is left out: its row is
+forced onto BOS for every head.
+
+`head_similarity` runs the stories (forward passes stopped after the last layer's pattern) and
+reduces each batch's patterns to the sum over queries of every pair's overlap, so memory does not
+grow with the stories. `similar_heads` ranks the other heads of each head; `head_groups` groups
+heads with scikit-learn's agglomerative clustering on the distance 1 - similarity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.cluster import AgglomerativeClustering
+
+from classifier.load.models import LoadedModel
+from classifier.measure.scorer import _PatternsSeen, pattern_hook_name
+from classifier.thresholds import DEFAULT_THRESHOLDS
+
+# Pair overlaps computed at once: bounds the (pairs, entries) intermediate to 2**25 floats (128 MiB).
+PAIR_ELEMENTS = 2**25
+# Other heads listed per head in roles.json's `similar`.
+SIMILAR_LISTED = 5
+
+
+def overlap_sums(patterns: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """Sum over the counted queries of sum_j min(A_a[i, j], A_b[i, j]) for every pair of heads.
+
+    patterns (B, N, T, T): N heads' attention; queries (B, T) marks the queries counted.
+    Returns (N, N), symmetric, float64.
+    """
+    batch, n_heads, length, _ = patterns.shape
+    keys = torch.ones(length, length, dtype=torch.bool, device=patterns.device).tril()  # a query sees keys j <= i
+    entries = patterns.transpose(0, 1)[:, queries[:, :, None] & keys]  # (N, M): every counted (query, key)
+    first, second = torch.triu_indices(n_heads, n_heads, offset=1, device=patterns.device)
+    chunk = max(1, PAIR_ELEMENTS // max(1, entries.shape[1]))
+    upper = [torch.minimum(entries[first[k : k + chunk]], entries[second[k : k + chunk]]).sum(1)
+             for k in range(0, len(first), chunk)]
+    sums = torch.zeros(n_heads, n_heads, dtype=torch.float64)  # on the CPU: mps has no float64
+    if upper:
+        sums[first.cpu(), second.cpu()] = torch.cat(upper).cpu().double()
+    sums = sums + sums.T
+    sums.diagonal().fill_(float(queries.sum()))  # a head overlaps itself fully
+    return sums
+
+
+def head_similarity(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int) -> np.ndarray:
+    """Similarity (L*H, L*H) of every pair of heads, heads in (layer, head) order, over the
+    queries i >= 1 of `token_lists` (BOS-first token id arrays)."""
+    from classifier.measure.ablation import padded_passes, valid_positions
+
+    n_layers = model.n_layers
+    total, queries = 0, 0
+    for _, tokens, lengths in padded_passes(model, token_lists, batch_size):
+        seen: dict[int, torch.Tensor] = {}
+
+        def keep(pattern: torch.Tensor, hook) -> None:
+            seen[int(hook.name.split(".")[1])] = pattern.detach()
+            if len(seen) == n_layers:
+                raise _PatternsSeen
+
+        valid = valid_positions(tokens, lengths)
+        with torch.inference_mode():
+            try:
+                model.bridge.run_with_hooks(tokens, fwd_hooks=[(pattern_hook_name(layer), keep) for layer in range(n_layers)],
+                                            attention_mask=valid.long())
+            except _PatternsSeen:
+                pass
+        counted = valid.clone()
+        counted[:, 0] = False
+        patterns = torch.cat([seen[layer].float() for layer in range(n_layers)], 1)  # (B, L*H, T, T)
+        total = total + overlap_sums(patterns, counted)
+        queries += int(counted.sum())
+    return (total / queries).numpy()
+
+
+def similar_heads(similarity: np.ndarray, n_heads: int, listed: int = SIMILAR_LISTED) -> list[list[dict]]:
+    """Per head (layer, head order): the `listed` other heads most like it, most similar first,
+    as [{"layer", "head", "similarity"}]."""
+    others = similarity.copy()
+    np.fill_diagonal(others, -np.inf)
+    order = np.argsort(-others, axis=1, kind="stable")[:, :listed]
+    return [[{"layer": int(k // n_heads), "head": int(k % n_heads), "similarity": float(similarity[i, k])}
+             for k in row] for i, row in enumerate(order)]
+
+
+def head_groups(similarity: np.ndarray, *, threshold: float = DEFAULT_THRESHOLDS.group_distance) -> np.ndarray:
+    """Group label of every head (-1: in no group): average-linkage clusters of distance
+    1 - similarity below `threshold`; clusters of one head are no group. Labels number the groups
+    0, 1, ... by their first head."""
+    if len(similarity) < 2:
+        return np.full(len(similarity), -1)
+    distance = np.clip(1.0 - (similarity + similarity.T) / 2, 0.0, None)
+    np.fill_diagonal(distance, 0.0)
+    labels = AgglomerativeClustering(
+        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
+    ).fit(distance).labels_
+    sizes = np.bincount(labels)
+    by_first_head = labels[np.sort(np.unique(labels, return_index=True)[1])]
+    kept = by_first_head[sizes[by_first_head] >= 2]
+    number = np.full(len(sizes), -1)
+    number[kept] = np.arange(len(kept))
+    return number[labels]

@@ -1,0 +1,51 @@
+"""Head similarity (1 - total variation, averaged over queries) and groups, on hand-computable cases."""
+
+import numpy as np
+import torch
+
+from classifier.measure.similarity import head_groups, overlap_sums, similar_heads
+
+
+def patterns_of(*heads) -> torch.Tensor:
+    """(1, N, T, T) from N hand-written (T, T) patterns."""
+    return torch.tensor([heads], dtype=torch.float32)
+
+
+def test_identical_heads_score_one_and_disjoint_heads_zero():
+    previous = [[1, 0, 0], [1, 0, 0], [0, 1, 0]]  # query 1 -> BOS (its previous token), query 2 -> 1
+    current = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    queries = torch.tensor([[False, True, True]])
+    sums = overlap_sums(patterns_of(previous, previous, current), queries) / queries.sum()
+    assert sums[0, 1] == 1.0
+    assert sums[0, 2] == 0.0 and sums[2, 0] == 0.0
+    assert sums.diagonal().tolist() == [1.0, 1.0, 1.0]
+
+
+def test_overlap_is_one_minus_total_variation_averaged_over_counted_queries():
+    a = [[1, 0, 0], [0.5, 0.5, 0], [0.2, 0.3, 0.5]]
+    b = [[1, 0, 0], [1.0, 0.0, 0], [0.2, 0.5, 0.3]]
+    # query 1: TV = 0.5 -> 0.5; query 2: TV = 0.2 -> 0.8; query 0 not counted.
+    queries = torch.tensor([[False, True, True]])
+    sums = overlap_sums(patterns_of(a, b), queries)
+    assert np.isclose(float(sums[0, 1]) / 2, (0.5 + 0.8) / 2)
+    padded = torch.tensor([[False, True, False]])  # query 2 is padding
+    assert np.isclose(float(overlap_sums(patterns_of(a, b), padded)[0, 1]), 0.5)
+
+
+def test_similar_heads_lists_the_others_most_similar_first_with_layer_and_head():
+    similarity = np.array([[1, 0.2, 0.9, 0.1], [0.2, 1, 0.3, 0.4], [0.9, 0.3, 1, 0.0], [0.1, 0.4, 0.0, 1]])
+    listed = similar_heads(similarity, n_heads=2, listed=3)
+    assert listed[0] == [{"layer": 1, "head": 0, "similarity": 0.9}, {"layer": 0, "head": 1, "similarity": 0.2},
+                         {"layer": 1, "head": 1, "similarity": 0.1}]
+    assert all(len(row) == 3 and all((e["layer"], e["head"]) != divmod(i, 2) for e in row) for i, row in enumerate(listed))
+
+
+def test_groups_join_close_heads_and_leave_lone_heads_out():
+    similarity = np.array([
+        [1.0, 0.9, 0.1, 0.1],
+        [0.9, 1.0, 0.1, 0.1],
+        [0.1, 0.1, 1.0, 0.2],
+        [0.1, 0.1, 0.2, 1.0],
+    ])
+    assert head_groups(similarity, threshold=0.5).tolist() == [0, 0, -1, -1]
+    assert head_groups(similarity, threshold=0.95).tolist() == [0, 0, 0, 0]
