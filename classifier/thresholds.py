@@ -13,6 +13,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# --- Measurement constants (fixed when a corpus is scored; classifier.measure.scoring) ---------
+# `hold`: a query's top key (its argmax over keys 1 <= j <= i - 2: BOS, itself and the previous
+# token have roles of their own) is "held" when the same key position is also the top key of at
+# least HOLD_MIN_QUERIES - 1 other queries of the story. The same position, not the same token: a
+# previous-token or fixed-offset head has a new key every query and scores near 0. Five queries
+# is longer than the runs a near-sighted (local) head makes on one key as it slides past it (two to
+# four queries, the key sitting 2-4 back), and shorter than a clause.
+HOLD_MIN_QUERIES = 5
+# ...and a top key counts only when it gets at least this multiple of what uniform attention
+# gives one key (1 / (i + 1)): uniform attention has no top key, and a sharp previous-token head's
+# leftover crumbs (1e-4 of its attention) are not a choice of key.
+HOLD_PEAK_LIFT = 2.0
+# Top keys (what a head looks at, by token text) are kept only for key tokens seen at least this
+# many times as a key, in at least TOP_KEY_MIN_STORIES stories: a token seen once is one story's
+# accident, and its lift over uniform is noise.
+TOP_KEY_MIN_OCCURRENCES = 20
+TOP_KEY_MIN_STORIES = 5
+
+# --- Display -----------------------------------------------------------------------------------
+# A label with a confidence under this is written with a `?` in every table (`delimiter?`, the
+# notation researchers use for a hedged label): below it the label wins fewer than half of the
+# bootstrap resamples, or leads the next role by under half of margin_full.
+DOUBT_CONFIDENCE = 0.5
+# A top key is "preferred" (named in descriptions) when it gets at least this multiple of what
+# uniform attention gives it; below, it is frequent, not preferred (`.` and ` a` top every head).
+TOP_KEY_NOTABLE_LIFT = 2.0
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -67,6 +94,16 @@ class Thresholds:
     # `induction` needs a multi-layer model and a confirmation on a repeated random-token sequence
     # (BOS, then the same random tokens twice): attention on the token after the earlier copy.
     induction_repeated_share: float = 0.3
+    # `hold` (general, like local and broad: named only when no specific role is): the head keeps
+    # returning to the same earlier key, the top key of at least this share of its queries held
+    # (metric `hold`, HOLD_MIN_QUERIES)...
+    hold_queries: float = 0.3
+    # ...and the held keys get at least this share of the non-sink attention.
+    hold_attention: float = 0.08
+    # No primary role on a sliver: a target (or hold) role is the primary only when it explains at
+    # least this share of ALL the head's attention; below, it is a secondary scoped to the queries
+    # that have its target ("on multi-piece words: word-start").
+    primary_share: float = 0.03
     # Confidence: a lead over the next role of this share of attention counts as a full fit;
     # smaller leads scale the confidence down (a coin-flip between two roles is not confident).
     margin_full: float = 0.10
