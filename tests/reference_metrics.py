@@ -20,7 +20,7 @@ METRIC_NAMES = (
 # hold (design notes, section 7, as classifier/thresholds.py fixes it): a query's top key over
 # keys 1 <= j <= i-2 counts when it gets at least HOLD_PEAK_LIFT / (i+1), and is held when it is
 # the counted top key of at least HOLD_MIN_QUERIES queries of the text.
-HOLD_MIN_QUERIES = 5
+HOLD_MIN_QUERIES = 8
 HOLD_PEAK_LIFT = 2.0
 
 DELIMITER_CHARS = set('.,!?;:"“”…')

@@ -15,7 +15,7 @@ import pandas as pd
 
 from classifier.formatting import percent, times, token
 from classifier.registry import ROLE_REGISTRY
-from classifier.thresholds import DOUBT_CONFIDENCE, TOP_KEY_NOTABLE_LIFT
+from classifier.thresholds import DOUBT_CONFIDENCE, HOLD_MIN_QUERIES, TOP_KEY_NOTABLE_LIFT
 
 # An unclear head's description names a target only when it gets this multiple of uniform
 # attention (and >= 5% of attention): below that the "preference" is noise.
@@ -108,9 +108,10 @@ def _budget_phrase(budget: pd.Series, part: str) -> str:
 
 
 def _hold_text(label) -> str:
-    """"its top key is held for 45% of queries", or empty for runs saved before hold."""
+    """"45% of its queries go to a key that at least 7 other queries ... also go to"; empty for runs saved before hold."""
     hold = label.get("hold", np.nan)
-    return f"it returns to the same earlier key for {percent(hold)} of its queries" if _finite(hold) else ""
+    return (f"{percent(hold)} of its queries go to a key that at least {HOLD_MIN_QUERIES - 1} other queries of the "
+            "story also go to" if _finite(hold) else "")
 
 
 def _keys_description(label, lead: str) -> str:
@@ -138,8 +139,9 @@ def _share_phrase(label, role: str) -> str:
 
 def _hold_description(label) -> str:
     preferred = preferred_keys(label)
-    held = (f" ({percent(label['hold'])} of its queries return to a key other queries of the story also take; "
-            f"those keys get {percent(label.get('hold_attention', label.get('explained')))} of its attention)")
+    held = (f" ({percent(label['hold'])} of its queries go to a key that at least {HOLD_MIN_QUERIES - 1} other queries "
+            f"of the story also go to; those keys get {percent(label.get('hold_attention', label.get('explained')))} "
+            "of its attention)")
     if preferred:
         what = f": mostly {', '.join(key_text(k) for k in preferred)}"
     elif top_keys_of(label):

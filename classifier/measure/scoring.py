@@ -496,21 +496,21 @@ class TextStats:
     def held_shares(self, weights: np.ndarray | None = None) -> np.ndarray:
         """Share of all attention (queries i >= 1) that held top keys get from the queries holding
         them, and what uniform attention gives the same keys: (..., L, H, 2); `weights` (R, N)."""
-        if weights is None:
-            sums, queries = self.held.sum(0), self.budget_queries.sum()
-        else:
-            sums = np.einsum("rn,nlhk->rlhk", weights, self.held)
-            queries = (weights @ self.budget_queries)[:, None, None, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return sums / queries
+        return _per_head_share(self.held, self.budget_queries, weights)
 
     def offset_shares(self, weights: np.ndarray | None = None) -> np.ndarray:
         """Share of queries (i >= MAX_TRACKED_OFFSET) whose argmax is at each offset: (L, H, O),
         or (R, L, H, O) with text `weights` (R, N)."""
-        if weights is None:
-            counts, queries = self.offset_counts.sum(0), self.offset_queries.sum()
-        else:
-            counts = np.einsum("rn,nlho->rlho", weights, self.offset_counts)
-            queries = (weights @ self.offset_queries)[:, None, None, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return counts / queries
+        return _per_head_share(self.offset_counts, self.offset_queries, weights)
+
+
+def _per_head_share(sums: np.ndarray, queries: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Per-text sums (N, L, H, K) over per-text query counts (N,), summed over texts: (L, H, K),
+    or (R, L, H, K) with text `weights` (R, N)."""
+    if weights is None:
+        sums, queries = sums.sum(0), queries.sum()
+    else:
+        sums = np.einsum("rn,nlhk->rlhk", weights, sums)
+        queries = (weights @ queries)[:, None, None, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / queries

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from classifier.formatting import head_label, percent, times
+from classifier.thresholds import HOLD_MIN_QUERIES
 from classifier.registry import METRICS, PARTS, ROLE_COLORS, ROLE_REGISTRY, ROLES  # noqa: F401 (ROLE_COLORS re-exported)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -94,7 +95,7 @@ def _facts(role_row: pd.Series, metrics: pd.Series) -> list[tuple[str, str]]:
     facts.append((percent(stability), "same role in bootstrap resamples"))
     facts.append((percent(metrics["start_of_text"]), "on BOS (attention sink)"))
     if "hold" in metrics and pd.notna(metrics["hold"]):
-        facts.append((percent(metrics["hold"]), "of its queries return to a key four others also take (hold)"))
+        facts.append((percent(metrics["hold"]), f"of its queries return to a key {HOLD_MIN_QUERIES - 1} others also take (hold)"))
     facts.append((f"{metrics['entropy']:.2f}", "entropy (of its maximum)"))
     return facts
 

@@ -17,7 +17,7 @@ from classifier.label.describe import (
     confidence_text, describe_head, key_kind, role_label, secondary_label, top_keys_text,
 )
 from classifier.formatting import head_label, markdown_table, percent, times, token
-from classifier.thresholds import DEFAULT_THRESHOLDS, DOUBT_CONFIDENCE
+from classifier.thresholds import DEFAULT_THRESHOLDS, DOUBT_CONFIDENCE, HOLD_MIN_QUERIES
 
 # Evidence pairs shown per head, and the prompt's strongest arrows shown per head.
 PAIRS_SHOWN = 3
@@ -122,7 +122,7 @@ def render_report(run, figures: dict[str, str] | None = None) -> str:
         "**Explained**: share of all attention in the part(s) the role names; **Lift**: that share over what "
         "uniform attention would give; **Margin**: how far the role's share above uniform leads the next target's; "
         "**Sink**: share parked on BOS; **Hold**: share of queries whose top key (BOS, itself and the previous token "
-        "aside) is also the top key of four other queries of the story; **Top keys**: the key tokens (BOS, itself and "
+        f"aside) is also the top key of {HOLD_MIN_QUERIES - 1} other queries of the story; **Top keys**: the key tokens (BOS, itself and "
         "the previous token aside) with the largest share of its attention, and their lift over uniform attention; "
         "**Stability**: share of bootstrap resamples over stories giving the same role; "
         "**Confidence**: stability, scaled down when the margin is under "
