@@ -99,14 +99,32 @@ class Thresholds:
     induction_repeated_share: float = 0.3
     # `hold` (general, like local and broad: named only when no specific role is): the head keeps
     # returning to the same earlier key, the top key of at least this share of its queries held
-    # (metric `hold`, HOLD_MIN_QUERIES)...
+    # (metric `hold`, HOLD_MIN_QUERIES; the 1L development model's holding heads 0.33-0.69 on 200
+    # stories, its local heads 0.27 and 0.36, the 4L model's near-uniform heads up to 0.54)...
     hold_queries: float = 0.3
-    # ...and the held keys get at least this share of the non-sink attention.
+    # ...and the held keys get at least this share of the non-sink attention (the 1L development
+    # model's holding heads: 9-22%)...
     hold_attention: float = 0.08
+    # ...and the head is soft: its largest weight is at most this share of a query's attention on
+    # average. Holding heads of trained models spread the rest of their attention (the development
+    # models' holding heads: 0.19-0.29); a head whose top key takes half of every query's attention
+    # and that no target explains has sharp preferences of its own, not a held word: the calibration
+    # models' noise heads (random sharp content and position preferences) sit at 0.49-0.68, and their
+    # argmax also repeats (hold 0.17-0.33).
+    hold_max_weight: float = 0.4
     # No primary role on a sliver: a target (or hold) role is the primary only when it explains at
     # least this share of ALL the head's attention; below, it is a secondary scoped to the queries
-    # that have its target ("on multi-piece words: word-start").
+    # that have its target ("on multi-piece words: word-start"). Under GPT-2 BPE few queries are
+    # continuation pieces (about 1%): held-out heads sending 20% of a continuation piece's attention to
+    # the word's first piece explain 0.16-0.21% of all their attention; the word-start heads readers
+    # name on small-vocabulary models (stories260K, the 4L development model) explain 6.5-20%.
     primary_share: float = 0.03
+    # ...unless the head does the role's job sharply whenever the target exists (at least this share
+    # of those queries' non-sink attention): a planted word-start head under GPT-2 BPE sends 0.98 (0.55
+    # at medium strength) of a continuation piece's attention to the first piece and explains ~1% of
+    # all its attention. It stays primary, with its confidence scaled under one half (written
+    # `word-start?`): the label is right, but it describes a sliver of the head's queries.
+    sliver_sharp: float = 0.5
     # Confidence: a lead over the next role of this share of attention counts as a full fit;
     # smaller leads scale the confidence down (a coin-flip between two roles is not confident).
     margin_full: float = 0.10

@@ -30,12 +30,13 @@ def budget_of(parts: dict) -> np.ndarray:
 
 
 def measurement(heads: list[dict], offsets: list[dict] | None = None, resamples: int = 0, noise: float = 0.0,
-                entropy: list[float] | None = None, held: list[tuple[float, float]] | None = None) -> Measurement:
+                entropy: list[float] | None = None, held: list[tuple[float, float]] | None = None,
+                available: dict | None = None, max_weight: list[float] | None = None) -> Measurement:
     """`held`: per head (hold, share of all attention on its held keys); none held by default."""
     budget = np.array([[budget_of(h) for h in heads]])  # (1, H, P)
     values = np.full((1, len(heads), len(METRICS)), 0.03)
     values[..., METRICS.index("entropy")] = entropy if entropy is not None else 0.5
-    values[..., METRICS.index("max_weight")] = 0.5 if entropy is None else 0.05
+    values[..., METRICS.index("max_weight")] = max_weight if max_weight is not None else 0.5 if entropy is None else 0.05
     held = held or [(0.0, 0.0)] * len(heads)
     values[..., METRICS.index("hold")] = [h for h, _ in held]
     # uniform attention gives a held key about 1/100 of a query's attention (stories of ~100 tokens)
@@ -46,7 +47,7 @@ def measurement(heads: list[dict], offsets: list[dict] | None = None, resamples:
             shares[0, k] = (1 - share) / len(OFFSETS)
             shares[0, k, offset] = share
     uniform = np.array([UNIFORM[p] for p in PARTS])
-    available = np.array([AVAILABLE[p] for p in PARTS])
+    available = np.array([(AVAILABLE | (available or {}))[p] for p in PARTS])
     rng = np.random.default_rng(0)
     boot_budget = budget[None] + rng.normal(scale=noise, size=(resamples, *budget.shape))
     expected = np.full(len(METRICS), 0.03)
@@ -181,9 +182,12 @@ def test_evidence_pairs_show_the_roles_key_kind_first():
 
 
 def test_a_head_no_target_explains_that_holds_keys_is_a_hold_head():
-    frame = assign_roles(measurement([NOISE, NOISE, NOISE], held=[(0.6, 0.15), (0.2, 0.15), (0.6, 0.02)])).frame
-    # holds for 60% of queries with 15% of attention on held keys; too few queries; too little attention
-    assert frame["role"].tolist() == ["hold", "unclear", "unclear"]
+    heads = measurement([NOISE] * 4, held=[(0.6, 0.15), (0.2, 0.15), (0.6, 0.02), (0.6, 0.15)],
+                        max_weight=[0.25, 0.25, 0.25, 0.6])
+    frame = assign_roles(heads).frame
+    # a soft head holding for 60% of queries with 15% of its attention on held keys; too few queries;
+    # too little attention; a sharp head (its top key takes 60% of a query's attention) no target explains
+    assert frame["role"].tolist() == ["hold", "unclear", "unclear", "unclear"]
     assert frame.loc[0, "explained"] == pytest.approx(0.15) and frame.loc[0, "hold"] == pytest.approx(0.6)
 
 
@@ -213,4 +217,13 @@ def test_no_named_primary_role_explains_under_two_percent_of_attention():
     frame = assign_roles(measurement(heads, held=[(float(h), float(s)) for h, s in rng.uniform(0, 0.1, (400, 2))])).frame
     named = frame[~frame["role"].isin(["unclear", "broad", "positional", "start-of-text"])]
     assert len(named) > 20  # the check is not vacuous
-    assert (named["explained"] >= 0.02).all()
+    confident = named[named["confidence"] >= 0.5]
+    assert (confident["explained"] >= 0.02).all()
+
+
+def test_a_sharp_role_on_a_sliver_stays_primary_but_not_confident():
+    # continuation pieces are 2% of the queries; the head sends 90% of their attention to the first piece
+    sharp = measurement([{"word_start": 0.018}], resamples=20, noise=0.0001, available={"word_start": 0.02})
+    frame = assign_roles(sharp).frame
+    assert frame.loc[0, "role"] == "word-start" and frame.loc[0, "stability"] == 1.0
+    assert frame.loc[0, "confidence"] < 0.5

@@ -142,7 +142,8 @@ def role_evidence(
         elif role.kind == "broad":
             passes[name] = (metric["entropy"] >= t.broad_entropy) & (metric["max_weight"] <= t.broad_max_weight)
         elif role.kind == "hold":
-            passes[name] = (metric["hold"] >= t.hold_queries) & (share / non_sink >= t.hold_attention)
+            passes[name] = ((metric["hold"] >= t.hold_queries) & (share / non_sink >= t.hold_attention)
+                            & (metric["max_weight"] <= t.hold_max_weight))
 
     confirmed = induction_repeated is not None and n_layers >= 2
     repeated_ok = (np.nan_to_num(induction_repeated) >= t.induction_repeated_share) if confirmed else False
@@ -159,10 +160,15 @@ def role_evidence(
 
 def slivers(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
     """Passing target and hold roles that explain under `primary_share` of ALL the head's
-    attention (a word start under GPT-2 BPE, which few queries have): never primary, only a
-    secondary role scoped to the queries that have the target. (..., L, H, R)."""
+    attention (a word start under GPT-2 BPE, which few queries have) with a soft preference (under
+    `sliver_sharp` of those queries' non-sink attention): never primary, only a secondary role scoped
+    to the queries that have the target. (..., L, H, R)."""
     kind = np.broadcast_to(_KIND, evidence.passes.shape)
-    return evidence.passes & np.isin(kind, ["target", "hold"]) & (np.nan_to_num(evidence.explained) < thresholds.primary_share)
+    explained = np.nan_to_num(evidence.explained)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conditional = explained / np.clip(evidence.available, 1e-9, None) / np.clip(1.0 - evidence.sink, 1e-9, None)[..., None]
+    return (evidence.passes & np.isin(kind, ["target", "hold"]) & (explained < thresholds.primary_share)
+            & (np.nan_to_num(conditional) < thresholds.sliver_sharp))
 
 
 def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
@@ -258,6 +264,14 @@ def assign_roles(
     else:
         stability = np.full(primary.shape, np.nan)
     fit = np.clip(np.nan_to_num(margin, nan=thresholds.margin_full) / thresholds.margin_full, 0.0, 1.0)
+    # A sharp role on a sliver stays primary, but a label resting on under primary_share of all the
+    # head's attention is not a confident one: its fit is scaled below one half.
+    named = primary != UNCLEAR
+    primary_explained = np.take_along_axis(np.nan_to_num(evidence.explained, nan=1.0),
+                                           np.minimum(primary, len(SCORED_ROLES) - 1)[..., None], -1)[..., 0]
+    kinds = _KIND[np.minimum(primary, len(SCORED_ROLES) - 1)]
+    on_sliver = named & np.isin(kinds, ["target", "hold"]) & (primary_explained < thresholds.primary_share)
+    fit = np.where(on_sliver, np.minimum(fit, primary_explained / (2 * thresholds.primary_share)), fit)
     confidence = stability * fit
 
     excess = evidence.excess
