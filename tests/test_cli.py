@@ -40,7 +40,7 @@ def test_report_writes_tidy_metrics_roles_and_run_record(small_neo_dir, corpus_f
     ])
     assert result.exit_code == 0, result.output
     metrics = pd.read_csv(out / "metrics.csv")
-    assert list(metrics.columns[:17]) == ["layer", "head", *METRICS]
+    assert list(metrics.columns[: 2 + len(METRICS)]) == ["layer", "head", *METRICS]
     for metric in METRICS:
         assert {f"{metric}_lo", f"{metric}_hi", f"{metric}_lift"} <= set(metrics.columns)
     assert len(metrics) == 2 * 4  # one row per head
