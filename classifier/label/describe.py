@@ -85,16 +85,21 @@ def top_keys_of(label) -> list[dict]:
     return list(keys) if isinstance(keys, (list, tuple)) else []
 
 
+def small_percent(x: float) -> str:
+    """A share that may be small: 0.004 -> '0.4%' (not '0%'), 0.31 -> '31%'."""
+    return percent(x, 1) if _finite(x) and abs(x) < 0.01 else percent(x)
+
+
 def key_text(key: dict, what: str = "of its attention") -> str:
     """` to` (31% of its attention, 9x)."""
-    return f"{token(key['token'])} ({percent(key['share'])} {what}, {times(key['lift'])})"
+    return f"{token(key['token'])} ({small_percent(key['share'])} {what}, {times(key['lift'])})"
 
 
 def top_keys_text(label, n: int = KEYS_NAMED) -> str:
     """The head's top keys as a table cell, the keys it prefers first: "` to` 31% 9x, `.` 5% 1.1x"."""
     preferred = preferred_keys(label, n)
     keys = preferred + [k for k in top_keys_of(label) if k not in preferred][: n - len(preferred)]
-    return ", ".join(f"{token(k['token'])} {percent(k['share'])} {times(k['lift'])}" for k in keys)
+    return ", ".join(f"{token(k['token'])} {small_percent(k['share'])} {times(k['lift'])}" for k in keys)
 
 
 def preferred_keys(label, n: int = KEYS_NAMED) -> list[dict]:
