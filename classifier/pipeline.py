@@ -13,7 +13,7 @@ import numpy as np
 from classifier.console import progress_allowed
 from classifier.load.corpora import BANANA_PROMPT, Corpus, load_corpus
 from classifier.load.models import LoadedModel, load_model
-from classifier.label.roles import assign_roles, characteristic_pairs
+from classifier.label.roles import assign_roles, characteristic_pairs, top_keys_lists
 from classifier.run import ModelInfo, PatternView, Run
 from classifier.measure.importance import head_importance
 from classifier.measure.scorer import budget_frame, measure, metrics_frame, prompt_patterns, repeated_sequence_scores, score_texts
@@ -56,12 +56,13 @@ def analyse(
         repeated_sequence_scores(model, seed=settings.seed, vocab=vocab) if model.n_layers >= 2 else None
     )
     roles = assign_roles(measurement, induction_repeated=induction_repeated)
+    role_frame = roles.frame.assign(top_keys=top_keys_lists(scored.top_keys, roles.frame, vocab))
     metrics = metrics_frame(measurement)
     if induction_repeated is not None:
         metrics["induction_repeated"] = induction_repeated.ravel()
     importance = head_importance(model, corpus.texts, settings)
     metrics = metrics.merge(importance.metrics, on=["layer", "head"])
-    role_frame = roles.frame.merge(importance.roles, on=["layer", "head"])
+    role_frame = role_frame.merge(importance.roles, on=["layer", "head"])
 
     view = pattern_view(model, prompt, settings.max_tokens, vocab)
     prompt_scored = score_texts(model, [prompt], settings, vocab=vocab, progress=False, collect_pairs=False)
@@ -75,7 +76,7 @@ def analyse(
     return Run(
         model=model_info(model), corpus=corpus.describe(), settings=settings, n_tokens=scored.n_tokens,
         metrics=metrics, budget=budget_frame(measurement), roles=role_frame,
-        pairs=characteristic_pairs(scored.pairs, roles.frame, vocab),
+        pairs=characteristic_pairs(scored.pairs, role_frame, vocab),
         prompt=view, prompt_metrics=metrics_frame(prompt_measurement), prompt_roles=prompt_roles.frame,
         stories=stories, notices=tuple(notices) + notice, command=command,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=package_versions(),

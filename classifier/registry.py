@@ -1,7 +1,8 @@
 """Names of every metric, budget part and role, in one place that imports no torch.
 
-`METRICS` are the metrics of section 3 of the design notes (the exact definitions live in
-`classifier.measure.scoring`). `PARTS` split each query's attention into disjoint parts, each key going
+`METRICS` are the metrics of section 3 of the design notes, then `hold` (section 7: the share of
+queries whose top key the head keeps returning to); the exact definitions live in
+`classifier.measure.scoring`. `PARTS` split each query's attention into disjoint parts, each key going
 to the most specific target it is, so that a head has one budget of attention summing to 1
 (section 4: specific before general). `ROLE_REGISTRY` declares each role once: its short code,
 its phrases for tables, its headline metric, the budget parts it explains, and the kind of rule
@@ -29,6 +30,7 @@ MetricName = Literal[
     "entropy",
     "max_weight",
     "distance",
+    "hold",
 ]
 METRICS: tuple[MetricName, ...] = get_args(MetricName)
 # Argmax offsets tracked for the `positional` role (offset i - argmax_j A[i, j]); queries with
@@ -68,11 +70,12 @@ RoleName = Literal[
     "broad",
     "duplicate-token",
     "induction",
+    "hold",
     "unclear",
 ]
 ROLES: tuple[RoleName, ...] = get_args(RoleName)
 SCORED_ROLES: tuple[RoleName, ...] = ROLES[:-1]  # "unclear" is what is left when none passes
-RuleKind = Literal["target", "sink", "positional", "local", "broad", "none"]
+RuleKind = Literal["target", "sink", "positional", "local", "hold", "broad", "none"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,10 @@ class Role:
     parts: tuple[tuple[PartName, ...], ...]
     kind: RuleKind
     color: str  # report.html's and track's colour (hex)
+    # Target roles whose target only some queries have: those queries (one of them: "a continuation
+    # piece"), and the scope of the role when it is a secondary role on them ("on multi-piece words").
+    queries: str = ""
+    scope: str = ""
 
 
 ROLE_REGISTRY: dict[str, Role] = {r.name: r for r in (
@@ -103,19 +110,27 @@ ROLE_REGISTRY: dict[str, Role] = {r.name: r for r in (
     Role("start-of-text", "SOT", "Parks its attention on the start-of-text token", "the start-of-text token",
          "start_of_text", (("sink",),), "sink", "#7f7f7f"),
     Role("delimiter", "DELIM", "Attends to earlier delimiters (commas, full stops, speech marks)",
-         "commas and full stops", "delimiter", (("last_delimiter",), ("last_delimiter", "other_delimiter")), "target", "#2ca02c"),
+         "commas and full stops", "delimiter", (("last_delimiter",), ("last_delimiter", "other_delimiter")), "target", "#2ca02c",
+         queries="a query after a delimiter", scope="after delimiters"),
     Role("clause-start", "CLAUSE", "Attends to the start of the current clause", "the start of the clause",
-         "clause_start", (("clause_start",),), "target", "#17becf"),
-    Role("proper-noun", "NAME", "Attends to earlier names", "names", "proper_noun", (("name",),), "target", "#e377c2"),
+         "clause_start", (("clause_start",),), "target", "#17becf", queries="a query inside a clause", scope="inside clauses"),
+    Role("proper-noun", "NAME", "Attends to earlier names", "names", "proper_noun", (("name",),), "target", "#e377c2",
+         queries="a query after a name", scope="after names"),
     Role("local", "LOCAL", "Spreads attention over the last few tokens", "the last few tokens", "local",
          (("self", "previous", "local_rest"),), "local", "#ff7f0e"),
     Role("word-start", "WORD", "From a word's later pieces, attends to its first piece", "the word's first piece",
-         "word_start", (("word_start",),), "target", "#8c564b"),
+         "word_start", (("word_start",),), "target", "#8c564b", queries="a continuation piece", scope="on multi-piece words"),
     Role("broad", "BROAD", "Spreads attention broadly", "everything", "entropy", (("rest",),), "broad", "#bcbd22"),
     Role("duplicate-token", "DUP", "Attends to earlier copies of the current token", "earlier copies of the token",
-         "duplicate", (("duplicate",),), "target", "#393b79"),
+         "duplicate", (("duplicate",),), "target", "#393b79",
+         queries="a repeated token", scope="on repeated tokens"),
     Role("induction", "IND", "Attends to the token after an earlier copy of the current token",
-         "tokens after earlier copies", "induction", (("induction",),), "target", "#843c39"),
+         "tokens after earlier copies", "induction", (("induction",),), "target", "#843c39",
+         queries="a repeated token", scope="on repeated tokens"),
+    # Held keys are measured apart from the budget (`hold` in classifier.measure.scoring): a held key
+    # may be of any part, so the role names no part.
+    Role("hold", "HOLD", "Holds one earlier word for a run of queries", "one held earlier word", "hold",
+         (), "hold", "#6b6ecf"),
     Role("unclear", "?", "No clear preference", "nothing in particular", None, (), "none", "#a0a4ad"),
 )}
 

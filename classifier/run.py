@@ -142,6 +142,8 @@ def _plain(value):
     """A JSON-ready scalar: numpy numbers to Python, NaN to None, tuples to lists."""
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -154,12 +156,18 @@ def roles_records(roles: pd.DataFrame) -> list[dict]:
     return [{k: _plain(v) for k, v in row.items()} for row in roles.to_dict(orient="records")]
 
 
+# roles.json fields that hold role names (lists in JSON, tuples in the frame).
+TUPLE_COLUMNS = ("secondary", "scoped")
+
+
 def roles_frame(records: list[dict]) -> pd.DataFrame:
     """roles.json back into a frame: secondary as tuples, null numbers as NaN."""
     frame = pd.DataFrame(records)
-    frame["secondary"] = [tuple(s or ()) for s in frame["secondary"]]
+    for column in TUPLE_COLUMNS:
+        if column in frame.columns:
+            frame[column] = [tuple(s or ()) for s in frame[column]]
     for column in frame.columns:
-        if column not in ("role", "secondary", "similar") and frame[column].dtype == object:
+        if column not in ("role", *TUPLE_COLUMNS, "top_keys", "similar") and frame[column].dtype == object:
             converted = pd.to_numeric(frame[column], errors="coerce")
             if converted.notna().sum() == frame[column].notna().sum():
                 frame[column] = converted.astype(float)

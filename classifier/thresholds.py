@@ -13,6 +13,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# --- Measurement constants (fixed when a corpus is scored; classifier.measure.scoring) ---------
+# `hold`: a query's top key (its argmax over keys 1 <= j <= i - 2: BOS, itself and the previous
+# token have roles of their own) is "held" when the same key position is also the top key of at
+# least HOLD_MIN_QUERIES - 1 other queries of the story. The same position, not the same token: a
+# previous-token or fixed-offset head has a new key every query and scores near 0. A near-sighted
+# (local) head also returns to a key for a few queries as it slides past (the key 2-4 back) and now
+# and then after: on the 1L development model (100 stories) its local heads 8 and 11 measure 0.50
+# and 0.63 with five queries, 0.28 and 0.35 with eight, while the seven heads its hand labels
+# describe as holding one word for runs of queries (0, 6, 9, 12-15) keep 0.49-0.70 with eight
+# (0.39-0.64 with ten). Eight is also shorter than a clause.
+HOLD_MIN_QUERIES = 8
+# ...and a top key counts only when it gets at least this multiple of what uniform attention
+# gives one key (1 / (i + 1)): uniform attention has no top key, and a sharp previous-token head's
+# leftover crumbs (1e-4 of its attention) are not a choice of key.
+HOLD_PEAK_LIFT = 2.0
+# Top keys (what a head looks at, by token text) are kept only for key tokens seen at least this
+# many times as a key, in at least TOP_KEY_MIN_STORIES stories: a token seen once is one story's
+# accident, and its lift over uniform is noise.
+TOP_KEY_MIN_OCCURRENCES = 20
+TOP_KEY_MIN_STORIES = 5
+
+# --- Display -----------------------------------------------------------------------------------
+# A label with a confidence under this is written with a `?` in every table (`delimiter?`, the
+# notation researchers use for a hedged label): below it the label wins fewer than half of the
+# bootstrap resamples, or leads the next role by under half of margin_full.
+DOUBT_CONFIDENCE = 0.5
+# A top key is "preferred" (named in descriptions) when it gets at least this multiple of what
+# uniform attention gives it; below, it is frequent, not preferred (`.` and ` a` top every head).
+TOP_KEY_NOTABLE_LIFT = 2.0
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -67,6 +97,34 @@ class Thresholds:
     # `induction` needs a multi-layer model and a confirmation on a repeated random-token sequence
     # (BOS, then the same random tokens twice): attention on the token after the earlier copy.
     induction_repeated_share: float = 0.3
+    # `hold` (general, like local and broad: named only when no specific role is): the head keeps
+    # returning to the same earlier key, the top key of at least this share of its queries held
+    # (metric `hold`, HOLD_MIN_QUERIES; the 1L development model's holding heads 0.33-0.69 on 200
+    # stories, its local heads 0.27 and 0.36, the 4L model's near-uniform heads up to 0.54)...
+    hold_queries: float = 0.3
+    # ...and the held keys get at least this share of the non-sink attention (the 1L development
+    # model's holding heads: 9-22%)...
+    hold_attention: float = 0.08
+    # ...and the head is soft: its largest weight is at most this share of a query's attention on
+    # average. Holding heads of trained models spread the rest of their attention (the development
+    # models' holding heads: 0.19-0.29); a head whose top key takes half of every query's attention
+    # and that no target explains has sharp preferences of its own, not a held word: the calibration
+    # models' noise heads (random sharp content and position preferences) sit at 0.49-0.68, and their
+    # argmax also repeats (hold 0.17-0.33).
+    hold_max_weight: float = 0.4
+    # No primary role on a sliver: a target (or hold) role is the primary only when it explains at
+    # least this share of ALL the head's attention; below, it is a secondary scoped to the queries
+    # that have its target ("on multi-piece words: word-start"). Under GPT-2 BPE few queries are
+    # continuation pieces (about 1%): held-out heads sending 20% of a continuation piece's attention to
+    # the word's first piece explain 0.16-0.21% of all their attention; the word-start heads readers
+    # name on small-vocabulary models (stories260K, the 4L development model) explain 6.5-20%.
+    primary_share: float = 0.03
+    # ...unless the head does the role's job sharply whenever the target exists (at least this share
+    # of those queries' non-sink attention): a planted word-start head under GPT-2 BPE sends 0.98 (0.55
+    # at medium strength) of a continuation piece's attention to the first piece and explains ~1% of
+    # all its attention. It stays primary, with its confidence scaled under one half (written
+    # `word-start?`): the label is right, but it describes a sliver of the head's queries.
+    sliver_sharp: float = 0.5
     # Confidence: a lead over the next role of this share of attention counts as a full fit;
     # smaller leads scale the confidence down (a coin-flip between two roles is not confident).
     margin_full: float = 0.10

@@ -15,8 +15,13 @@ import numpy as np
 METRIC_NAMES = (
     "current", "previous", "offset2", "local", "start_of_text", "delimiter", "last_delimiter",
     "clause_start", "proper_noun", "word_start", "duplicate", "induction", "entropy", "max_weight",
-    "distance",
+    "distance", "hold",
 )
+# hold (design notes, section 7, as classifier/thresholds.py fixes it): a query's top key over
+# keys 1 <= j <= i-2 counts when it gets at least HOLD_PEAK_LIFT / (i+1), and is held when it is
+# the counted top key of at least HOLD_MIN_QUERIES queries of the text.
+HOLD_MIN_QUERIES = 8
+HOLD_PEAK_LIFT = 2.0
 
 DELIMITER_CHARS = set('.,!?;:"“”…')
 CONJUNCTIONS = {"and", "but", "or", "so", "because", "yet", "nor"}
@@ -254,6 +259,29 @@ def _query_value(metric: str, A: np.ndarray, i: int, token_ids: list[int], class
     raise KeyError(metric)
 
 
+def held_queries(A: np.ndarray) -> list[bool]:
+    """For one head's (T, T) pattern: whether each query holds its top key (hold, per query)."""
+    T = A.shape[0]
+    top = [NO_POSITION] * T
+    for i in range(3, T):
+        best = NO_POSITION
+        for j in range(1, i - 1):  # 1 <= j <= i-2; the first of equal weights wins
+            if best == NO_POSITION or A[i, j] > A[i, best]:
+                best = j
+        if A[i, best] >= HOLD_PEAK_LIFT / (i + 1):
+            top[i] = best
+    held = [False] * T
+    for i in range(3, T):
+        if top[i] == NO_POSITION:
+            continue
+        others = 0
+        for k in range(3, T):
+            if top[k] == top[i]:
+                others += 1
+        held[i] = others >= HOLD_MIN_QUERIES
+    return held
+
+
 def reference_metrics(patterns: np.ndarray, token_ids: list[int], token_texts: list[str],
                       classes: dict | None = None, glue_is_continuation: bool = True,
                       ) -> dict[str, tuple[np.ndarray, int]]:
@@ -266,6 +294,10 @@ def reference_metrics(patterns: np.ndarray, token_ids: list[int], token_texts: l
         classes = token_classes(token_texts, glue_is_continuation=glue_is_continuation)
     result = {}
     for metric in METRIC_NAMES:
+        if metric == "hold":  # a query's value depends on the other queries of the text
+            held = [held_queries(patterns[h]) for h in range(H)]
+            result[metric] = (np.array([float(sum(held[h])) for h in range(H)]), max(T - 3, 0))
+            continue
         sums = np.zeros(H, dtype=np.float64)
         count = 0
         for i in range(T):
@@ -283,6 +315,8 @@ def eligible_queries(metric: str, token_ids: list[int], token_texts: list[str],
     """The query positions eligible for `metric` (for reporting disagreements)."""
     T = len(token_ids)
     classes = token_classes(token_texts, glue_is_continuation=glue_is_continuation)
+    if metric == "hold":
+        return list(range(3, T))
     probe = uniform_pattern(T)
     return [i for i in range(T) if _query_value(metric, probe, i, token_ids, classes) is not None]
 

@@ -40,7 +40,7 @@ def test_report_writes_tidy_metrics_roles_and_run_record(small_neo_dir, corpus_f
     ])
     assert result.exit_code == 0, result.output
     metrics = pd.read_csv(out / "metrics.csv")
-    assert list(metrics.columns[:17]) == ["layer", "head", *METRICS]
+    assert list(metrics.columns[: 2 + len(METRICS)]) == ["layer", "head", *METRICS]
     for metric in METRICS:
         assert {f"{metric}_lo", f"{metric}_hi", f"{metric}_lift"} <= set(metrics.columns)
     assert len(metrics) == 2 * 4  # one row per head
@@ -51,7 +51,7 @@ def test_report_writes_tidy_metrics_roles_and_run_record(small_neo_dir, corpus_f
     assert run["corpus"]["stories"] == 2 and len(run["corpus"]["sample_indices"]) == 2
     assert run["settings"]["bootstrap"] == 20 and "torch" in run["versions"]
     report = (out / "report.md").read_text()
-    assert "| Head | Role | Description | Explained | Lift | Margin | Sink | Stability | Confidence |" in report
+    assert "| Head | Role | Description | Explained | Lift | Margin | Sink | Hold | Top keys | Stability | Confidence |" in report
     assert re.search(r"\| 1\.3 \|", report)  # L.H labels for a two-layer model
     assert (out / "lift-heatmap.png").stat().st_size > 1000 and (out / "prompt-patterns.png").exists()
 

@@ -156,6 +156,8 @@ def test_reference_metrics_by_hand():
         # repeated tokens: " cat" at 10 (first at 2), "." at 11 (first at 3)
         "duplicate": 2, "induction": 2,
         "entropy": 11, "max_weight": 11, "distance": 11,
+        # a key other than BOS, itself and the previous token: i = 3..11
+        "hold": 9,
     }
 
     def head(metric, h):
@@ -173,6 +175,11 @@ def test_reference_metrics_by_hand():
     assert head("induction", 0) == approx(1 / 11 + 1 / 12)
     assert head("entropy", 0) == approx(11.0)
     assert head("distance", 0) == approx(sum(i / 2 for i in range(1, 12)))  # 33
+
+    # hold: uniform attention has no top key (1 / (i+1) < 2 / (i+1)), BOS is not a key; the
+    # full stop at 3 is the top key of queries 5..11 only (query 4 has it as its previous token):
+    # 7 queries, one short of a hold
+    assert [head("hold", h) for h in range(3)] == [0.0, 0.0, 0.0]
 
     # BOS head: everything on position 0
     assert head("start_of_text", 1) == approx(11.0)

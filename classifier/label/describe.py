@@ -1,19 +1,30 @@
 """One sentence per head in the register of a researcher's table, with the numbers behind it.
 
-Shared by report.md and report.html; reads a head's role row, metrics row and budget row.
+Shared by report.md and report.html; reads a head's role row (with its top keys), metrics row and
+budget row. Every number says what it is a share of: "of its attention" is a share of all the
+head's attention; a role whose target only some queries have gives the share of those queries'
+attention first ("65% of a continuation piece's attention"), then the share of all of it.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-from classifier.formatting import percent, times
+from classifier.formatting import percent, times, token
 from classifier.registry import ROLE_REGISTRY
+from classifier.thresholds import DOUBT_CONFIDENCE, HOLD_MIN_QUERIES, TOP_KEY_NOTABLE_LIFT
 
 # An unclear head's description names a target only when it gets this multiple of uniform
 # attention (and >= 5% of attention): below that the "preference" is noise.
 UNCLEAR_NOTABLE_LIFT = 2.0
+# A role's target exists for (nearly) every query above this share of queries: its share of all
+# attention needs no "of X's attention" beside it.
+ALL_QUERIES = 0.95
+# Top keys named in a description.
+KEYS_NAMED = 3
 
 # Budget parts named in descriptions (unclear heads, secondary roles).
 PART_PHRASES = {
@@ -36,16 +47,124 @@ def key_kind(part) -> str:
     return KEY_KINDS.get(part, "") if isinstance(part, str) else ""
 
 
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def doubtful(label) -> bool:
+    """A named role whose confidence is under DOUBT_CONFIDENCE (unclear is no claim to doubt)."""
+    confidence = label.get("confidence", np.nan)
+    return label["role"] != "unclear" and _finite(confidence) and float(confidence) < DOUBT_CONFIDENCE
+
+
+def role_label(label) -> str:
+    """The role as tables write it: `delimiter?` when the label is doubtful."""
+    return label["role"] + ("?" if doubtful(label) else "")
+
+
+def secondary_label(label) -> str:
+    """Secondary roles, those on a sliver of the queries scoped: `previous-token, on multi-piece
+    words: word-start`."""
+    scoped = set(label.get("scoped", ()) or ())
+    return ", ".join(
+        f"{ROLE_REGISTRY[r].scope}: {r}" if r in scoped and r in ROLE_REGISTRY and ROLE_REGISTRY[r].scope else r
+        for r in label["secondary"]
+    )
+
+
+def confidence_text(label) -> str:
+    """The confidence as tables write it: none for unclear heads (no label to be confident in)."""
+    return "" if label["role"] == "unclear" else percent(label.get("confidence", np.nan))
+
+
+def top_keys_of(label) -> list[dict]:
+    keys = label.get("top_keys")
+    return list(keys) if isinstance(keys, (list, tuple)) else []
+
+
+def small_percent(x: float) -> str:
+    """A share that may be small: 0.004 -> '0.4%' (not '0%'), 0.31 -> '31%'."""
+    return percent(x, 1) if _finite(x) and abs(x) < 0.01 else percent(x)
+
+
+def key_text(key: dict, what: str = "of its attention") -> str:
+    """` to` (31% of its attention, 9x)."""
+    return f"{token(key['token'])} ({small_percent(key['share'])} {what}, {times(key['lift'])})"
+
+
+def top_keys_text(label, n: int = KEYS_NAMED) -> str:
+    """The head's top keys as a table cell, the keys it prefers first: "` to` 31% 9x, `.` 5% 1.1x"."""
+    preferred = preferred_keys(label, n)
+    keys = preferred + [k for k in top_keys_of(label) if k not in preferred][: n - len(preferred)]
+    return ", ".join(f"{token(k['token'])} {small_percent(k['share'])} {times(k['lift'])}" for k in keys)
+
+
+def preferred_keys(label, n: int = KEYS_NAMED) -> list[dict]:
+    """Top keys the head prefers (lift >= TOP_KEY_NOTABLE_LIFT), by share."""
+    return [k for k in top_keys_of(label) if _finite(k.get("lift")) and k["lift"] >= TOP_KEY_NOTABLE_LIFT][:n]
+
+
 def _budget_phrase(budget: pd.Series, part: str) -> str:
     lift = budget[part] / budget[f"{part}_uniform"] if budget[f"{part}_uniform"] > 0 else np.nan
-    return f"{PART_PHRASES[part]} ({percent(budget[part])}, {times(lift)} uniform)"
+    return f"{PART_PHRASES[part]} ({percent(budget[part])} of its attention, {times(lift)} uniform)"
+
+
+def _hold_text(label) -> str:
+    """"45% of its queries go to a key that at least 7 other queries ... also go to"; empty for runs saved before hold."""
+    hold = label.get("hold", np.nan)
+    return (f"{percent(hold)} of its queries go to a key that at least {HOLD_MIN_QUERIES - 1} other queries of the "
+            "story also go to" if _finite(hold) else "")
+
+
+def _keys_description(label, lead: str) -> str:
+    """A head described by what it looks at: its preferred key tokens, or failing that its
+    most attended ones, and its hold."""
+    preferred = preferred_keys(label)
+    keys = preferred or top_keys_of(label)[:KEYS_NAMED]
+    hold = _hold_text(label)
+    if not keys:
+        return lead + (f"; {hold}" if hold else "")
+    verb = "prefers" if preferred else f"no key token gets {TOP_KEY_NOTABLE_LIFT:g}x uniform; most of its attention off BOS, itself and the previous token goes to"
+    return f"{lead}; {verb} {', '.join(key_text(k) for k in keys)}" + (f"; {hold}" if hold else "")
+
+
+def _share_phrase(label, role: str) -> str:
+    """"20% of its attention, 68x uniform", or for a role whose target only some queries have
+    "65% of a continuation piece's attention, 66x uniform; 20% of all its attention"."""
+    explained, lift, available = label.get("explained", np.nan), label.get("lift", np.nan), label.get("available", np.nan)
+    queries = ROLE_REGISTRY[role].queries
+    if queries and _finite(available) and 0 < available < ALL_QUERIES:
+        return (f"{percent(explained / available)} of {queries}'s attention, {times(lift)} uniform; "
+                f"{percent(explained)} of all its attention")
+    return f"{percent(explained)} of its attention, {times(lift)} uniform"
+
+
+def _hold_description(label) -> str:
+    preferred = preferred_keys(label)
+    held = (f" ({percent(label['hold'])} of its queries go to a key that at least {HOLD_MIN_QUERIES - 1} other queries "
+            f"of the story also go to; those keys get {percent(label.get('hold_attention', label.get('explained')))} "
+            "of its attention)")
+    if preferred:
+        what = f": mostly {', '.join(key_text(k) for k in preferred)}"
+    elif top_keys_of(label):
+        what = (f": no key token it prefers ({TOP_KEY_NOTABLE_LIFT:g}x uniform); its most attended are "
+                f"{', '.join(key_text(k) for k in top_keys_of(label)[:KEYS_NAMED])}")
+    else:
+        what = ""
+    return f"{ROLE_REGISTRY['hold'].phrase}{held}{what}"
 
 
 def describe_head(label: pd.Series, metrics: pd.Series, budget: pd.Series | None) -> str:
     """One sentence in the register of a researcher's table, with the numbers behind it."""
     role, offset = label["role"], int(label["offset"])
-    sink = f"; {percent(label['sink'])} parked on BOS" if label["sink"] >= 0.2 and role != "start-of-text" else ""
+    sink = (f"; {percent(label['sink'])} of its attention parked on BOS"
+            if label["sink"] >= 0.2 and role != "start-of-text" else "")
     if role == "unclear":
+        if top_keys_of(label):
+            return _keys_description(label, "No structural role") + sink + "."
         if budget is None or not len(budget):
             return "No role passes."
         lifts = {p: budget[p] / budget[f"{p}_uniform"] for p in PART_PHRASES if budget[f"{p}_uniform"] > 0}
@@ -58,8 +177,16 @@ def describe_head(label: pd.Series, metrics: pd.Series, budget: pd.Series | None
     if role == "positional":
         main = f"{phrase} (its argmax for {percent(metrics.get(f'argmax_offset_{offset}', np.nan))} of queries)"
     elif role == "broad":
-        main = f"{phrase} (entropy {metrics['entropy']:.2f} of the maximum, largest weight {metrics['max_weight']:.2f} on average)"
+        main = (f"{phrase} (entropy {metrics['entropy']:.2f} of the maximum; its largest weight is "
+                f"{percent(metrics['max_weight'])} of a query's attention on average)")
+    elif role == "hold" and _finite(label.get("hold", np.nan)):
+        main = _hold_description(label)
     else:
-        main = f"{phrase}: {percent(label['explained'])} of attention, {times(label['lift'])} uniform"
-    extras = [ROLE_REGISTRY[other].secondary_phrase for other in list(label["secondary"])[:2] if other != "start-of-text"]
-    return main + (f"; also {' and '.join(extras)}" if extras else "") + sink + "."
+        main = f"{phrase}: {_share_phrase(label, role)}"
+    scoped = set(label.get("scoped", ()) or ())
+    secondary = [other for other in list(label["secondary"]) if other != "start-of-text"]
+    extras = [ROLE_REGISTRY[other].secondary_phrase for other in secondary if other not in scoped][:2]
+    scoped_text = [f"{ROLE_REGISTRY[other].scope}, {ROLE_REGISTRY[other].secondary_phrase}" for other in secondary
+                   if other in scoped and ROLE_REGISTRY[other].scope][:1]
+    also = extras + scoped_text
+    return main + (f"; also {' and '.join(also)}" if also else "") + sink + "."

@@ -39,6 +39,7 @@ from classifier.thresholds import DEFAULT_THRESHOLDS, Thresholds
 HEADLINE_METRIC: dict[str, str] = {name: r.headline for name, r in ROLE_REGISTRY.items() if r.headline}
 SINK = PARTS.index("sink")
 UNCLEAR = ROLES.index("unclear")
+HOLD_ROLE = SCORED_ROLES.index("hold")
 _KIND = np.array([ROLE_REGISTRY[r].kind for r in SCORED_ROLES])
 # Roles that explain disjoint parts of the budget: the runners-up a primary role is measured against.
 _DISJOINT = _KIND == "target"
@@ -91,10 +92,13 @@ def _group_share(budget: np.ndarray, uniform: np.ndarray, available: np.ndarray,
 def role_evidence(
     budget: np.ndarray, budget_uniform: np.ndarray, budget_available: np.ndarray, values: np.ndarray,
     offset_shares: np.ndarray, *,
-    n_layers: int, induction_repeated: np.ndarray | None = None, thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    n_layers: int, induction_repeated: np.ndarray | None = None, held: np.ndarray | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> Evidence:
     """Evidence for every scored role. budget (..., L, H, P), budget_uniform and budget_available (..., P),
-    values (..., L, H, M) (section-3 metrics), offset_shares (..., L, H, O); induction_repeated (L, H)."""
+    values (..., L, H, M) (the metrics), offset_shares (..., L, H, O); induction_repeated (L, H);
+    held (..., L, H, 2): the share of all attention on held top keys and uniform attention's share
+    on the same keys (without it, `hold` never passes)."""
     t = thresholds
     budget = np.nan_to_num(budget)
     sink = budget[..., SINK]
@@ -111,7 +115,11 @@ def role_evidence(
     passes, explained, expected, reach = {}, {}, {}, {}
     for name in SCORED_ROLES:
         role = ROLE_REGISTRY[name]
-        share, uniform, available = _group_share(budget, budget_uniform, budget_available, role.parts)
+        if role.kind == "hold":  # held keys may be of any part: measured apart from the budget
+            held_parts = np.nan_to_num(held) if held is not None else np.zeros((*sink.shape, 2))
+            share, uniform, available = held_parts[..., 0], held_parts[..., 1], np.ones_like(sink)
+        else:
+            share, uniform, available = _group_share(budget, budget_uniform, budget_available, role.parts)
         if role.kind == "positional":  # offsets 2-4 sit in the local rest; farther ones in the rest
             far = _group_share(budget, budget_uniform, budget_available, (("rest",),))
             share, uniform, available = (np.where(offset <= 4, near, away) for near, away in zip((share, uniform, available), far))
@@ -133,6 +141,9 @@ def role_evidence(
             )
         elif role.kind == "broad":
             passes[name] = (metric["entropy"] >= t.broad_entropy) & (metric["max_weight"] <= t.broad_max_weight)
+        elif role.kind == "hold":
+            passes[name] = ((metric["hold"] >= t.hold_queries) & (share / non_sink >= t.hold_attention)
+                            & (metric["max_weight"] <= t.hold_max_weight))
 
     confirmed = induction_repeated is not None and n_layers >= 2
     repeated_ok = (np.nan_to_num(induction_repeated) >= t.induction_repeated_share) if confirmed else False
@@ -147,10 +158,24 @@ def role_evidence(
     )
 
 
+def slivers(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
+    """Passing target and hold roles that explain under `primary_share` of ALL the head's
+    attention (a word start under GPT-2 BPE, which few queries have) with a soft preference (under
+    `sliver_sharp` of those queries' non-sink attention): never primary, only a secondary role scoped
+    to the queries that have the target. (..., L, H, R)."""
+    kind = np.broadcast_to(_KIND, evidence.passes.shape)
+    explained = np.nan_to_num(evidence.explained)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conditional = explained / np.clip(evidence.available, 1e-9, None) / np.clip(1.0 - evidence.sink, 1e-9, None)[..., None]
+    return (evidence.passes & np.isin(kind, ["target", "hold"]) & (explained < thresholds.primary_share)
+            & (np.nan_to_num(conditional) < thresholds.sliver_sharp))
+
+
 def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
     """Index into ROLES of each head's primary role. (..., L, H)."""
     kind = np.broadcast_to(_KIND, evidence.passes.shape)
-    specific = evidence.passes & np.isin(kind, ["target", "positional", "local"])
+    sliver = slivers(evidence, thresholds)
+    specific = evidence.passes & np.isin(kind, ["target", "positional", "local"]) & ~sliver
     # Specific before general: a window holding only a minority of the attention does not name the
     # head when a target outside it (a delimiter, a clause start, ...) is preferred far more strongly.
     local = SCORED_ROLES.index("local")
@@ -169,8 +194,16 @@ def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLD
     positional = evidence.passes[..., SCORED_ROLES.index("positional")]
     best = np.where(positional, ROLES.index("positional"), best)
     specific_wins = specific.any(-1) & (~sink_passes | (best_share >= thresholds.sink_overrule_share) | positional)
+    # Holding keys is general (no one target explains it): it names the head only when no specific
+    # role does and its attention is not spread close to uniform (a near-uniform head's slight
+    # favourite key also repeats: broad says more), and it outranks a sink only when the held keys
+    # get a real share of all attention.
+    held = np.nan_to_num(evidence.explained[..., HOLD_ROLE])
+    hold_wins = (evidence.passes[..., HOLD_ROLE] & ~sliver[..., HOLD_ROLE] & ~broad_passes
+                 & (~sink_passes | (held >= thresholds.sink_overrule_share)))
     fallback = np.where(
-        sink_passes, ROLES.index("start-of-text"), np.where(broad_passes, ROLES.index("broad"), UNCLEAR)
+        hold_wins, ROLES.index("hold"),
+        np.where(sink_passes, ROLES.index("start-of-text"), np.where(broad_passes, ROLES.index("broad"), UNCLEAR)),
     )
     return np.where(specific_wins, best, fallback)
 
@@ -217,7 +250,7 @@ def assign_roles(
     options = dict(n_layers=n_layers, induction_repeated=induction_repeated, thresholds=thresholds)
     evidence = role_evidence(
         measurement.budget, measurement.budget_uniform, measurement.budget_available, measurement.values,
-        measurement.offset_shares, **options,
+        measurement.offset_shares, held=measurement.held, **options,
     )
     primary = primary_roles(evidence, thresholds)  # (L, H)
     margin = margins(evidence, primary)
@@ -225,15 +258,25 @@ def assign_roles(
     if resamples > 0:
         boot = role_evidence(
             measurement.boot_budget, measurement.boot_budget_uniform, measurement.boot_budget_available,
-            measurement.boot_values, measurement.boot_offset_shares, **options,
+            measurement.boot_values, measurement.boot_offset_shares, held=measurement.boot_held, **options,
         )
         stability = (primary_roles(boot, thresholds) == primary).mean(0)
     else:
         stability = np.full(primary.shape, np.nan)
     fit = np.clip(np.nan_to_num(margin, nan=thresholds.margin_full) / thresholds.margin_full, 0.0, 1.0)
+    # A sharp role on a sliver stays primary, but a label resting on under primary_share of all the
+    # head's attention is not a confident one: its fit is scaled below one half.
+    named = primary != UNCLEAR
+    primary_explained = np.take_along_axis(np.nan_to_num(evidence.explained, nan=1.0),
+                                           np.minimum(primary, len(SCORED_ROLES) - 1)[..., None], -1)[..., 0]
+    kinds = _KIND[np.minimum(primary, len(SCORED_ROLES) - 1)]
+    on_sliver = named & np.isin(kinds, ["target", "hold"]) & (primary_explained < thresholds.primary_share)
+    fit = np.where(on_sliver, np.minimum(fit, primary_explained / (2 * thresholds.primary_share)), fit)
     confidence = stability * fit
 
     excess = evidence.excess
+    sliver = slivers(evidence, thresholds)
+    hold_metric = measurement.values[..., METRICS.index("hold")]
     rows = []
     for layer, head in np.ndindex(primary.shape):  # building the table, once per head
         role = ROLES[primary[layer, head]]
@@ -247,13 +290,20 @@ def assign_roles(
             "head": head,
             "role": role,
             "secondary": tuple(passing),
+            # secondary roles on a sliver: they hold only on the few queries that have their target
+            "scoped": tuple(r for r in passing if sliver[layer, head, SCORED_ROLES.index(r)]),
             "confidence": float(confidence[layer, head]),
             "stability": float(stability[layer, head]),
             "explained": explained,
+            # share of queries for which the role's target exists (explained / available: the share
+            # of those queries' attention it gets)
+            "available": float(evidence.available[layer, head, k]) if k is not None else np.nan,
             "lift": lift,
             "margin": float(margin[layer, head]),
             "sink": float(evidence.sink[layer, head]),
             "offset": int(evidence.offset[layer, head]),
+            "hold": float(hold_metric[layer, head]),
+            "hold_attention": float(evidence.explained[layer, head, HOLD_ROLE]),
         })
     return RoleLabels(frame=pd.DataFrame(rows), evidence=evidence)
 
@@ -266,7 +316,8 @@ def characteristic_pairs(pairs: pd.DataFrame, roles: pd.DataFrame, vocab) -> pd.
     """The (query -> key) token pairs shown as each head's evidence, with token texts: first those
     whose key is of the kind the head's role names (the previous token for a previous-token head,
     the latest delimiter for a delimiter head, ...), then the most frequent others. The scorer
-    counts only argmax keys other than the query itself and BOS, which every head has."""
+    counts argmax keys other than BOS, which every head has; pairs whose key is the query itself
+    are kept only where the head's role names itself (a current-token head's evidence)."""
     pairs = pairs.assign(
         query=[vocab.texts[k] for k in pairs["query_id"]],
         key=[vocab.texts[k] for k in pairs["key_id"]],
@@ -278,5 +329,20 @@ def characteristic_pairs(pairs: pd.DataFrame, roles: pd.DataFrame, vocab) -> pd.
     keys = list(zip(pairs["layer"], pairs["head"]))
     pairs["of_role"] = [row_part in role_parts.get(role_of.get(key, "unclear"), set())
                         for key, row_part in zip(keys, pairs["part"])]
+    pairs = pairs[(pairs["part"] != "self") | pairs["of_role"]]
     pairs = pairs.sort_values(["layer", "head", "of_role", "count"], ascending=[True, True, False, False], kind="stable")
     return pairs.groupby(["layer", "head"], sort=False).head(PAIRS_KEPT).reset_index(drop=True)
+
+
+def top_keys_lists(top_keys: pd.DataFrame | None, roles: pd.DataFrame, vocab) -> list[list[dict]]:
+    """Each head's top keys (in the row order of `roles`) as roles.json writes them:
+    [{"token", "share", "lift"}] ordered by share; empty where none was measured."""
+    if top_keys is None or not len(top_keys):
+        return [[] for _ in range(len(roles))]
+    ordered = top_keys.sort_values(["layer", "head", "rank"], kind="stable")
+    by_head = {
+        key: [{"token": vocab.texts[int(k)], "share": float(share), "lift": float(lift)}
+              for k, share, lift in zip(group["key_id"], group["share"], group["lift"])]
+        for key, group in ordered.groupby(["layer", "head"], sort=False)
+    }
+    return [by_head.get((layer, head), []) for layer, head in zip(roles["layer"], roles["head"])]

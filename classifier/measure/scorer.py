@@ -32,10 +32,15 @@ from classifier.measure.scoring import (
     score_patterns,
 )
 from classifier.settings import ScoreSettings
+from classifier.thresholds import TOP_KEY_MIN_OCCURRENCES, TOP_KEY_MIN_STORIES, TOP_KEY_NOTABLE_LIFT
 from classifier.load.tokens import VocabClasses, sequence_classes, vocab_classes
 
 # Most typical (query token -> argmax key token) pairs kept per head for the report.
 TOP_PAIRS = 5
+# Top key tokens kept per head (roles.json `top_keys`): the largest shares, and the largest
+# among the keys the head prefers.
+TOP_KEYS = 8
+TOP_PREFERRED_KEYS = 5
 
 
 class _PatternsSeen(Exception):
@@ -74,49 +79,62 @@ PAIR_BUFFER = 1_000_000
 
 @dataclass
 class PairCounts:
-    """Counts of (layer, head, query token, argmax key token, the key's budget part), merged every
-    PAIR_BUFFER codes."""
+    """Counts of (layer, head, query token, argmax key token, the key's budget part) and the summed
+    argmax weight of each, merged every PAIR_BUFFER codes; and how often each token is a query."""
 
     vocab_size: int
     n_heads: int
     codes: torch.Tensor
     counts: torch.Tensor
+    weights: torch.Tensor
     pending: list
+    query_counts: torch.Tensor  # (V,) real queries i >= 1 of each token
 
     @classmethod
     def empty(cls, vocab_size: int, n_heads: int) -> "PairCounts":
         none = torch.empty(0, dtype=torch.long)
-        return cls(vocab_size, n_heads, none, none, [])
+        return cls(vocab_size, n_heads, none, none, torch.empty(0, dtype=torch.float64), [],
+                   torch.zeros(vocab_size, dtype=torch.float64))
+
+    def add_queries(self, tokens: torch.Tensor, valid: torch.Tensor) -> None:
+        """Count the real queries i >= 1 of one batch by token (once per batch, not per layer)."""
+        queries = valid & (torch.arange(tokens.shape[1], device=tokens.device) >= 1)
+        self.query_counts.index_add_(0, tokens[queries].cpu(), torch.ones(int(queries.sum()), dtype=torch.float64))
 
     def add(self, layer: int, argmax: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor,
-            parts: torch.Tensor) -> None:
-        """Count the (query token, argmax key token, key's part) of one layer, argmax and parts
-        (B, H, T), over real queries i >= 1 whose argmax is neither the query itself nor BOS: self
-        and BOS pairs are common to every head and say nothing about what makes a head what it is."""
+            parts: torch.Tensor, top: torch.Tensor) -> None:
+        """Count the (query token, argmax key token, key's part) of one layer, argmax, parts and
+        top (the argmax weight) (B, H, T), over real queries i >= 1 whose argmax is not BOS: BOS
+        pairs are common to every head and say nothing about what makes a head what it is (self
+        pairs are kept: they are a current-token head's evidence)."""
         batch, n_heads, length = argmax.shape
         keys = tokens.gather(1, argmax.flatten(1)).view(batch, n_heads, length)
         queries = tokens[:, None, :].expand(batch, n_heads, length)
         heads = torch.arange(n_heads, device=tokens.device).view(1, n_heads, 1) + layer * self.n_heads
         codes = ((heads * self.vocab_size + queries) * self.vocab_size + keys) * len(PARTS) + parts
         positions = torch.arange(length, device=tokens.device)
-        mask = (valid & (positions >= 1))[:, None, :] & (argmax != positions) & (argmax != 0)
-        self.pending.append(codes[mask].cpu())
-        if sum(len(p) for p in self.pending) > PAIR_BUFFER:
+        mask = (valid & (positions >= 1))[:, None, :] & (argmax != 0)
+        self.pending.append((codes[mask].cpu(), top[mask].double().cpu()))
+        if sum(len(c) for c, _ in self.pending) > PAIR_BUFFER:
             self._merge()
 
     def _merge(self) -> None:
         if not self.pending:  # the last add() already merged everything
             return
-        new_codes = torch.cat(self.pending)
+        new_codes = torch.cat([c for c, _ in self.pending])
+        new_weights = torch.cat([w for _, w in self.pending])
         self.pending = []
         merged, inverse = torch.cat([self.codes, new_codes]).unique(return_inverse=True)
         ones = torch.ones_like(new_codes)
         self.counts = torch.zeros_like(merged).index_add_(0, inverse, torch.cat([self.counts, ones]))
+        self.weights = torch.zeros(len(merged), dtype=torch.float64).index_add_(
+            0, inverse, torch.cat([self.weights, new_weights]))
         self.codes = merged
 
     def top(self, k: int = TOP_PAIRS) -> pd.DataFrame:
         """The k most frequent pairs of every head and key part: layer, head, query_id, key_id,
-        part (a PARTS name), count, share (of the head's counted queries)."""
+        part (a PARTS name), count, share (of the head's counted queries), weight (mean argmax
+        weight of the pair), top_rate (share of the query token's queries whose argmax it is)."""
         self._merge()
         vocab, n_parts = self.vocab_size, len(PARTS)
         pair, part = self.codes // n_parts, self.codes % n_parts
@@ -128,6 +146,8 @@ class PairCounts:
             "count": self.counts.numpy(),
         })
         frame["share"] = frame["count"] / frame.groupby("head_index")["count"].transform("sum")
+        frame["weight"] = self.weights.numpy() / np.maximum(frame["count"].to_numpy(), 1)
+        frame["top_rate"] = frame["count"] / self.query_counts.numpy()[frame["query_id"].to_numpy()]
         frame = frame.sort_values(["head_index", "count"], ascending=[True, False], kind="stable")
         frame = frame.groupby(["head_index", "part"], sort=False).head(k)
         head_index = frame.pop("head_index")
@@ -136,33 +156,97 @@ class PairCounts:
         return frame.reset_index(drop=True)
 
 
+@dataclass
+class KeyTotals:
+    """Corpus totals behind each head's top keys, by key token id: attention on keys other than
+    BOS, the query itself and the previous token (mass (L, H, V)), what uniform attention gives
+    the same keys over the same queries (uniform (V,)), how often each token is such a key and in
+    how many stories (occurrences, stories (V,)), and the real queries i >= 1 (the share's base)."""
+
+    mass: torch.Tensor
+    uniform: torch.Tensor
+    occurrences: torch.Tensor
+    stories: torch.Tensor
+    queries: float = 0.0
+
+    @classmethod
+    def empty(cls, n_layers: int, n_heads: int, vocab_size: int) -> "KeyTotals":
+        def zeros(*shape):
+            return torch.zeros(*shape, dtype=torch.float64)
+        return cls(zeros(n_layers, n_heads, vocab_size), zeros(vocab_size), zeros(vocab_size), zeros(vocab_size))
+
+    def add_batch(self, tokens: torch.Tensor, targets) -> None:
+        """The token-only totals of one batch: uniform attention's, occurrences, stories, queries."""
+        key_ok = targets.key_uniform > 0  # a key some later query i >= j + 2 may count
+        flat = tokens.flatten().cpu()
+        self.uniform.index_add_(0, flat, targets.key_uniform.flatten().double().cpu())
+        self.occurrences.index_add_(0, flat, key_ok.flatten().double().cpu())
+        per_story = torch.zeros(tokens.shape[0], len(self.stories), dtype=torch.float64)
+        per_story.scatter_add_(1, tokens.cpu(), key_ok.double().cpu())
+        self.stories += (per_story > 0).sum(0)
+        self.queries += float((targets.valid & (torch.arange(tokens.shape[1], device=tokens.device) >= 1)).sum())
+
+    def add_layer(self, layer: int, mass: torch.Tensor, tokens: torch.Tensor) -> None:
+        """One layer's KeyView.mass (B, H, T) added by key token."""
+        n_heads = mass.shape[1]
+        self.mass[layer].index_add_(1, tokens.flatten().cpu(), mass.transpose(0, 1).reshape(n_heads, -1).double().cpu())
+
+    def top(self, k: int = TOP_KEYS, preferred: int = TOP_PREFERRED_KEYS) -> pd.DataFrame:
+        """Each head's k key tokens with the largest share of its attention, and the `preferred`
+        largest among those it prefers (lift >= TOP_KEY_NOTABLE_LIFT: frequent tokens such as `.`
+        top every head), among tokens with enough support (TOP_KEY_MIN_OCCURRENCES,
+        TOP_KEY_MIN_STORIES): layer, head, rank (by share), key_id, share (of all the head's
+        attention), lift (over uniform attention on the same keys over the same queries)."""
+        supported = (self.occurrences >= TOP_KEY_MIN_OCCURRENCES) & (self.stories >= TOP_KEY_MIN_STORIES)
+        n_layers, n_heads, vocab = self.mass.shape
+        shares = torch.where(supported, self.mass / max(self.queries, 1.0), -1.0)
+        lifts = self.mass / torch.where(self.uniform > 0, self.uniform, 1.0)
+        notable = torch.where(lifts >= TOP_KEY_NOTABLE_LIFT, shares, -1.0)
+        ids = torch.cat([shares.topk(min(k, vocab), dim=-1).indices, notable.topk(min(preferred, vocab), dim=-1).indices], -1)
+        chosen = torch.zeros_like(shares, dtype=torch.bool).scatter_(-1, ids, True) & (shares >= 0)
+        layer, head, key_id = (t.numpy() for t in chosen.nonzero(as_tuple=True))
+        frame = pd.DataFrame({"layer": layer, "head": head, "key_id": key_id,
+                              "share": shares[layer, head, key_id].numpy(), "lift": lifts[layer, head, key_id].numpy()})
+        frame = frame.sort_values(["layer", "head", "share"], ascending=[True, True, False], kind="stable")
+        frame.insert(2, "rank", frame.groupby(["layer", "head"]).cumcount())
+        return frame.reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class Scored:
-    """Per-text statistics of a corpus and the typical token pairs of each head."""
+    """Per-text statistics of a corpus, the typical token pairs of each head and its top keys."""
 
     stats: TextStats
-    pairs: pd.DataFrame  # layer, head, query_id, key_id, count, share
+    pairs: pd.DataFrame  # layer, head, query_id, key_id, part, count, share, weight, top_rate
     n_tokens: int
+    top_keys: pd.DataFrame | None = None  # layer, head, rank, key_id, share, lift (KeyTotals.top)
 
 
 def score_batch(
     model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, vocab: VocabClasses,
-    pairs: PairCounts | None = None,
+    pairs: PairCounts | None = None, keys: KeyTotals | None = None,
 ) -> BatchStats:
     """Per-text statistics of one right-padded batch (B, T) whose position 0 is BOS."""
     classes = sequence_classes(tokens, lengths, vocab)
     targets = metric_targets(tokens, classes)
-    layer_sums, layer_offsets, layer_budget = {}, {}, {}
+    layer_sums, layer_offsets, layer_budget, layer_held = {}, {}, {}, {}
     last_layer = model.n_layers - 1
+    if pairs is not None:
+        pairs.add_queries(tokens, classes.valid)
+    if keys is not None:
+        keys.add_batch(tokens, targets)
 
     def reduce_pattern(pattern: torch.Tensor, hook) -> None:
         layer = int(hook.name.split(".")[1])
-        argmax = pattern.detach().argmax(-1)  # computed once for the offsets and the pairs
-        layer_sums[layer], layer_offsets[layer], layer_budget[layer] = score_patterns(
-            pattern.detach(), targets, argmax, with_budget=True
+        top, argmax = pattern.detach().max(-1)  # computed once for the offsets and the pairs
+        layer_sums[layer], layer_offsets[layer], layer_budget[layer], view = score_patterns(
+            pattern.detach(), targets, argmax, with_budget=True, with_keys=True
         )
+        layer_held[layer] = view.held
+        if keys is not None:
+            keys.add_layer(layer, view.mass, tokens)
         if pairs is not None:
-            pairs.add(layer, argmax, tokens, classes.valid, argmax_parts(argmax, targets))
+            pairs.add(layer, argmax, tokens, classes.valid, argmax_parts(argmax, targets), top)
         if layer == last_layer:
             raise _PatternsSeen
 
@@ -184,6 +268,7 @@ def score_batch(
         offset_queries=offset_queries,
         budget=torch.stack([layer_budget[layer] for layer in layers], dim=1),
         budget_uniform=budget_uniform, budget_queries=budget_queries, budget_available=budget_available,
+        held=torch.stack([layer_held[layer] for layer in layers], dim=1),
     )
 
 
@@ -191,13 +276,15 @@ def score_texts(
     model: LoadedModel, texts, settings: ScoreSettings, *, vocab: VocabClasses | None = None,
     progress: bool = True, collect_pairs: bool = True,
 ) -> Scored:
-    """Score every text; statistics come back in the order of `texts`."""
+    """Score every text; statistics come back in the order of `texts`. `collect_pairs` also
+    collects the evidence pairs and the top keys (corpus-wide views, not needed for a prompt)."""
     vocab = vocab if vocab is not None else vocab_classes(model.tokenizer)
     token_lists = tokenize(texts, model.tokenizer, model.bos_token_id, min(settings.max_tokens, model.n_ctx))
     if not token_lists:
         raise ValueError("no texts to score")
     lengths = [len(t) for t in token_lists]
     pairs = PairCounts.empty(len(vocab.texts), model.n_heads) if collect_pairs else None
+    keys = KeyTotals.empty(model.n_layers, model.n_heads, len(vocab.texts)) if collect_pairs else None
     results, order = [], []
     bar = tqdm(total=sum(lengths), unit="tok", desc=f"scoring {Path(model.name).name}", disable=not progress, leave=False)
     for batch_indices in length_batches(lengths, settings.batch_size):
@@ -205,14 +292,14 @@ def score_texts(
         tokens = torch.full((len(batch_indices), int(batch_lengths.max())), model.bos_token_id, dtype=torch.long)
         for row, k in enumerate(batch_indices):  # building the padded batch, not the hot path
             tokens[row, : lengths[k]] = torch.from_numpy(token_lists[k])
-        results.append(score_batch(model, tokens.to(model.device), batch_lengths.to(model.device), vocab, pairs))
+        results.append(score_batch(model, tokens.to(model.device), batch_lengths.to(model.device), vocab, pairs, keys))
         order.append(batch_indices)
         bar.update(int(batch_lengths.sum()))
     bar.close()
     stats = TextStats.from_batches(results, order=np.concatenate(order))
-    columns = ["layer", "head", "query_id", "key_id", "part", "count", "share"]
+    columns = ["layer", "head", "query_id", "key_id", "part", "count", "share", "weight", "top_rate"]
     top = pairs.top() if pairs is not None else pd.DataFrame(columns=columns)
-    return Scored(stats=stats, pairs=top, n_tokens=int(sum(lengths)))
+    return Scored(stats=stats, pairs=top, n_tokens=int(sum(lengths)), top_keys=keys.top() if keys is not None else None)
 
 
 @dataclass(frozen=True)
@@ -238,6 +325,8 @@ class Measurement:
     boot_budget_uniform: np.ndarray | None = None  # (R, P)
     budget_available: np.ndarray | None = None  # (P,) share of queries for which each part has a key
     boot_budget_available: np.ndarray | None = None  # (R, P)
+    held: np.ndarray | None = None  # (L, H, 2) share of all attention on held top keys, uniform's share on them
+    boot_held: np.ndarray | None = None  # (R, L, H, 2)
 
 
 def bootstrap_weights(n_texts: int, resamples: int, seed: int) -> np.ndarray:
@@ -256,6 +345,8 @@ def measure(stats: TextStats, *, bootstrap: int, seed: int) -> Measurement:
         budget["budget"], budget["budget_uniform"], budget["budget_available"] = stats.budget_shares()
         boot = stats.budget_shares(weights)
         budget["boot_budget"], budget["boot_budget_uniform"], budget["boot_budget_available"] = boot
+    if stats.held is not None and stats.budget_queries is not None:
+        budget["held"], budget["boot_held"] = stats.held_shares(), stats.held_shares(weights)
     return Measurement(
         values, expected, boot_values, boot_expected,
         stats.offset_shares(), stats.offset_shares(weights), stats.n_texts, **budget,
@@ -278,9 +369,17 @@ def metrics_frame(measurement: Measurement) -> pd.DataFrame:
     for k, m in enumerate(METRICS):
         columns[f"{m}_lo"] = low.reshape(-1, len(METRICS))[:, k]
         columns[f"{m}_hi"] = high.reshape(-1, len(METRICS))[:, k]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lift = flat / measurement.expected
+    with np.errstate(invalid="ignore", divide="ignore"):  # no lift over a zero expectation (hold)
+        lift = np.where(measurement.expected > 0, flat / measurement.expected, np.nan)
     columns.update({f"{m}_lift": lift[:, k] for k, m in enumerate(METRICS)})
+    if measurement.held is not None:
+        # the attention held top keys get: the share of all attention the hold role explains
+        columns["hold_attention"] = measurement.held[..., 0].ravel()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, high = (np.nanpercentile(measurement.boot_held[..., 0], [2.5, 97.5], axis=0)
+                         if measurement.boot_held.shape[0] > 0 else (np.full(n_layers * n_heads, np.nan),) * 2)
+        columns["hold_attention_lo"], columns["hold_attention_hi"] = np.ravel(low), np.ravel(high)
     shares = measurement.offset_shares.reshape(n_layers * n_heads, -1)
     columns.update({f"argmax_offset_{o}": shares[:, o] for o in OFFSETS})
     columns[f"argmax_offset_gt{OFFSETS[-1]}"] = shares[:, len(OFFSETS)]

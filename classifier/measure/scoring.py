@@ -21,6 +21,7 @@ import torch
 # Names live in classifier.registry (no torch there); re-exported for the scorer's callers.
 from classifier.registry import MAX_TRACKED_OFFSET, METRICS, OFFSETS, PARTS, MetricName, check_metric_names  # noqa: F401
 from classifier.load.tokens import SequenceClasses
+from classifier.thresholds import HOLD_MIN_QUERIES, HOLD_PEAK_LIFT
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class BatchStats:
     budget_uniform: torch.Tensor | None = None  # (B, P) the same under uniform attention
     budget_queries: torch.Tensor | None = None  # (B,) queries i >= 1
     budget_available: torch.Tensor | None = None  # (B, P) queries for which the part has a key
+    held: torch.Tensor | None = None  # (B, L, H, 2) KeyView.held: attention on held top keys, uniform's
 
 
 # Metrics that read one key per query (a pointer), and the extra offsets the local window needs.
@@ -67,6 +69,7 @@ class Targets:
     eligible: torch.Tensor
     uniform: torch.Tensor
     valid: torch.Tensor
+    key_uniform: torch.Tensor  # (B, T) what uniform attention gives each key from the queries that may count it
     budget: "BudgetTargets | None" = None
 
 
@@ -142,6 +145,7 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
         "clause_start": at_least(1) & (c >= 1) & (c <= pos - 2),
         "word_start": classes.continuation & (w >= 0) & (w <= pos - 2),
         "entropy": at_least(1), "max_weight": at_least(1), "distance": at_least(1),
+        "hold": at_least(3),  # a key other than BOS, itself and the previous token exists
         **{m: valid & (flagged_before[m] > 0) for m in FLAGGED_TARGETS},
         **{m: pairs[m].any(-1) for m in PAIR_TARGETS},
     }
@@ -151,8 +155,10 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
         **{m: flagged_before[m] / queries for m in FLAGGED_TARGETS},
         **{m: pairs[m].sum(-1) / queries for m in PAIR_TARGETS},
         "entropy": torch.ones_like(queries), "max_weight": 1 / queries, "distance": pos / 2,
+        "hold": torch.zeros_like(queries),  # uniform attention has no top key (HOLD_PEAK_LIFT)
     }
     return Targets(
+        key_uniform=key_uniform(valid),
         positions=positions.clamp(min=0),
         position_ok=position_ok,
         key_vectors=torch.stack([classes.delimiter.float(), classes.name.float(), pos.float()], dim=-1),
@@ -225,19 +231,71 @@ def _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs):
     return budget, [duplicate.float(), induction.float()]
 
 
+def key_uniform(valid: torch.Tensor) -> torch.Tensor:
+    """What uniform attention gives each key j from the real queries i >= j + 2 (the queries for
+    which j is neither itself nor the previous token): sum of 1 / (i + 1). (B, T); BOS gets 0."""
+    length = valid.shape[1]
+    pos = torch.arange(length, device=valid.device)
+    per_query = valid.float() / (pos + 1)
+    from_here_on = per_query.flip(-1).cumsum(-1).flip(-1)  # sum over i >= j
+    later = torch.cat([from_here_on[:, 2:], torch.zeros_like(from_here_on[:, :2])], dim=1)  # i >= j + 2
+    return torch.where(valid & (pos >= 1), later, 0.0)
+
+
+def restricted_patterns(patterns: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Patterns (B, H, T, T) with only the keys 1 <= j <= i - 2 of real queries left: BOS, the
+    query itself and the previous token have roles of their own (top keys and hold leave them out)."""
+    length = patterns.shape[-1]
+    pos = torch.arange(length, device=patterns.device)
+    keys = (pos[None, :] >= 1) & (pos[None, :] <= pos[:, None] - 2)  # (T, T)
+    return torch.where(keys & valid[:, None, :, None], patterns, 0.0)
+
+
+def held_keys(restricted: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which queries hold their top key, and that key's weight. restricted (B, H, T, T) from
+    `restricted_patterns`; returns held (B, H, T) bool and top weights (B, H, T).
+
+    A query's top key is its argmax over keys 1 <= j <= i - 2, counted when it gets at least
+    HOLD_PEAK_LIFT times uniform attention's 1 / (i + 1); the query holds it when the same key
+    position is the counted top key of at least HOLD_MIN_QUERIES queries of the story (itself
+    included), consecutive or not.
+    """
+    length = restricted.shape[-1]
+    pos = torch.arange(length, device=restricted.device)
+    top, key = restricted.max(-1)  # (B, H, T)
+    counted = valid[:, None, :] & (pos >= 3) & (top >= HOLD_PEAK_LIFT / (pos + 1))
+    runs = torch.zeros_like(top).scatter_add_(-1, key, counted.float())  # counted queries per key position
+    return counted & (runs.gather(-1, key) >= HOLD_MIN_QUERIES), top
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """One layer's attention on keys other than BOS, the query itself and the previous token.
+
+    mass (B, H, T): attention key j gets from the real queries i >= j + 2 (summed over them);
+    held (B, H, 2): per text, the attention held top keys get from the queries holding them, and
+    what uniform attention would give those same keys (sums over queries)."""
+
+    mass: torch.Tensor
+    held: torch.Tensor
+
+
 def score_patterns(
-    patterns: torch.Tensor, targets: Targets, argmax: torch.Tensor | None = None, *, with_budget: bool = False
+    patterns: torch.Tensor, targets: Targets, argmax: torch.Tensor | None = None, *, with_budget: bool = False,
+    with_keys: bool = False,
 ) -> tuple[torch.Tensor, ...]:
     """Reduce one layer's patterns (B, H, T, T) to per-text sums over eligible queries.
 
     `targets` come from `metric_targets` (they depend on the tokens only, so one batch computes
     them once for all layers). `argmax` (B, H, T), the key each query attends to most, may be
     passed when the caller needs it too. Returns sums (B, H, M) and argmax-offset counts (B, H, O),
-    and with `with_budget` the budget part sums (B, H, P) too.
+    then with `with_budget` the budget part sums (B, H, P), then with `with_keys` a `KeyView`.
     """
     batch, n_heads, length, _ = patterns.shape
     patterns = patterns.float()
     pos = torch.arange(length, device=patterns.device)
+    restricted = restricted_patterns(patterns, targets.valid)
+    held, top = held_keys(restricted, targets.valid)
 
     # Pointer targets: gather one key per query. (B, H, T, K)
     index = targets.positions.transpose(1, 2)[:, None].expand(batch, n_heads, length, -1)
@@ -263,6 +321,7 @@ def score_patterns(
     # Entropy normalised by its maximum ln(i + 1); xlogy gives 0 ln 0 = 0. Query 0 is never eligible.
     per_query["entropy"] = -torch.special.xlogy(patterns, patterns).sum(-1) / torch.log1p(pos.clamp(min=1).float())
     per_query["max_weight"] = patterns.amax(-1)
+    per_query["hold"] = held.float()
     stacked = torch.stack([per_query[m] for m in METRICS], dim=2)  # (B, H, M, T)
     # where, not a product: a NaN in a padded query row must not reach the sums (NaN * 0 = NaN)
     sums = torch.where(targets.eligible[:, None], stacked, 0.0).sum(-1)
@@ -271,9 +330,13 @@ def score_patterns(
     offsets = (pos - argmax).clamp(max=MAX_TRACKED_OFFSET + 1)  # (B, H, T)
     one_hot = torch.nn.functional.one_hot(offsets, len(OFFSETS) + 1).float()
     offset_counts = (one_hot * offset_queries(targets).float()[:, None, :, None]).sum(-2)
-    if not with_budget:
-        return sums, offset_counts
-    return sums, offset_counts, _budget_sums(per_query, gathered, summed[:, :, len(PAIR_TARGETS):], targets.budget)
+    result = (sums, offset_counts)
+    if with_budget:
+        result += (_budget_sums(per_query, gathered, summed[:, :, len(PAIR_TARGETS):], targets.budget),)
+    if with_keys:
+        held_uniform = held.float() / (pos + 1)
+        result += (KeyView(mass=restricted.sum(-2), held=torch.stack([(top * held).sum(-1), held_uniform.sum(-1)], -1)),)
+    return result
 
 
 def argmax_parts(argmax: torch.Tensor, targets: Targets) -> torch.Tensor:
@@ -356,7 +419,8 @@ def budget_query_stats(targets: Targets) -> tuple[torch.Tensor, torch.Tensor, to
     return budget.uniform.sum(-1), budget.eligible.float().sum(-1), budget.available.float().sum(-1)
 
 
-_STAT_FIELDS = ("sums", "counts", "uniform", "offset_counts", "offset_queries", "budget", "budget_uniform", "budget_queries", "budget_available")
+_STAT_FIELDS = ("sums", "counts", "uniform", "offset_counts", "offset_queries", "budget", "budget_uniform", "budget_queries",
+                "budget_available", "held")
 
 
 @dataclass(frozen=True)
@@ -376,6 +440,7 @@ class TextStats:
     budget_uniform: np.ndarray | None = None  # (N, P)
     budget_queries: np.ndarray | None = None  # (N,)
     budget_available: np.ndarray | None = None  # (N, P)
+    held: np.ndarray | None = None  # (N, L, H, 2) attention on held top keys, and uniform attention's on them
 
     @classmethod
     def from_batches(cls, batches: list[BatchStats], order: np.ndarray | None = None) -> "TextStats":
@@ -428,13 +493,24 @@ class TextStats:
         with np.errstate(invalid="ignore", divide="ignore"):
             return sums / queries[..., None, None, :], uniform / queries, available / queries
 
+    def held_shares(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Share of all attention (queries i >= 1) that held top keys get from the queries holding
+        them, and what uniform attention gives the same keys: (..., L, H, 2); `weights` (R, N)."""
+        return _per_head_share(self.held, self.budget_queries, weights)
+
     def offset_shares(self, weights: np.ndarray | None = None) -> np.ndarray:
         """Share of queries (i >= MAX_TRACKED_OFFSET) whose argmax is at each offset: (L, H, O),
         or (R, L, H, O) with text `weights` (R, N)."""
-        if weights is None:
-            counts, queries = self.offset_counts.sum(0), self.offset_queries.sum()
-        else:
-            counts = np.einsum("rn,nlho->rlho", weights, self.offset_counts)
-            queries = (weights @ self.offset_queries)[:, None, None, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return counts / queries
+        return _per_head_share(self.offset_counts, self.offset_queries, weights)
+
+
+def _per_head_share(sums: np.ndarray, queries: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Per-text sums (N, L, H, K) over per-text query counts (N,), summed over texts: (L, H, K),
+    or (R, L, H, K) with text `weights` (R, N)."""
+    if weights is None:
+        sums, queries = sums.sum(0), queries.sum()
+    else:
+        sums = np.einsum("rn,nlhk->rlhk", weights, sums)
+        queries = (weights @ queries)[:, None, None, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / queries

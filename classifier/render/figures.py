@@ -34,7 +34,8 @@ def lift_heatmap(run) -> bytes:
 
     n_layers = run.model.n_layers
     labels = [head_label(r.layer, r.head, n_layers) for r in run.metrics.itertuples()]
-    metrics = [m for m in METRICS if m not in ("entropy", "max_weight", "distance")]
+    metrics = [m for m in METRICS if m not in ("entropy", "max_weight", "distance")
+               and f"{m}_lift" in run.metrics.columns and run.metrics[f"{m}_lift"].notna().any()]  # hold has no lift
     with np.errstate(divide="ignore", invalid="ignore"):
         lift = np.log2(run.metrics[[f"{m}_lift" for m in metrics]].to_numpy(dtype=float))
     fig, ax = plt.subplots(figsize=(1 + 0.55 * len(metrics), 1.5 + 0.28 * len(labels)), dpi=110)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from classifier.formatting import head_label, percent, times
 from classifier.render.importance import card_extras, importance_html
+from classifier.thresholds import HOLD_MIN_QUERIES
 from classifier.registry import METRICS, PARTS, ROLE_COLORS, ROLE_REGISTRY, ROLES  # noqa: F401 (ROLE_COLORS re-exported)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -94,6 +95,8 @@ def _facts(role_row: pd.Series, metrics: pd.Series) -> list[tuple[str, str]]:
     stability = role_row.get("stability", role_row.get("confidence"))
     facts.append((percent(stability), "same role in bootstrap resamples"))
     facts.append((percent(metrics["start_of_text"]), "on BOS (attention sink)"))
+    if "hold" in metrics and pd.notna(metrics["hold"]):
+        facts.append((percent(metrics["hold"]), f"of its queries return to a key {HOLD_MIN_QUERIES - 1} others also take (hold)"))
     facts.append((f"{metrics['entropy']:.2f}", "entropy (of its maximum)"))
     return facts
 
@@ -104,13 +107,14 @@ def table_columns(run) -> list[tuple[str, str, str]]:
                ("secondary", "Also", "text"), ("confidence", "Confidence", "pct")]
     columns += [c for c in ROLE_MEASURES if c[0] in run.roles.columns]
     columns += [(c, c, "nats") for c in ("ablation", "attribution") if c in run.metrics.columns]
+    columns += [("top_keys", "Top keys", "text")]
     columns += [(m, m, "pct" if m in SHARE_METRICS else "num") for m in METRICS if m in run.metrics.columns]
     return columns
 
 
 def head_records(run) -> list[dict]:
     """One record per head, in (layer, head) order: what the card, overview and table show."""
-    from classifier.label.describe import describe_head, key_kind
+    from classifier.label.describe import describe_head, key_kind, role_label, secondary_label, top_keys_text
 
     n_layers = run.model.n_layers
     metrics = run.metrics.set_index(["layer", "head"])
@@ -130,21 +134,26 @@ def head_records(run) -> list[dict]:
         if group is not None and sort_key:
             group = group.sort_values(sort_key, ascending=False, kind="stable")
         values = {**r.to_dict(), **m.to_dict(), "head": layer * run.model.n_heads + head, "layer": layer,
-                  "role": r["role"], "secondary": ", ".join(r["secondary"])}
+                  "role": r["role"], "secondary": secondary_label(r), "top_keys": top_keys_text(r),
+                  # unclear is no label to be confident in: no confidence shown
+                  "confidence": None if r["role"] == "unclear" else r.get("confidence")}
+        shown = {"head": label, "role": role_label(r)}
         records.append({
-            "layer": int(layer), "head": int(head), "label": label, "role": r["role"],
+            "layer": int(layer), "head": int(head), "label": label, "role": r["role"], "role_label": role_label(r),
             "code": ROLE_REGISTRY[r["role"]].code if r["role"] in ROLE_REGISTRY else r["role"],
             "secondary": list(r["secondary"]), "explained": _number(_explained(r, m)),
             "facts": [list(f) for f in _facts(r, m)],
             "description": describe_head(r, m, budget.loc[(layer, head)] if budget is not None else None),
             "prompt_role": prompt_roles.get((layer, head)) if len(prompt_roles) else None,
             "budget": [[p, _number(budget.loc[(layer, head), p]) or 0.0] for p in PARTS] if budget is not None else None,
-            "pairs": [[str(p.query), str(p.key), _number(p.share), key_kind(getattr(p, "part", None))]
+            "pairs": [[str(p.query), str(p.key), _number(p.share), key_kind(getattr(p, "part", None)),
+                       _number(getattr(p, "top_rate", None)), _number(getattr(p, "weight", None))]
                       for p in group.head(PAIRS_SHOWN).itertuples()]
             if group is not None else [],
+            "top_keys": [[str(k["token"]), _number(k["share"]), _number(k["lift"])] for k in (r.get("top_keys") or [])],
             "row": [values[key] if kind == "text" and key != "head" else _number(values.get(key))
                     for key, _, kind in columns],
-            "cells": [label if key == "head" else None for key, _, _ in columns],
+            "cells": [shown.get(key) for key, _, _ in columns],
             **card_extras(run, layer, head, m, r),
         })
     return records
@@ -184,7 +193,7 @@ def _heat_color(lift: float) -> str:
 
 def heatmap_html(run) -> str:
     """Heads x metrics, each cell the lift over uniform attention; a row selects its head."""
-    metrics = [m for m in SHARE_METRICS if f"{m}_lift" in run.metrics.columns]
+    metrics = [m for m in SHARE_METRICS if f"{m}_lift" in run.metrics.columns and run.metrics[f"{m}_lift"].notna().any()]
     roles = run.roles.set_index(["layer", "head"])["role"]
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
     rows = []
@@ -216,8 +225,10 @@ def evidence_html(records: list[dict], n_heads: int) -> str:
                      f"{html.escape(phrase)} ({len(heads)} head{'s' if len(heads) != 1 else ''})</h3><ul class=\"evidence\">")
         for r in heads:
             k = r["layer"] * n_heads + r["head"]
-            pairs = ", ".join(f"<code>{_token(q)}</code> → <code>{_token(key)}</code> {html.escape(kind) + ' ' if kind else ''}{percent(s)}"
-                              for q, key, s, kind in r["pairs"][:3])
+            pairs = ", ".join(f"<code>{_token(q)}</code> → <code>{_token(key)}</code> {html.escape(kind) + ' ' if kind else ''}"
+                              + (f"top key of {percent(rate)} of its queries, weight {percent(weight)}"
+                                 if rate is not None and weight is not None else percent(s))
+                              for q, key, s, kind, rate, weight in r["pairs"][:3])
             parts.append(f'<li data-head="{k}"><b>{html.escape(r["label"])}</b>: {html.escape(r["description"])}'
                          + (f" <span class=\"hint\">Pairs: {pairs}</span>" if pairs else "") + "</li>")
         parts.append("</ul>")

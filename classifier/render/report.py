@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from classifier.label.describe import describe_head, key_kind
+from classifier.label.describe import (
+    confidence_text, describe_head, key_kind, role_label, secondary_label, top_keys_text,
+)
 from classifier.formatting import head_label, markdown_table, percent, times, token
 from classifier.render.importance import ablation_cell, importance_lines
-from classifier.thresholds import DEFAULT_THRESHOLDS
+from classifier.thresholds import DEFAULT_THRESHOLDS, DOUBT_CONFIDENCE, HOLD_MIN_QUERIES
 
 # Evidence pairs shown per head, and the prompt's strongest arrows shown per head.
 PAIRS_SHOWN = 3
@@ -31,17 +33,28 @@ def role_table(run) -> pd.DataFrame:
         key = (label["layer"], label["head"])
         rows.append({
             "Head": head_label(label["layer"], label["head"], n_layers),
-            "Role": label["role"] + (f" (+{', '.join(label['secondary'])})" if label["secondary"] else ""),
+            "Role": role_label(label) + (f" (+{secondary_label(label)})" if label["secondary"] else ""),
             "Description": describe_head(label, metrics.loc[key], budget.loc[key] if budget is not None else None),
             "Explained": percent(label.get("explained", np.nan)),
             "Lift": times(label.get("lift", np.nan)),
             "Margin": percent(label.get("margin", np.nan)),
             "Sink": percent(label.get("sink", np.nan)),
+            "Hold": percent(metrics.loc[key].get("hold", np.nan)),
+            "Top keys": top_keys_text(label),
             "Stability": percent(label.get("stability", np.nan)),
-            "Confidence": percent(label["confidence"]),
+            "Confidence": confidence_text(label),
             **ablation_cell(metrics.loc[key]),
         })
     return pd.DataFrame(rows)
+
+
+def pair_numbers(pair) -> str:
+    """What a reader can use about one pair: how often the key is the query token's top key and
+    its mean weight there (runs saved before those were kept: the pair's share of the head's queries)."""
+    rate, weight = getattr(pair, "top_rate", np.nan), getattr(pair, "weight", np.nan)
+    if pd.notna(rate) and pd.notna(weight):
+        return f"top key of {percent(rate)} of {token(pair.query)} queries, weight {percent(weight)} there"
+    return percent(pair.share)
 
 
 def evidence_lines(run) -> list[str]:
@@ -49,7 +62,7 @@ def evidence_lines(run) -> list[str]:
     lines = []
     for (layer, head), group in run.pairs.groupby(["layer", "head"]):
         pairs = ", ".join(
-            f"{token(r.query)} -> {token(r.key)} ({', '.join(filter(None, [key_kind(getattr(r, 'part', None)), percent(r.share)]))})"
+            f"{token(r.query)} -> {token(r.key)} ({'; '.join(filter(None, [key_kind(getattr(r, 'part', None)), pair_numbers(r)]))})"
             for r in group.head(PAIRS_SHOWN).itertuples()
         )
         lines.append(f"- **{head_label(layer, head, run.model.n_layers)}**: {pairs}")
@@ -110,9 +123,15 @@ def render_report(run, figures: dict[str, str] | None = None) -> str:
         "other delimiters, earlier copies, induction targets, the rest of the last five tokens, everything else). "
         "**Explained**: share of all attention in the part(s) the role names; **Lift**: that share over what "
         "uniform attention would give; **Margin**: how far the role's share above uniform leads the next target's; "
-        "**Sink**: share parked on BOS; **Stability**: share of bootstrap resamples over stories giving the same role; "
+        "**Sink**: share parked on BOS; **Hold**: share of queries whose top key (BOS, itself and the previous token "
+        f"aside) is also the top key of {HOLD_MIN_QUERIES - 1} other queries of the story; **Top keys**: the key tokens (BOS, itself and "
+        "the previous token aside) with the largest share of its attention, and their lift over uniform attention; "
+        "**Stability**: share of bootstrap resamples over stories giving the same role; "
         "**Confidence**: stability, scaled down when the margin is under "
-        f"{percent(DEFAULT_THRESHOLDS.margin_full)} of attention. Rules in `classifier/label/roles.py`, thresholds in "
+        f"{percent(DEFAULT_THRESHOLDS.margin_full)} of attention; a role under {percent(DOUBT_CONFIDENCE)} is written "
+        "with a `?`, and `unclear` has none. Secondary roles prefixed by a scope (`on multi-piece words:`) explain too "
+        f"little of all the head's attention (under {percent(DEFAULT_THRESHOLDS.primary_share)}) to be its primary "
+        "role. Rules in `classifier/label/roles.py`, thresholds in "
         "`classifier/thresholds.py`; per-part shares in budget.csv, section-3 metrics in metrics.csv.",
         "",
         markdown_table(role_table(run)),
@@ -128,8 +147,10 @@ def render_report(run, figures: dict[str, str] | None = None) -> str:
             "## Evidence: characteristic (query -> key) pairs",
             "",
             "The (query token -> token it attends to most) pairs seen most often over the corpus, leaving out queries "
-            "whose argmax is the token itself or BOS (every head has those): first those whose key is of the kind the "
-            "head's role names, with the key's kind and the pair's share of the remaining queries.",
+            "whose argmax is BOS (every head has those) and, except for heads whose role names it, the token itself: "
+            "first those whose key is of the kind the head's role names, with the key's kind, the share of the query "
+            "token's occurrences for which this key is its top key, and the key's mean weight (share of the query's "
+            "attention) there.",
             "",
             *evidence_lines(run),
             "",

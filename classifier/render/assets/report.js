@@ -102,7 +102,7 @@ function card() {
   node.innerHTML = "";
   const title = el("div", { class: "card-title" },
     el("span", { class: "name" }, `Head ${h.label}`),
-    el("span", { class: "badge", style: `background:${roleColor(h.role)}` }, h.role));
+    el("span", { class: "badge", style: `background:${roleColor(h.role)}` }, h.role_label || h.role));
   for (const s of h.secondary) title.append(el("span", { class: "badge small", style: `background:${roleColor(s)}` }, "+" + s));
   node.append(title);
   const facts = el("div", { class: "facts" });
@@ -125,10 +125,19 @@ function card() {
   }
   node.append(el("p", {}, h.description));
   if (h.prompt_role && h.prompt_role !== h.role) node.append(el("p", { class: "hint" }, `On the prompt alone: ${h.prompt_role}.`));
+  if (h.top_keys && h.top_keys.length) {
+    node.append(el("div", { class: "hint" }, "Top keys (BOS, itself and the previous token aside): share of its attention, lift over uniform:"));
+    const keys = el("ul", { class: "pairs" });
+    for (const [key, share, lift] of h.top_keys) keys.append(el("li", {}, el("code", {}, quoted(key)), ` ${pct(share)}, ${times(lift)}`));
+    node.append(keys);
+  }
   if (h.pairs.length) {
-    node.append(el("div", { class: "hint" }, "Characteristic (query → key) pairs over the corpus, share of the head's queries:"));
+    node.append(el("div", { class: "hint" }, "Characteristic (query → key) pairs over the corpus: how often the key is the query token's top key, and its weight there:"));
     const list = el("ul", { class: "pairs" });
-    for (const [q, key, share, kind] of h.pairs) list.append(el("li", {}, el("code", {}, quoted(q)), " → ", el("code", {}, quoted(key)), kind ? ` (${kind}) ${pct(share)}` : ` ${pct(share)}`));
+    for (const [q, key, share, kind, rate, weight] of h.pairs) {
+      const numbers = rate !== null && rate !== undefined ? `top key of ${pct(rate)} of its queries, weight ${pct(weight)}` : pct(share);
+      list.append(el("li", {}, el("code", {}, quoted(q)), " → ", el("code", {}, quoted(key)), kind ? ` (${kind}) ${numbers}` : ` ${numbers}`));
+    }
     node.append(list);
   }
 }

@@ -1,0 +1,183 @@
+"""`hold` and top keys on hand-built patterns whose answers are worked out by hand, and the top
+keys' vectorised totals against a plain loop over queries and keys."""
+
+import numpy as np
+import pytest
+import torch
+
+from classifier.load.tokens import classes_from_texts, sequence_classes
+from classifier.measure.scorer import KeyTotals
+from classifier.measure.scoring import METRICS, metric_targets, score_patterns
+from classifier.thresholds import HOLD_MIN_QUERIES
+
+VOCAB = ["<bos>", " Lily", " ran", ",", " and", " Tom", " sat", ".", "ily", " the", " cat", "\n", " "]
+CLASSES = classes_from_texts(VOCAB)
+HOLD = METRICS.index("hold")
+T = 24
+TOKENS = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6, 7, 9]
+
+
+def targets_of(tokens):
+    tokens = torch.tensor(tokens)
+    lengths = torch.tensor([tokens.shape[1]] * tokens.shape[0])
+    return tokens, metric_targets(tokens, sequence_classes(tokens, lengths, CLASSES))
+
+
+def hold_of(*patterns):
+    """hold (held queries, eligible queries) and KeyView.held of each pattern (T, T) as one head."""
+    tokens, targets = targets_of([TOKENS])
+    sums, _, view = score_patterns(torch.tensor(np.stack(patterns)[None], dtype=torch.float32), targets,
+                                   with_keys=True)
+    eligible = targets.eligible[0, HOLD].sum().item()
+    return sums[0, :, HOLD].numpy(), eligible, view.held[0].numpy()
+
+
+def rows(tops, bos=0.0):
+    """A[i, tops[i]] = 1 - bos, A[i, 0] += bos (query 0 on BOS)."""
+    pattern = np.zeros((T, T))
+    for i, j in enumerate(tops):
+        pattern[i, j] += 1.0 - bos
+        pattern[i, 0] += bos
+    pattern[0] = 0
+    pattern[0, 0] = 1
+    return pattern
+
+
+def test_previous_token_and_fixed_offset_heads_do_not_hold():
+    previous = rows([max(i - 1, 0) for i in range(T)])
+    offset2 = rows([max(i - 2, 0) for i in range(T)])
+    offset3 = rows([max(i - 3, 0) for i in range(T)])
+    # soft previous-token: 60% previous, the rest spread evenly over everything it sees
+    soft = np.tril(np.ones((T, T))) * 0.4 / np.arange(1, T + 1)[:, None] + 0.6 * previous
+    held, eligible, _ = hold_of(previous, offset2, offset3, soft)
+    assert eligible == T - 3  # queries 3..15 have a key other than BOS, itself and the previous token
+    assert held.tolist() == [0, 0, 0, 0]  # a new key every query (or no top key above 2x uniform)
+
+
+def test_a_key_returned_to_by_eight_queries_is_held_even_when_they_are_not_consecutive():
+    assert HOLD_MIN_QUERIES == 8  # the hand-built runs below are sized for it
+    # key 2 is the top key of queries 4, 6, ..., 18 (others look at themselves): 8 queries
+    held_by = list(range(4, 20, 2))
+    tops = [2 if i in held_by else i for i in range(T)]
+    held, _, view = hold_of(rows(tops))
+    assert held.tolist() == [8.0]
+    # held keys get all the attention of those queries; uniform attention would give 1/(i+1)
+    np.testing.assert_allclose(view[0], [8.0, sum(1 / (i + 1) for i in held_by)], rtol=1e-6)
+
+
+def test_seven_queries_on_one_key_are_not_a_hold_and_weak_top_keys_do_not_count():
+    seven = rows([2 if i in range(4, 18, 2) else i for i in range(T)])
+    # every query from 5 on puts 1.5x what uniform gives one key on key 1, the rest spread evenly
+    weak = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]
+    for i in range(5, T):
+        weak[i, : i + 1] = (1 - 1.5 / (i + 1)) / i
+        weak[i, 1] = 1.5 / (i + 1)
+    strong = weak.copy()
+    for i in range(5, T):
+        strong[i, : i + 1] = (1 - 3 / (i + 1)) / i
+        strong[i, 1] = 3 / (i + 1)
+    held, _, _ = hold_of(seven, weak, strong)
+    assert held.tolist() == [0.0, 0.0, float(T - 5)]
+
+
+def test_a_bos_sink_is_not_a_key_to_hold():
+    held, _, _ = hold_of(rows([0] * T))
+    assert held.tolist() == [0.0]
+
+
+def plain_key_totals(patterns, tokens, vocab_size):
+    """mass (H, V), uniform (V,), occurrences (V,) with loops: keys 1 <= j <= i - 2 only."""
+    n_heads = patterns.shape[1]
+    mass, uniform, occurrences = np.zeros((n_heads, vocab_size)), np.zeros(vocab_size), np.zeros(vocab_size)
+    for b, text in enumerate(tokens):
+        length = len(text)
+        for j in range(1, length - 2):
+            occurrences[text[j]] += 1
+        for i in range(3, length):
+            for j in range(1, i - 1):
+                uniform[text[j]] += 1 / (i + 1)
+                for h in range(n_heads):
+                    mass[h, text[j]] += patterns[b, h, i, j]
+    return mass, uniform, occurrences
+
+
+def test_key_totals_match_a_plain_loop_and_leave_out_bos_self_and_previous():
+    texts = [TOKENS, [0, 5, 6, 7, 5, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6]]
+    tokens, targets = targets_of(texts)
+    rng = np.random.default_rng(0)
+    patterns = np.tril(rng.random((2, 3, T, T)) ** 3)
+    patterns /= patterns.sum(-1, keepdims=True)
+    totals = KeyTotals.empty(1, 3, len(VOCAB))
+    totals.add_batch(tokens, targets)
+    _, _, view = score_patterns(torch.tensor(patterns, dtype=torch.float32), targets, with_keys=True)
+    totals.add_layer(0, view.mass, tokens)
+    mass, uniform, occurrences = plain_key_totals(patterns, texts, len(VOCAB))
+    np.testing.assert_allclose(totals.mass[0].numpy(), mass, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(totals.uniform.numpy(), uniform, rtol=1e-6)
+    np.testing.assert_array_equal(totals.occurrences.numpy(), occurrences)
+    assert totals.queries == 2 * (T - 1)
+    assert totals.stories[5] == 2 and totals.stories[9] == 1 and totals.mass[0, :, 0].sum() == 0  # BOS never a key
+
+
+def test_top_keys_rank_by_share_give_the_lift_and_keep_only_supported_tokens(monkeypatch):
+    import classifier.measure.scorer as scorer
+
+    totals = KeyTotals.empty(1, 1, 4)
+    totals.mass[0, 0] = torch.tensor([0.0, 30.0, 10.0, 50.0], dtype=torch.float64)
+    totals.uniform[:] = torch.tensor([0.0, 60.0, 1.0, 10.0], dtype=torch.float64)
+    totals.occurrences[:] = torch.tensor([0.0, 100.0, 100.0, 3.0], dtype=torch.float64)  # token 3: too rare
+    totals.stories[:] = torch.tensor([0.0, 50.0, 50.0, 3.0], dtype=torch.float64)
+    totals.queries = 100.0
+    monkeypatch.setattr(scorer, "TOP_KEY_MIN_OCCURRENCES", 20)
+    top = totals.top(k=8)
+    assert top["key_id"].tolist() == [1, 2]  # token 3 has the largest share but 3 occurrences
+    assert top["share"].tolist() == pytest.approx([0.3, 0.1])
+    assert top["lift"].tolist() == pytest.approx([0.5, 10.0])
+    assert top["rank"].tolist() == [0, 1]
+
+
+def test_pairs_carry_the_top_key_rate_and_mean_weight_and_self_pairs_only_for_heads_that_look_at_themselves():
+    import pandas as pd
+
+    from classifier.label.roles import characteristic_pairs
+    from classifier.measure.scorer import PairCounts
+    from classifier.registry import PARTS
+
+    tokens = torch.tensor([[0, 5, 2, 5, 2, 5, 2]])  # " Tom" " ran" three times
+    valid = torch.ones_like(tokens, dtype=torch.bool)
+    # head 0: every query on itself (weights 0.5 and 0.7 alternating); head 1: " ran" on the " Tom" before it
+    argmax = torch.tensor([[[0, 1, 2, 3, 4, 5, 6], [0, 0, 1, 0, 3, 0, 5]]])
+    top = torch.tensor([[[1.0, 0.5, 0.7, 0.5, 0.7, 0.5, 0.7], [1.0, 0.9, 0.2, 0.9, 0.4, 0.9, 0.6]]])
+    parts = torch.tensor([[[PARTS.index("sink")] + [PARTS.index("self")] * 6,
+                           [PARTS.index("sink")] * 2 + [PARTS.index("previous"), PARTS.index("sink")] * 2
+                           + [PARTS.index("previous")]]])
+    counts = PairCounts.empty(len(VOCAB), 2)
+    counts.add_queries(tokens, valid)
+    counts.add(0, argmax, tokens, valid, parts, top)
+    frame = counts.top().set_index(["head", "query_id", "key_id"])
+    assert frame.loc[(0, 5, 5), "count"] == 3 and frame.loc[(0, 5, 5), "weight"] == pytest.approx(0.5)
+    assert frame.loc[(1, 2, 5), "weight"] == pytest.approx(0.4)  # mean of 0.2, 0.4, 0.6
+    assert frame.loc[(1, 2, 5), "top_rate"] == pytest.approx(1.0)  # every " ran" query (3 of 3)
+    assert frame.loc[(0, 2, 2), "top_rate"] == pytest.approx(1.0)
+    roles = pd.DataFrame({"layer": [0, 0], "head": [0, 1], "role": ["current-token", "unclear"]})
+    vocab = type("V", (), {"texts": VOCAB})
+    shown = characteristic_pairs(counts.top(), roles, vocab)
+    assert set(shown[shown["head"] == 0]["part"]) == {"self"}  # a current-token head shows its self pairs
+    assert "self" not in set(shown[shown["head"] == 1]["part"])
+
+
+def test_hold_matches_the_plain_reference_on_heads_with_favourite_keys():
+    from reference_metrics import held_queries
+
+    rng = np.random.default_rng(5)
+    texts = [TOKENS, [0, 5, 6, 7, 5, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6]]
+    tokens, targets = targets_of(texts)
+    # each head favours a few random key positions (logit bonus) over noise: runs of held keys
+    logits = rng.normal(size=(2, 6, T, T)) + 4.0 * (rng.random((2, 6, 1, T)) < 0.15)
+    logits = np.where(np.tril(np.ones((T, T))) > 0, logits, -np.inf)
+    patterns = np.exp(logits - logits.max(-1, keepdims=True))
+    patterns /= patterns.sum(-1, keepdims=True)
+    sums, _ = score_patterns(torch.tensor(patterns), targets)
+    expected = np.array([[sum(held_queries(patterns[b, h])) for h in range(6)] for b in range(2)])
+    np.testing.assert_array_equal(sums[..., HOLD].numpy(), expected)
+    assert expected.sum() > 0 and (expected < T - 3).any()  # not vacuous: some hold, some do not
