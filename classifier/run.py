@@ -126,12 +126,6 @@ class Run:
             "patterns.npz": patterns.getvalue(),
         }
 
-    def save(self, out_dir: str | Path) -> Path:
-        """Write the data files into `out_dir` (atomically; other files there are untouched)."""
-        from classifier.outputs import write_files
-
-        return write_files(out_dir, self.files())
-
 
 def _json(value) -> bytes:
     return (json.dumps(value, indent=1, allow_nan=False) + "\n").encode()
@@ -204,6 +198,18 @@ def _views(path: Path, record: dict) -> tuple[PatternView, tuple[PatternView, ..
     return (view("prompt", record.get("prompt") or "") if "prompt_tokens" in arrays else empty), stories
 
 
+def _check_every_head(path: Path, frame: pd.DataFrame, n_layers: int, n_heads: int) -> None:
+    """A table of a run has one row per head of the model (run.json's shape): say which are missing."""
+    if not {"layer", "head"} <= set(frame.columns):
+        raise InputError(f"{path}: not a head-roles table (no layer and head columns)")
+    present = set(zip(frame["layer"].astype(int), frame["head"].astype(int)))
+    missing = [(layer, head) for layer in range(n_layers) for head in range(n_heads) if (layer, head) not in present]
+    if missing:
+        shown = ", ".join(f"L{layer}H{head}" for layer, head in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise InputError(f"{path}: {len(missing)} of the model's {n_layers * n_heads} heads have no row ({shown}); "
+                         "the run directory is damaged: run the report again")
+
+
 def load_run(path: str | Path) -> Run:
     """Read a run directory written by `head-roles report`; InputError naming what is wrong."""
     path = Path(path)
@@ -224,6 +230,9 @@ def load_run(path: str | Path) -> Run:
     model.setdefault("n_heads", int(metrics["head"].max()) + 1)
     model.setdefault("n_ctx", 0)
     model.setdefault("device", "")
+    roles = roles_frame(_read_json(path / "roles.json"))
+    for name, frame in (("metrics.csv", metrics), ("roles.json", roles)):
+        _check_every_head(path / name, frame, model["n_layers"], model["n_heads"])
     known = {f for f in ModelInfo.__dataclass_fields__}
     settings = {k: v for k, v in (record.get("settings") or {}).items() if k in ScoreSettings.__dataclass_fields__}
     prompt, stories = _views(path / "patterns.npz", record)
@@ -241,7 +250,7 @@ def load_run(path: str | Path) -> Run:
         n_tokens=int(record.get("tokens") or 0),
         metrics=metrics,
         budget=optional_csv("budget.csv"),
-        roles=roles_frame(_read_json(path / "roles.json")),
+        roles=roles,
         pairs=optional_csv("pairs.csv"),
         prompt=prompt,
         prompt_metrics=optional_csv("prompt-metrics.csv"),

@@ -192,6 +192,8 @@ def unsplit_notice(path: Path, texts: list[str]) -> str | None:
     """A remark when a .txt file holds one story and no `<|endoftext|>` separator line."""
     if path.suffix != ".txt" or len(texts) != 1:
         return None
+    if any(line.strip() == STORY_SEPARATOR for line in path.read_text(encoding="utf-8").split("\n")):
+        return None  # one story, properly ended by its separator line
     inline = " (it appears inside lines, which does not count)" if STORY_SEPARATOR in texts[0] else ""
     return (
         f"{path}: no line reads {STORY_SEPARATOR}{inline}, so the whole file ({len(texts[0]):,} characters) "
