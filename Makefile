@@ -36,8 +36,11 @@ demo: install
 selfcheck: install
 	HF_HUB_OFFLINE=1 $(HEAD_ROLES) selfcheck --seeds 5
 
+# BENCH_OPTIONS: e.g. --startup-only (the fixed cost and start-up table), --stories 32 --rss-stories 20,200.
+BENCH_OPTIONS ?=
+
 bench: install
-	HF_HUB_OFFLINE=1 $(PY) -m tools.bench --corpus $(STORIES_FILE)
+	HF_HUB_OFFLINE=1 $(PY) -m tools.bench --corpus $(STORIES_FILE) $(BENCH_OPTIONS)
 
 # The TinyStories family, each base model beside its Instruct variant (official spelling `Instuct`).
 TRACK_MODELS ?= roneneldan/TinyStories-1M roneneldan/TinyStories-Instruct-1M \

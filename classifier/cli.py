@@ -18,10 +18,11 @@ from pathlib import Path
 import click
 
 from classifier import console
-from classifier.errors import InputError, notify, one_line
+from classifier.errors import InputError, one_line
 from classifier.load.models import DEFAULT_MODEL
 from classifier.outputs import check_output_dir, check_output_file
 from classifier.settings import ScoreSettings, option_fields
+
 MODEL_HELP = ("TransformerLens name or alias, Hugging Face id, local checkpoint directory, "
               "or llama2.c .bin file (with --tokenizer).")
 CORPUS_HELP = ("tinystories (validation split, streamed; offline: tinystories-sample), bundled (written stories), "

@@ -198,16 +198,12 @@ def _views(path: Path, record: dict) -> tuple[PatternView, tuple[PatternView, ..
     return (view("prompt", record.get("prompt") or "") if "prompt_tokens" in arrays else empty), stories
 
 
-def _check_every_head(path: Path, frame: pd.DataFrame, n_layers: int, n_heads: int) -> None:
-    """A table of a run has one row per head of the model (run.json's shape): say which are missing."""
-    if not {"layer", "head"} <= set(frame.columns):
-        raise InputError(f"{path}: not a head-roles table (no layer and head columns)")
-    present = set(zip(frame["layer"].astype(int), frame["head"].astype(int)))
-    missing = [(layer, head) for layer in range(n_layers) for head in range(n_heads) if (layer, head) not in present]
-    if missing:
-        shown = ", ".join(f"L{layer}H{head}" for layer, head in missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise InputError(f"{path}: {len(missing)} of the model's {n_layers * n_heads} heads have no row ({shown}); "
-                         "the run directory is damaged: run the report again")
+def check_every_head(path: Path, heads: pd.MultiIndex, n_layers: int, n_heads: int) -> None:
+    """A table of a run (`heads`: its (layer, head) pairs) has a row for every head of the model."""
+    missing = pd.MultiIndex.from_product([range(n_layers), range(n_heads)]).difference(heads)
+    if len(missing):
+        layer, head = missing[0]
+        raise InputError(f"{path}: no row for head L{layer}H{head} ({len(missing)} heads missing)")
 
 
 def load_run(path: str | Path) -> Run:
@@ -232,7 +228,10 @@ def load_run(path: str | Path) -> Run:
     model.setdefault("device", "")
     roles = roles_frame(_read_json(path / "roles.json"))
     for name, frame in (("metrics.csv", metrics), ("roles.json", roles)):
-        _check_every_head(path / name, frame, model["n_layers"], model["n_heads"])
+        if not {"layer", "head"} <= set(frame.columns):
+            raise InputError(f"{path / name}: not a head-roles table (no layer and head columns)")
+        heads = pd.MultiIndex.from_frame(frame[["layer", "head"]].astype(int))
+        check_every_head(path / name, heads, model["n_layers"], model["n_heads"])
     known = {f for f in ModelInfo.__dataclass_fields__}
     settings = {k: v for k, v in (record.get("settings") or {}).items() if k in ScoreSettings.__dataclass_fields__}
     prompt, stories = _views(path / "patterns.npz", record)

@@ -22,7 +22,7 @@ def test_render_of_a_run_whose_metrics_lack_heads_is_one_line_and_exit_2(tmp_pat
     metrics[metrics["layer"] < metrics["layer"].max()].to_csv(run / "metrics.csv", index=False)
     result = CliRunner().invoke(main, ["render", str(run), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
-    assert result.output.count("\n") == 1 and "metrics.csv" in result.output and "L4H0" in result.output
+    assert result.output.count("\n") == 1 and "metrics.csv: no row for head L4H0 (8 heads missing)" in result.output
 
 
 def test_one_story_ended_by_its_separator_line_is_not_called_unsplit(tmp_path):
@@ -95,3 +95,15 @@ def test_track_goes_on_past_an_empty_and_a_damaged_checkpoint(tmp_path, small_ne
     failures = [line for line in result.output.splitlines() if "failed:" in line]
     assert len(failures) == 2 and {"checkpoint-9", "step-5"} == {f.split(":")[0].rsplit("/", 1)[1] for f in failures}
     assert not [line for line in failures if "--model" in line]  # track has no --model option
+
+
+def test_a_damaged_checkpoint_in_track_is_not_told_to_pass_model(tmp_path, small_neo_dir):
+    damaged = shutil.copytree(small_neo_dir, tmp_path / "damaged")
+    (damaged / "model.safetensors").write_bytes(b"not a safetensors file")
+    result = CliRunner().invoke(main, [
+        "track", str(small_neo_dir), str(damaged), "--corpus", "bundled", "--stories", "3", "--bootstrap", "0", "--device", "cpu",
+        "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--no-figures",
+    ])
+    failure = [line for line in result.output.splitlines() if "failed:" in line]
+    assert result.exit_code == 1 and len(failure) == 1, result.output
+    assert "cannot load" in failure[0] and "--model" not in failure[0]

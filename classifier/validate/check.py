@@ -49,11 +49,10 @@ def _measured(metrics: pd.DataFrame, roles: pd.DataFrame, budget: pd.DataFrame |
 
 
 def _check_covered(side: Measured, where: Path, names: tuple[str, str], n_layers: int, n_heads: int) -> Measured:
+    from classifier.run import check_every_head
+
     for name, frame in zip(names, (side.metrics, side.roles)):
-        missing = pd.MultiIndex.from_product([range(n_layers), range(n_heads)]).difference(frame.index)
-        if len(missing):
-            layer, head = missing[0]
-            raise InputError(f"{where / name}: no row for head L{layer}H{head} ({len(missing)} heads missing)")
+        check_every_head(where / name, frame.index, n_layers, n_heads)
     return side
 
 
