@@ -243,8 +243,8 @@ def load_model(
 ) -> LoadedModel:
     """Load `model` on `device`: a `ModelRef` as parsed, or an argument (name, alias, hub id, local
     directory or llama2.c .bin, with `revision` / `tokenizer_path`) parsed here."""
-    ref = model if isinstance(model, ModelRef) else parse_model(model, revision=revision, tokenizer=tokenizer_path)
     device = resolve_device(device)
+    ref = model if isinstance(model, ModelRef) else parse_model(model, revision=revision, tokenizer=tokenizer_path)
     quiet_kernel_probe()
     if ref.kind in ("llama2c", "embedded"):
         from classifier.load import llama2c
