@@ -455,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
         rss_child(args.model_dir, args.rss_child, args.max_tokens, args.corpus, start_kb)
         return 0
 
+    from classifier.console import quiet_kernel_probe
+
+    quiet_kernel_probe()  # transformers' offline hub-kernel notes when GPT-Neo is first imported
     rss_sizes = [int(s) for s in args.rss_stories.split(",") if s.strip()]
     rss_max_tokens = args.rss_max_tokens or args.max_tokens
     began = time.perf_counter()
