@@ -3,8 +3,12 @@
 VENV ?= .venv
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
-PY := $(VENV)/bin/python
-HEAD_ROLES := $(VENV)/bin/head-roles
+# PY and HEAD_ROLES may name another environment's tools (make bench PY=... HEAD_ROLES=...):
+# then no .venv is created here.
+PY ?= $(VENV)/bin/python
+HEAD_ROLES ?= $(VENV)/bin/head-roles
+# The 2,316 real TinyStories stories every target below reads (committed: corpora/NOTICE.md).
+STORIES_FILE := corpora/tinystories-train-2316.txt
 # MODEL empty: TinyStories-1Layer-21M, or where the hub cannot be reached the stories260K model
 # embedded in the package, on its embedded TinyStories stories (said on stderr). MODEL=M never falls back.
 MODEL ?=
@@ -12,7 +16,7 @@ STORIES ?= 500
 
 .PHONY: install test report demo bench track track-training track-shapes selfcheck stories260k devmodels agreement clean
 
-install: $(VENV)/.installed
+install: $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.installed)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +36,11 @@ demo: install
 selfcheck: install
 	HF_HUB_OFFLINE=1 $(HEAD_ROLES) selfcheck --seeds 5
 
-# Real stories for the benchmark when ../shared is there; the bundled ones otherwise.
-BENCH_STORIES ?= $(wildcard ../shared/data/tinystories/tinystories-train-2316.txt)
+# BENCH_OPTIONS: e.g. --startup-only (the fixed cost and start-up table), --stories 32 --rss-stories 20,200.
+BENCH_OPTIONS ?=
 
 bench: install
-	HF_HUB_OFFLINE=1 $(PY) -m tools.bench $(if $(BENCH_STORIES),--corpus $(BENCH_STORIES))
+	HF_HUB_OFFLINE=1 $(PY) -m tools.bench --corpus $(STORIES_FILE) $(BENCH_OPTIONS)
 
 # The TinyStories family, each base model beside its Instruct variant (official spelling `Instuct`).
 TRACK_MODELS ?= roneneldan/TinyStories-1M roneneldan/TinyStories-Instruct-1M \
@@ -60,7 +64,7 @@ track: install
 # From an empty store on 2 CPU cores: track-training about 1m45s (measured on the earlier 17
 # checkpoints; there are 18 now), track-shapes about 35s; again: under 10s, nothing scored.
 JOBS ?= 1
-TRACK_OPTIONS := --corpus ../shared/data/tinystories/tinystories-train-2316.txt --stories 200 --max-tokens 256 \
+TRACK_OPTIONS := --corpus $(STORIES_FILE) --stories 200 --max-tokens 256 \
 	--bootstrap 200 --device cpu --jobs $(JOBS)
 DEV_1L := devmodels/build/tinystories-1L-dev
 DEV_4L := devmodels/tinystories-4L-dev
@@ -76,13 +80,13 @@ track-shapes: install
 		--store reports/track-shapes/runs --out reports/track-shapes
 
 stories260k: install
-	HF_HUB_OFFLINE=1 $(HEAD_ROLES) report --model ../shared/data/stories260K/stories260K.bin \
-		--tokenizer ../shared/data/stories260K/tok512.model \
-		--corpus ../shared/data/tinystories/tinystories-train-2316.txt --stories 0 --out reports/stories260K
+	HF_HUB_OFFLINE=1 $(HEAD_ROLES) report --model stories260K --corpus $(STORIES_FILE) --stories 0 \
+		--out reports/stories260K
 
-# Small TinyStories models trained here on ../shared stories (docs/development-set.md): the 4L
+# Small TinyStories models trained here on the committed stories and tokenizers
+# (docs/development-set.md; devmodels/gpt2-tokenizer/NOTICE.md): the 4L
 # model is committed under devmodels/, the 1L model is rebuilt into devmodels/build/. A model
-# whose training.json records the current configuration is kept (otherwise about 14 minutes
+# whose training.json records the current configuration and data (by sha256) is kept (otherwise about 14 minutes
 # each on 2 shared CPU cores).
 devmodels: install
 	HF_HUB_OFFLINE=1 $(PY) -m devmodels.train --model all

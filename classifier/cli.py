@@ -1,27 +1,28 @@
-"""The `head-roles` command line: thin click commands over the library functions.
+"""The `head-roles` command line: thin click commands, each parsing its options and calling one
+library function (which checks its output location and input before it imports the heavy
+libraries and loads a model; `--help`, `models`, option errors and `render` import none of them).
 
-Each command checks its output location, then its input, and only then imports the heavy
-libraries (torch, transformers: seconds) and loads a model; `--help`, `models`, option errors
-and `render` import none of them. Bad input of the `classifier.errors.InputError` family is one
-line on stderr and exit status 2; any other exception is a bug and keeps its traceback.
-Verbosity (progress bars, other libraries' output, warnings) is set by `classifier.console`.
+The group maps bad input (the `classifier.errors.InputError` family) to one line on stderr and
+exit status 2, Ctrl-C to exit status 130; a command that finds what it was asked to look for
+(a contradicted claim, a failed model) exits 1 through `ctx.exit(1)`. Any other exception is a
+bug and keeps its traceback. Verbosity (progress bars, other libraries' output, warnings) is set
+by `classifier.console`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 from pathlib import Path
 
 import click
 
 from classifier import console
-from classifier.errors import InputError, notify, one_line
+from classifier.errors import InputError, one_line
+from classifier.load.models import DEFAULT_MODEL
 from classifier.outputs import check_output_dir, check_output_file
-from classifier.settings import ABLATION_STORIES, TRAINED_CONTEXT, ScoreSettings, option_fields
+from classifier.settings import ScoreSettings, option_fields
 
-DEFAULT_MODEL = "roneneldan/TinyStories-1Layer-21M"
 MODEL_HELP = ("TransformerLens name or alias, Hugging Face id, local checkpoint directory, "
               "or llama2.c .bin file (with --tokenizer).")
 CORPUS_HELP = ("tinystories (validation split, streamed; offline: tinystories-sample), bundled (written stories), "
@@ -63,8 +64,12 @@ class HeadRolesGroup(click.Group):
             return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx):
-        with console.configured(), user_errors(), one_line_usage_errors():
-            return super().invoke(ctx)
+        try:
+            with console.configured(), user_errors(), one_line_usage_errors():
+                return super().invoke(ctx)
+        except KeyboardInterrupt:  # 128 + SIGINT, as shells report it; not click's "Aborted!" and 1
+            click.echo("Interrupted.", err=True)
+            raise click.exceptions.Exit(130) from None
 
 
 def _set_verbosity(ctx, param, value):
@@ -98,26 +103,27 @@ def settings_options(function):
     return function
 
 
-def scoring_options(function):
-    """Options shared by every command that scores a model: the corpus, the settings, the
-    model's revision and tokenizer."""
-    function = click.option("--tokenizer", "tokenizer", default=None, type=click.Path(exists=True, dir_okay=False),
-                            help="Tokenizer file for a llama2.c .bin checkpoint (e.g. tok512.model).")(function)
-    function = click.option("--revision", default=None, help="Hugging Face revision (branch, tag or commit).")(function)
-    function = settings_options(function)
+def tokenizer_option(function):
+    return click.option("--tokenizer", "tokenizer", default=None, type=click.Path(exists=True, dir_okay=False),
+                        help="Tokenizer file for a llama2.c .bin checkpoint (e.g. tok512.model).")(function)
+
+
+def corpus_option(function):
     return click.option("--corpus", default="tinystories", show_default=True, help=CORPUS_HELP)(function)
 
 
-def make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, **more) -> ScoreSettings:
-    with user_errors():
-        return ScoreSettings(stories=stories, max_tokens=max_tokens, seed=seed,
-                             batch_size=batch_size, bootstrap=bootstrap, device=device, **more)
+def scoring_options(function):
+    """Options shared by every command that scores one model: the corpus, the settings, the
+    model's revision and tokenizer."""
+    function = tokenizer_option(function)
+    function = click.option("--revision", default=None, help="Hugging Face revision (branch, tag or commit).")(function)
+    return corpus_option(settings_options(function))
 
 
-def default_out_dir(model: str) -> Path:
-    """reports/<model's last name part>; `.` or `/` as a model still gives a named folder."""
-    name = Path(model.rstrip("/")).name or Path(model).resolve().name or "model"
-    return Path("reports") / name.removesuffix(".bin")
+def make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories) -> ScoreSettings:
+    """The settings options as `ScoreSettings` (a bad value is an InputError: exit 2)."""
+    return ScoreSettings(stories=stories, max_tokens=max_tokens, seed=seed, batch_size=batch_size,
+                         bootstrap=bootstrap, device=device, ablation_stories=ablation_stories)
 
 
 @click.group(cls=HeadRolesGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -142,8 +148,8 @@ def main():
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 @force_option
 @verbosity_options
-def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories, revision, tokenizer,
-           out_dir, no_figures, force):
+def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories, revision, tokenizer, out_dir, no_figures,
+           force):
     """Score a checkpoint and write its role table.
 
     Writes DIR/report.md, DIR/metrics.csv (one row per head), DIR/roles.json,
@@ -160,38 +166,14 @@ def report(model, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
         head-roles report --model path/to/checkpoint --corpus stories.txt --stories 200
         head-roles report --model stories260K --corpus tinystories-sample
     """
-    # Every bad argument is said (one line) before any notice, corpus or model.
-    settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories=ablation_stories)
-    from classifier.load.corpora import check_corpus_spec
-    from classifier.load.models import check_model_available, check_model_files, choose_default_model, resolve_device
+    from classifier.render.report import invocation
+    from classifier.reporting import report as write
 
-    from classifier.run import REPORT_OUTPUTS
-
-    def checked(folder):
-        return check_output_dir(folder, outputs=REPORT_OUTPUTS, force=force)
-
-    out_dir = checked(out_dir) if out_dir else None
-    check_corpus_spec(corpus)
-    notices = ()
-    if model is None:  # the hub default, or the embedded model where the hub cannot be reached
-        choice = choose_default_model(DEFAULT_MODEL, corpus)
-        model, corpus, notices = choice.model, choice.corpus, choice.notices
-        out_dir = out_dir or checked(choice.out_dir)
-    else:
-        check_model_available(model, revision)
-    check_model_files(model, tokenizer)
-    resolve_device(settings.device)
-    out_dir = out_dir or checked(default_out_dir(model))
-    for notice in notices:
-        notify(notice)
-    from classifier.pipeline import analyse_model
-    from classifier.render.report import invocation, write_report
-
-    run = analyse_model(model, corpus, settings, revision=revision, tokenizer=tokenizer, command=invocation(),
-                        notices=notices)
-    write_report(run, out_dir, figures=not no_figures, force=force)
-    counts = run.roles["role"].value_counts()
-    click.echo(f"{out_dir / 'report.md'}: {', '.join(f'{role} {n}' for role, n in counts.items())}")
+    written = write(model, corpus, make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories),
+                    revision=revision, tokenizer=tokenizer, out_dir=out_dir, figures=not no_figures, force=force,
+                    command=invocation())
+    counts = written.run.roles["role"].value_counts()
+    click.echo(f"{written.out_dir / 'report.md'}: {', '.join(f'{role} {n}' for role, n in counts.items())}")
 
 
 @main.command()
@@ -236,9 +218,7 @@ def models():
     \b
         head-roles models
     """
-    from classifier.load.models import known_models
-
-    from classifier.load.models import embedded_models
+    from classifier.load.models import embedded_models, known_models
 
     embedded = embedded_models()
     for name, aliases in known_models().items():
@@ -267,39 +247,13 @@ def selfcheck(seeds, stories, bootstrap, baselines):
     \b
         head-roles selfcheck --seeds 5
     """
-    if seeds < 1:
-        raise BadInput(f"--seeds must be at least 1, got {seeds}")
-    make_settings(stories, TRAINED_CONTEXT, 0, 16, bootstrap, "cpu")  # checks --stories, --bootstrap
-    from classifier.formatting import markdown_table
-    from classifier.calibrate.selfcheck import run_selfcheck
+    from classifier.calibrate.selfcheck import selfcheck_report
 
-    result = run_selfcheck(range(seeds), stories=stories or None, bootstrap=bootstrap)
-    per_role = result.per_role.assign(
-        precision=result.per_role["precision"].map("{:.2f}".format),
-        recall=result.per_role["recall"].map("{:.2f}".format),
-    )
-    click.echo(markdown_table(per_role))
-    from classifier.calibrate.selfcheck import recovery_by_band
-
-    click.echo("\nBy strength (the planted target's measured share of attention):\n")
-    click.echo(markdown_table(recovery_by_band(result.heads)))
-    misses = result.misses
-    click.echo(f"\n{len(result.heads) - len(misses)} of {len(result.heads)} heads recovered "
-               f"over {seeds} seed(s) x {result.heads['layout'].nunique()} layouts.")
-    if baselines:
-        from classifier.load.corpora import BUNDLED_PATH, split_stories
-        from classifier.calibrate.selfcheck import compare_baselines
-
-        # The baselines keep every pattern in memory: they see at most 20 of the stories.
-        available = len(split_stories(BUNDLED_PATH.read_text()))
-        shown = min(20, stories or available, available)
-        click.echo(f"\nSeed 0, head by head (head-roles over {min(stories or available, available)} bundled stories; "
-                   f"detected: mean score > 0.4 over the first {shown} of them):\n")
-        click.echo(markdown_table(compare_baselines(seed=0, stories=stories or None, baseline_stories=shown,
-                                                    bootstrap=bootstrap)))
-    if len(misses):
-        click.echo(markdown_table(misses), err=True)
-        sys.exit(1)
+    checked = selfcheck_report(seeds, stories=stories, bootstrap=bootstrap, baselines=baselines)
+    click.echo(checked.text)
+    if checked.misses:
+        click.echo(checked.misses, err=True)
+        click.get_current_context().exit(1)
 
 
 @main.command()
@@ -321,32 +275,11 @@ def demo(out_dir, layout, seed, stories, force):
     \b
         head-roles demo --out reports/demo
     """
-    from classifier.run import REPORT_OUTPUTS
+    from classifier.calibrate.demo import write_demo
+    from classifier.render.report import invocation
 
-    out_dir = check_output_dir(out_dir, outputs=REPORT_OUTPUTS, force=force)
-    settings = make_settings(stories, TRAINED_CONTEXT, 0, 16, 1000, "cpu")
-    import tempfile
-
-    from classifier.calibrate.planted import build_calibration_model
-    from classifier.load.corpora import load_corpus
-    from classifier.load.models import load_model
-    from classifier.pipeline import analyse
-    from classifier.render.report import invocation, write_report
-    from classifier.calibrate.selfcheck import compare_with_truth, demo_section
-
-    sample = load_corpus("bundled", stories=settings.stories, seed=settings.seed)  # notices before scoring
-    with tempfile.TemporaryDirectory(prefix="head-roles-demo-") as scratch:
-        model_dir = Path(scratch) / f"calibration-{layout}-seed{seed}"
-        truth = build_calibration_model(model_dir, layout=layout, seed=seed)
-        run = analyse(load_model(str(model_dir), device=settings.device), sample, settings, command=invocation())
-        # The checkpoint lives in a scratch directory: name it by how it was built instead.
-        name = f"calibration model ({layout}, seed {seed})"
-        run = dataclasses.replace(run, model=dataclasses.replace(run.model, name=name, resolved=name))
-        section = demo_section(run, truth)
-        write_report(dataclasses.replace(run, appendix=section), out_dir, force=force)
-    heads = compare_with_truth(run, truth)
-    recovered = int((heads["planted"] == heads["measured"]).sum())
-    click.echo(f"{out_dir / 'report.md'}: {recovered} of {len(truth.heads)} planted roles recovered")
+    demo = write_demo(out_dir, layout=layout, seed=seed, stories=stories, force=force, command=invocation())
+    click.echo(f"{demo.out_dir / 'report.md'}: {demo.recovered} of {demo.planted} planted roles recovered")
 
 
 # --- validate command ---
@@ -364,8 +297,8 @@ def demo(out_dir, layout, seed, stories, force):
               help="Also write one JSON object per head (claims, verdict, measured role, evidence) here.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any head is contradicted over the corpus.")
 @verbosity_options
-def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device,
-             ablation_stories, revision, tokenizer, prompt, out_file, json_file, strict):
+def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories,
+             revision, tokenizer, prompt, out_file, json_file, strict):
     """Check researchers' notes on heads against measured roles.
 
     Reads every Markdown table of DESCRIPTIONS whose first column names heads (3, 0.3, L0H3,
@@ -381,40 +314,24 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
         head-roles validate notes.md --run reports/1L --json verdicts.json
         head-roles validate notes.md --model tiny-stories-1L-21M --stories 200 --strict
     """
-    if out_file:
-        check_output_file(out_file)  # before any model is loaded
-    from classifier.validate import check as library
-    from classifier.load.corpora import BANANA_PROMPT
+    for path, option in ((out_file, "--out"), (json_file, "--json")):  # before any model is loaded
+        if path:
+            check_output_file(path, option=option)
+            if Path(path).resolve() == Path(descriptions).resolve():
+                raise InputError(f"{option} {path}: is the notes file being validated; write elsewhere")
+    if out_file and json_file and Path(out_file).resolve() == Path(json_file).resolve():
+        raise InputError(f"--json {json_file}: the same file as --out")
     from classifier.outputs import write_file
+    from classifier.validate.check import validate_notes
     from classifier.validate.report import render_json, render_validation
 
-    if (run_dir is None) == (model is None):
-        raise BadInput("pass exactly one of --run DIR or --model M")
-    with user_errors():
-        for path, option in ((out_file, "--out"), (json_file, "--json")):
-            if path:
-                check_output_file(path, option=option)
-                if Path(path).resolve() == Path(descriptions).resolve():
-                    raise InputError(f"{option} {path}: is the notes file being validated; write elsewhere")
-        if out_file and json_file and Path(out_file).resolve() == Path(json_file).resolve():
-            raise InputError(f"--json {json_file}: the same file as --out")
-        rows = library.read_descriptions(descriptions)
-        if model is not None:  # a bad model argument or device is said before the corpus is read
-            from classifier.load.models import check_model_available, check_model_files, resolve_device
+    settings = None
+    if model is not None and run_dir is None:  # a bad model argument is said before the notes are read
+        from classifier.load.models import parse_model
 
-            check_model_available(model, revision)
-            check_model_files(model, tokenizer)
-            resolve_device(device)
-        if run_dir is not None:
-            measured = library.load_measurements(run_dir)
-            if prompt is not None and prompt != measured.prompt_text:
-                raise InputError(f"--prompt: {run_dir} has no measurements on this prompt; pass --model to measure it")
-        else:
-            settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device,
-                                     ablation_stories=ablation_stories)
-            measured = library.measure_model(model, corpus, settings, prompt=prompt or BANANA_PROMPT,
-                                             revision=revision, tokenizer=tokenizer)
-        result = library.judge(rows, measured)
+        model = parse_model(model, revision=revision, tokenizer=tokenizer)
+        settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories)
+    result = validate_notes(descriptions, run_dir=run_dir, model=model, corpus=corpus, settings=settings, prompt=prompt)
     text = render_validation(result)
     if json_file:
         write_file(json_file, render_json(result))
@@ -433,20 +350,9 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
 # --- track command ---
 @main.command()
 @click.argument("models", nargs=-1, required=True)
-@click.option("--corpus", default="tinystories", show_default=True,
-              help="tinystories (validation split, streamed; offline: tinystories-sample), bundled (written stories), "
-              "tinystories-sample (300 real stories, embedded), or a .txt/.jsonl/.parquet file.")
-@click.option("--stories", type=int, default=500, show_default=True, help="Stories to sample (0: all).")
-@click.option("--max-tokens", type=int, default=TRAINED_CONTEXT, show_default=True,
-              help="Longest sequence scored, BOS included (capped by each model's context).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Picks the stories; drives the bootstrap.")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="Stories per forward pass.")
-@click.option("--bootstrap", type=int, default=1000, show_default=True, help="Bootstrap resamples over stories.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--ablation-stories", type=int, default=ABLATION_STORIES, show_default=True,
-              help="Stories on which every head is mean-ablated and its attribution estimated (0: neither).")
-@click.option("--tokenizer", "tokenizer", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Tokenizer file for llama2.c .bin checkpoints (e.g. tok512.model).")
+@corpus_option
+@settings_options
+@tokenizer_option
 @click.option("--compare", type=click.Choice(["consecutive", "reference"]), default="consecutive", show_default=True,
               help="Compare each checkpoint with the one before it, or with the first.")
 @click.option("--jobs", type=int, default=1, show_default=True,
@@ -459,8 +365,8 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
 @click.option("--no-figures", is_flag=True, help="Skip the track's PNG figures.")
 @force_option
 @verbosity_options
-def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories, tokenizer, compare,
-          jobs, store, out_dir, figures, no_figures, force):
+def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories, tokenizer, compare, jobs,
+          store, out_dir, figures, no_figures, force):
     """Compare head roles across checkpoints scored on the same stories.
 
     MODELS are TransformerLens names, Hugging Face ids (NAME@REVISION picks a revision),
@@ -480,18 +386,14 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
         head-roles track runs/my-model/checkpoints --corpus stories.txt --stories 200 --jobs 2
         head-roles track tiny-stories-1L-21M tiny-stories-instruct-1L-21M --stories 200
     """
-    check_output_dir(out_dir, outputs=("track.md", "track.csv", "track.html"), force=force)  # before any model is loaded
-    check_output_dir(store, option="--store")
     from classifier.render.report import invocation
-    from classifier.track.tracking import track as run_track
-    from classifier.track.report import write_track
+    from classifier.track.report import track_and_write
 
-    settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories=ablation_stories)
-    tracking = run_track(
-        models, corpus, settings, store=store, compare=compare, tokenizer=tokenizer, figures=figures,
-        jobs=jobs, log=lambda message: click.echo(message, err=True),
+    tracking = track_and_write(
+        models, corpus, make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories), out_dir=out_dir,
+        store=store, compare=compare, tokenizer=tokenizer, jobs=jobs, run_figures=figures, figures=not no_figures, force=force,
+        command=invocation(), log=lambda message: click.echo(message, err=True),
     )
-    write_track(tracking, out_dir, command=invocation(), figures=not no_figures, force=force)
     click.echo(f"{Path(out_dir) / 'track.md'}: {len(tracking.succeeded)} model(s) compared"
                + (f", {len(tracking.failed)} failed" if tracking.failed else ""))
     if tracking.failed:

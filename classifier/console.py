@@ -25,9 +25,10 @@ QUIET_ENVIRONMENT = {
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
-QUIET_LOGGERS = ("transformers", "transformer_lens", "datasets", "huggingface_hub", "torch")
+QUIET_LOGGERS = ("transformers", "transformer_lens", "datasets", "huggingface_hub", "torch", "kernels")
 
 _progress = True  # whether our own progress bars may show (a library caller's default)
+_verbose = False  # whether other libraries' log lines may show (--verbose)
 
 
 def progress_allowed() -> bool:
@@ -43,12 +44,23 @@ def print_notice(message, category, filename, lineno, file=None, line=None) -> N
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+def quiet_kernel_probe() -> None:
+    """Before a transformers model class is imported: it probes the hub's flash-attention kernels,
+    and offline the `kernels` package logs "Skipping publisher trust check ..." once per kernel.
+    Nothing of ours, so not shown (for library callers too) unless --verbose."""
+    import logging
+
+    if not _verbose:
+        logging.getLogger("kernels").setLevel(logging.ERROR)
+
+
 def apply(*, quiet: bool = False, verbose: bool = False) -> None:
     """Set the verbosity (inside `configured`): call again when a later option changes it."""
-    global _progress
+    global _progress, _verbose
     import logging
 
     _progress = sys.stderr.isatty() and not quiet
+    _verbose = verbose
     warnings.showwarning = print_notice
     warnings.resetwarnings()
     if not verbose:
@@ -79,17 +91,17 @@ def _library_bars(enabled: bool) -> None:
 @contextlib.contextmanager
 def configured(*, quiet: bool = False, verbose: bool = False):
     """The CLI's verbosity for the duration of one command; everything is restored afterwards."""
-    global _progress
+    global _progress, _verbose
     import logging
 
-    saved_progress = _progress
+    saved_progress, saved_verbose = _progress, _verbose
     saved_levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
     with warnings.catch_warnings():
         apply(quiet=quiet, verbose=verbose)
         try:
             yield
         finally:
-            _progress = saved_progress
+            _progress, _verbose = saved_progress, saved_verbose
             _library_bars(True)  # their own default
             for name, level in saved_levels.items():
                 logging.getLogger(name).setLevel(level)

@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 import numpy as np
 
 from classifier.console import progress_allowed
+from classifier.errors import notify
 from classifier.load.corpora import BANANA_PROMPT, Corpus, load_corpus
-from classifier.load.models import LoadedModel, load_model
+from classifier.load.models import LoadedModel, ModelRef, load_model
 from classifier.label.roles import assign_roles, characteristic_pairs, top_keys_lists
 from classifier.run import ModelInfo, PatternView, Run
 from classifier.measure.importance import head_importance
@@ -41,6 +42,18 @@ def pattern_view(model: LoadedModel, text: str, max_tokens: int, vocab) -> Patte
     return PatternView(text=text, tokens=tuple(vocab.texts[k] for k in ids), patterns=patterns.astype(np.float16))
 
 
+def cut_notice(model: LoadedModel, texts, max_tokens: int) -> str | None:
+    """A remark when stories are longer than the tokens scored (BOS included): they are cut there."""
+    limit = min(max_tokens, model.n_ctx)
+    pieces = model.tokenizer([t.strip() for t in texts], add_special_tokens=False)["input_ids"]
+    cut = sum(1 + len(ids) > limit for ids in pieces)
+    if not cut:
+        return None
+    why = f"--max-tokens {max_tokens}" if limit == max_tokens else f"the model's context ({limit} tokens)"
+    return (f"{why}: {cut} of {len(texts)} stor{'y' if len(texts) == 1 else 'ies'} {'is' if cut == 1 else 'are'} longer than {limit} "
+            "tokens (BOS included) and cut there; their later tokens are not scored.")
+
+
 def analyse(
     model: LoadedModel, corpus: Corpus, settings: ScoreSettings, *,
     prompt: str = BANANA_PROMPT, progress: bool = True, command: str | None = None,
@@ -48,6 +61,9 @@ def analyse(
 ) -> Run:
     """Score `corpus` with `model` and label every head."""
     progress = progress and progress_allowed()  # the CLI shows bars on a terminal only
+    cut = cut_notice(model, corpus.texts, settings.max_tokens)
+    if cut is not None:
+        notify(cut)
     vocab = vocab_classes(model.tokenizer)
     scored = score_texts(model, corpus.texts, settings, vocab=vocab, progress=progress)
     measurement = measure(scored.stats, bootstrap=settings.bootstrap, seed=settings.seed)
@@ -72,7 +88,7 @@ def analyse(
         pattern_view(model, text, min(settings.max_tokens, STORY_TOKENS_SHOWN), vocab)
         for text in corpus.texts[:stories_shown]
     )
-    notice = tuple(n for n in getattr(corpus, "notices", ()) if n not in notices)
+    notice = tuple(n for n in getattr(corpus, "notices", ()) if n not in notices) + ((cut,) if cut else ())
     return Run(
         model=model_info(model), corpus=corpus.describe(), settings=settings, n_tokens=scored.n_tokens,
         metrics=metrics, budget=budget_frame(measurement), roles=role_frame,
@@ -84,7 +100,7 @@ def analyse(
 
 
 def analyse_model(
-    model: str, corpus: str, settings: ScoreSettings, *, revision: str | None = None,
+    model: str | ModelRef, corpus: str, settings: ScoreSettings, *, revision: str | None = None,
     tokenizer: str | None = None, progress: bool = True, command: str | None = None,
     notices: tuple[str, ...] = (),
 ) -> Run:

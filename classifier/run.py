@@ -127,12 +127,6 @@ class Run:
             "patterns.npz": patterns.getvalue(),
         }
 
-    def save(self, out_dir: str | Path) -> Path:
-        """Write the data files into `out_dir` (atomically; other files there are untouched)."""
-        from classifier.outputs import write_files
-
-        return write_files(out_dir, self.files())
-
 
 def _json(value) -> bytes:
     return (json.dumps(value, indent=1, allow_nan=False) + "\n").encode()
@@ -213,6 +207,14 @@ def _views(path: Path, record: dict) -> tuple[PatternView, tuple[PatternView, ..
     return (view("prompt", record.get("prompt") or "") if "prompt_tokens" in arrays else empty), stories
 
 
+def check_every_head(path: Path, heads: pd.MultiIndex, n_layers: int, n_heads: int) -> None:
+    """A table of a run (`heads`: its (layer, head) pairs) has a row for every head of the model."""
+    missing = pd.MultiIndex.from_product([range(n_layers), range(n_heads)]).difference(heads)
+    if len(missing):
+        layer, head = missing[0]
+        raise InputError(f"{path}: no row for head L{layer}H{head} ({len(missing)} heads missing)")
+
+
 def load_run(path: str | Path) -> Run:
     """Read a run directory written by `head-roles report`; InputError naming what is wrong."""
     path = Path(path)
@@ -233,6 +235,12 @@ def load_run(path: str | Path) -> Run:
     model.setdefault("n_heads", int(metrics["head"].max()) + 1)
     model.setdefault("n_ctx", 0)
     model.setdefault("device", "")
+    roles = roles_frame(_read_json(path / "roles.json"))
+    for name, frame in (("metrics.csv", metrics), ("roles.json", roles)):
+        if not {"layer", "head"} <= set(frame.columns):
+            raise InputError(f"{path / name}: not a head-roles table (no layer and head columns)")
+        heads = pd.MultiIndex.from_frame(frame[["layer", "head"]].astype(int))
+        check_every_head(path / name, heads, model["n_layers"], model["n_heads"])
     known = {f for f in ModelInfo.__dataclass_fields__}
     settings = {k: v for k, v in (record.get("settings") or {}).items() if k in ScoreSettings.__dataclass_fields__}
     prompt, stories = _views(path / "patterns.npz", record)
@@ -250,7 +258,7 @@ def load_run(path: str | Path) -> Run:
         n_tokens=int(record.get("tokens") or 0),
         metrics=metrics,
         budget=optional_csv("budget.csv"),
-        roles=roles_frame(_read_json(path / "roles.json")),
+        roles=roles,
         pairs=optional_csv("pairs.csv"),
         prompt=prompt,
         prompt_metrics=optional_csv("prompt-metrics.csv"),

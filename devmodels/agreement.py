@@ -20,7 +20,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS_DIR = ROOT / "devmodels" / "labels"
-CORPUS = ROOT.parent / "shared" / "data" / "tinystories" / "tinystories-train-2316.txt"
+CORPUS = ROOT / "corpora" / "tinystories-train-2316.txt"
 # The development models have a 256-token context; 200 stories give tight intervals.
 SETTINGS = {"stories": 200, "max_tokens": 256, "bootstrap": 200, "seed": 0, "device": "cpu"}
 
@@ -87,7 +87,7 @@ def render(agreements: list[Agreement], command: str) -> str:
         "# Agreement with the development set's hand labels",
         "",
         f"Made by `{command}`: each model scored on {SETTINGS['stories']} stories of "
-        f"`../shared/data/tinystories/tinystories-train-2316.txt` (at most {SETTINGS['max_tokens']} tokens, "
+        f"`{CORPUS.relative_to(ROOT)}` (at most {SETTINGS['max_tokens']} tokens, "
         f"{SETTINGS['bootstrap']} bootstrap resamples); a head agrees when its primary role is one its "
         "hand label accepts (`devmodels/labels/<model>.json`, confidently described heads only).",
         "",

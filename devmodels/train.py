@@ -31,10 +31,11 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-STORIES_PATH = SHARED / "tinystories" / "tinystories-train-2316.txt"
-GPT2_TOKENIZER_DIR = SHARED / "gpt2-tokenizer"
-TOK512_PATH = SHARED / "stories260K" / "tok512.model"
+# Everything training reads is committed (licences beside each file), so a clone rebuilds the
+# models: the 2,316 real stories, the GPT-2 BPE files, and llama2.c's tok512 embedded in the package.
+STORIES_PATH = ROOT / "corpora" / "tinystories-train-2316.txt"
+GPT2_TOKENIZER_DIR = ROOT / "devmodels" / "gpt2-tokenizer"
+TOK512_PATH = ROOT / "classifier" / "data" / "tok512.model"
 SEPARATOR = "<|endoftext|>"
 
 
@@ -94,6 +95,45 @@ def load_tokenizer(arch: str):
     from classifier.load.llama2c import load_sentencepiece_tokenizer
 
     return load_sentencepiece_tokenizer(TOK512_PATH)
+
+
+def _sha256(*paths: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def tokenizer_digest(arch: str) -> str:
+    """sha256 of the tokenizer files an architecture trains with (their bytes, in a fixed order)."""
+    if arch == "gpt-neo":
+        return _sha256(GPT2_TOKENIZER_DIR / "vocab.json", GPT2_TOKENIZER_DIR / "merges.txt")
+    return _sha256(TOK512_PATH)
+
+
+def _relative(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+# Records written before the data was committed name the ../shared copy of the stories and carry no
+# digests; that copy and its tokenizers are byte-identical to the committed files (sha256 in
+# corpora/NOTICE.md, devmodels/gpt2-tokenizer/NOTICE.md, classifier/data/NOTICE.md).
+LEGACY_STORIES = {"shared/data/tinystories/tinystories-train-2316.txt":
+                  "ba02237f5747a07d420cb7329f721fdc51b6f5c35a81788b9c4bb871e15ff30a"}
+
+
+def trained_as_configured(record: dict, config: TrainConfig) -> bool:
+    """Whether a training.json records this configuration on the same data (by content: the
+    stories' and the tokenizer's sha256), so the model it sits beside need not be retrained."""
+    if record.get("config") != json.loads(json.dumps(asdict(config))):
+        return False
+    data = record.get("data", {})
+    stories = data.get("sha256") or LEGACY_STORIES.get(data.get("file"))
+    tokenizer = data.get("tokenizer_sha256", tokenizer_digest(config.arch))  # legacy: the same files
+    return stories == _sha256(STORIES_PATH) and tokenizer == tokenizer_digest(config.arch)
 
 
 def encode(tokenizer, stories: list[str]) -> list[np.ndarray]:
@@ -290,9 +330,10 @@ def train(config: TrainConfig, out_dir: Path, stories_path: Path = STORIES_PATH,
     result = {
         "model": config.name,
         "config": asdict(config),
-        "data": {"file": "shared/data/tinystories/tinystories-train-2316.txt", "stories": len(stories),
+        "data": {"file": _relative(stories_path), "sha256": _sha256(stories_path), "stories": len(stories),
                  "train_stories": len(train_stories), "held_out_stories": f"last {config.held_out}",
-                 "train_tokens": int(len(stream)), "used_token_ids": int(len(used)), "vocab_size": vocab},
+                 "train_tokens": int(len(stream)), "used_token_ids": int(len(used)), "vocab_size": vocab,
+                 "tokenizer_sha256": tokenizer_digest(config.arch)},
         "train_seconds": round(train_seconds, 1),
         "threads": torch.get_num_threads(),
         "eval_loss_nats": round(eval_loss(final, held_ids, config.n_ctx), 4),
@@ -326,7 +367,7 @@ def main(argv=None) -> None:
         out_dir = args.out if args.out is not None else ROOT / config.out_dir
         record = out_dir / "training.json"
         if record.exists() and not args.force:
-            if json.loads(record.read_text()).get("config") == json.loads(json.dumps(asdict(config))):
+            if trained_as_configured(json.loads(record.read_text()), config):
                 print(f"{name}: found {out_dir} (use --force to retrain)")
                 continue
             print(f"{name}: {out_dir} was trained with another configuration; retraining")

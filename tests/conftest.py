@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SHARED_STORIES = SHARED / "tinystories" / "tinystories-train-2316.txt"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not on this machine")
+ROOT = Path(__file__).resolve().parents[1]
+# Real data committed with the project (licences in each folder's NOTICE.md): every test runs in a clone.
+REAL_STORIES = ROOT / "corpora" / "tinystories-train-2316.txt"  # 2,316 TinyStories training stories
+GPT2_TOKENIZER_DIR = ROOT / "devmodels" / "gpt2-tokenizer"  # vocab.json, merges.txt
+STORIES260K = ROOT / "classifier" / "data" / "stories260K.bin"  # llama2.c's 260K-parameter model
+TOK512 = ROOT / "classifier" / "data" / "tok512.model"  # its SentencePiece tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +56,7 @@ def small_neo_dir(tmp_path_factory, gpt2_tokenizer):
 
 @pytest.fixture(scope="session")
 def stories():
-    """Twenty real stories (../shared) or, without it, twenty bundled ones."""
-    from classifier.load.corpora import BUNDLED_PATH, load_corpus
+    """Twenty real stories."""
+    from classifier.load.corpora import load_corpus
 
-    source = str(SHARED_STORIES) if SHARED_STORIES.exists() else str(BUNDLED_PATH)
-    return list(load_corpus(source, stories=20, seed=0).texts)
+    return list(load_corpus(str(REAL_STORIES), stories=20, seed=0).texts)

@@ -21,10 +21,9 @@ from classifier.calibrate.planted import (
     measure_planted,
 )
 from classifier.measure.scoring import METRICS
+from conftest import REAL_STORIES
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "corpora" / "bundled.txt"
-SHARED_STORIES = ROOT.parent / "shared" / "data" / "tinystories" / "tinystories-train-2316.txt"
 N_STORIES = 40
 SEEDS = (0, 1)
 PLANTED_MIN = 0.85
@@ -46,10 +45,7 @@ def read_stories(path: Path, n: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def texts():
-    for path in (BUNDLED, SHARED_STORIES):
-        if path.is_file():
-            return read_stories(path, N_STORIES)
-    pytest.skip("no story corpus (corpora/bundled.txt or ../shared/data/tinystories)")
+    return read_stories(REAL_STORIES, N_STORIES)
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,7 @@ def test_every_score_setting_is_an_option_with_its_help():
 
     from classifier.settings import ScoreSettings
 
-    for command in ("report", "validate"):
+    for command in ("report", "validate", "track"):
         params = {p.name: p for p in main.commands[command].params}
         for spec in fields(ScoreSettings):
             assert spec.name in params, (command, spec.name)

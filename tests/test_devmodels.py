@@ -11,18 +11,11 @@ from devmodels.evidence import target_masks, token_classes
 from devmodels.train import MODELS, SEPARATOR, train
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 LABELS = sorted((ROOT / "devmodels" / "labels").glob("*.json"))
-
-
-def needs_shared():
-    if not (SHARED / "tinystories" / "tinystories-train-2316.txt").exists():
-        pytest.skip("../shared/data (stories and tokenizers) is not on this machine")
 
 
 @pytest.mark.slow
 def test_a_few_training_steps_save_a_full_vocabulary_checkpoint_that_loads(tmp_path):
-    needs_shared()
     from classifier.load.models import load_model
     from devmodels.train import read_stories
 

@@ -24,10 +24,7 @@ from classifier.load.llama2c import (
     resolve_llama2c_name,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-STORIES260K = SHARED / "stories260K" / "stories260K.bin"
-TOK512 = SHARED / "stories260K" / "tok512.model"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not on this machine")
+from conftest import STORIES260K, TOK512
 GREEDY_START = (
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
     "One day, she saw a big, red ball."
@@ -96,7 +93,6 @@ def numpy_forward(bin_path: Path, tokens: list[int]) -> np.ndarray:
     return rmsnorm(x, w["rms_final"]) @ w["emb"].T
 
 
-@needs_shared
 def test_hf_logits_equal_an_independent_numpy_forward_pass(stories260k):
     model, tokenizer = stories260k
     tokens = tokenizer("Once upon a time, Tom and Lily found a shiny red ball in the park.").input_ids
@@ -107,7 +103,6 @@ def test_hf_logits_equal_an_independent_numpy_forward_pass(stories260k):
     assert np.abs(logits - expected).max() < 1e-4
 
 
-@needs_shared
 def test_greedy_decoding_from_bos_tells_the_lily_story(stories260k):
     model, tokenizer = stories260k
     ids = torch.tensor([[1]])
@@ -117,7 +112,6 @@ def test_greedy_decoding_from_bos_tells_the_lily_story(stories260k):
     assert tokenizer.decode(ids[0], skip_special_tokens=True).startswith(GREEDY_START)
 
 
-@needs_shared
 def test_header_config_and_checks_on_names_and_paths(tmp_path):
     config = read_llama2c_header(STORIES260K)
     assert (config.dim, config.hidden_dim, config.n_layers, config.n_heads, config.n_kv_heads) == (64, 172, 5, 8, 4)
@@ -128,7 +122,6 @@ def test_header_config_and_checks_on_names_and_paths(tmp_path):
     assert is_llama2c_name("stories15M") and not is_llama2c_name("stories15M.bin")
 
 
-@needs_shared
 def test_tokenizer_splits_text_as_sentencepiece_does():
     import sentencepiece
 
@@ -143,7 +136,6 @@ def test_tokenizer_splits_text_as_sentencepiece_does():
     assert tokenizer.pad_token_id == 0 and tokenizer("Once").input_ids[0] == 1
 
 
-@needs_shared
 def test_rope_tables_are_optional_and_an_unshared_classifier_is_read(tmp_path, stories260k):
     model, tokenizer = stories260k
     raw = STORIES260K.read_bytes()
@@ -162,7 +154,6 @@ def test_rope_tables_are_optional_and_an_unshared_classifier_is_read(tmp_path, s
     assert not read_llama2c_header(tmp_path / "unshared.bin").shared_classifier
 
 
-@needs_shared
 def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path):
     raw = STORIES260K.read_bytes()
     cases = {
@@ -180,7 +171,6 @@ def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path):
         assert name in message and problem in message and "\n" not in message, message
 
 
-@needs_shared
 def test_tokenizer_of_another_vocab_size_names_both_sizes_and_files(tmp_path):
     config = read_llama2c_header(STORIES260K)
     header = struct.pack("<7i", 64, 172, 5, 8, 4, 600, 512)
@@ -192,7 +182,6 @@ def test_tokenizer_of_another_vocab_size_names_both_sizes_and_files(tmp_path):
     assert all(s in message for s in ("512", "600", "vocab600.bin", "tok512.model")) and "\n" not in message
 
 
-@needs_shared
 def test_missing_tokenizer_asks_for_the_tokenizer_option(tmp_path):
     (tmp_path / "model.bin").write_bytes(STORIES260K.read_bytes())
     with pytest.raises(Llama2cError, match="--tokenizer"):
@@ -201,7 +190,6 @@ def test_missing_tokenizer_asks_for_the_tokenizer_option(tmp_path):
     assert len(load_llama2c(tmp_path / "model.bin")[1]) == 512
 
 
-@needs_shared
 def test_bridge_logits_and_patterns_equal_hf_eager_attention(stories260k):
     bridge, tokenizer = boot_llama2c_bridge(STORIES260K, TOK512, device="cpu")
     model, _ = load_llama2c(STORIES260K, TOK512)  # a fresh model: the bridge rewires the one it wraps

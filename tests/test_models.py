@@ -79,3 +79,24 @@ def test_known_models_include_the_fourteen_tinystories_checkpoints():
 def test_bad_device_is_rejected():
     with pytest.raises(ModelLoadError, match="--device"):
         load_model("whatever", device="gpu0")
+
+
+def test_a_model_argument_is_parsed_once_into_a_typed_reference(tmp_path, monkeypatch):
+    from classifier.load import models
+    from classifier.load.packaged import EMBEDDED_CHECKPOINTS
+
+    embedded = models.parse_model("stories260K")
+    assert (embedded.kind, embedded.argument, embedded.revision, embedded.option) == ("embedded", "stories260K", None, "--model")
+    weights, tokenizer = EMBEDDED_CHECKPOINTS["stories260K"]
+    copy = shutil.copy(weights, tmp_path / "copy.bin")
+    assert models.parse_model(str(copy), tokenizer=str(tokenizer)).kind == "llama2c"
+    with pytest.raises(models.ModelLoadError, match="--revision v1: applies to Hugging Face hub models"):
+        models.parse_model("stories260K", revision="v1")
+    with pytest.raises(models.ModelLoadError, match="^model nowhere/at/all: no such file"):
+        models.parse_model("nowhere/at/all", option="model")
+
+    calls = []
+    checked = models.check_model_argument
+    monkeypatch.setattr(models, "check_model_argument", lambda *a, **k: calls.append(a) or checked(*a, **k))
+    loaded = models.load_model(embedded, device="cpu")  # a parsed reference is not checked again
+    assert calls == [] and loaded.n_layers == 5 and loaded.name == "stories260K"

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from classifier.cli import main
 from classifier.load.corpora import load_corpus
 from classifier.measure.scoring import METRICS
-from conftest import SHARED_STORIES, needs_shared, save_gpt_neo
+from conftest import REAL_STORIES, save_gpt_neo
 from reference_metrics import corpus_reference, reference_metrics, reference_uniform
 
-pytestmark = [pytest.mark.slow, needs_shared]
+pytestmark = pytest.mark.slow
 MAX_TOKENS = 64
 
 
@@ -34,13 +34,13 @@ def test_report_metrics_equal_the_independent_reference(sharp_model_dir, gpt2_to
 
     out = tmp_path / "run"
     result = CliRunner().invoke(main, [
-        "report", "--model", str(sharp_model_dir), "--corpus", str(SHARED_STORIES), "--stories", "12",
+        "report", "--model", str(sharp_model_dir), "--corpus", str(REAL_STORIES), "--stories", "12",
         "--max-tokens", str(MAX_TOKENS), "--seed", "5", "--bootstrap", "10", "--no-figures", "--out", str(out),
         "--device", "cpu",
     ])
     assert result.exit_code == 0, result.output
     run = json.loads((out / "run.json").read_text())
-    everything = load_corpus(str(SHARED_STORIES), stories=None, seed=0).texts
+    everything = load_corpus(str(REAL_STORIES), stories=None, seed=0).texts
     texts = [everything[k] for k in run["corpus"]["sample_indices"]]
 
     hf = GPTNeoForCausalLM.from_pretrained(sharp_model_dir, attn_implementation="eager").eval()

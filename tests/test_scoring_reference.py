@@ -21,13 +21,7 @@ from tests.reference_metrics import (
     uniform_pattern,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-GPT2_DIR = SHARED / "gpt2-tokenizer"
-STORIES = SHARED / "tinystories" / "tinystories-train-2316.txt"
-SP_MODEL = SHARED / "stories260K" / "tok512.model"
-needs_gpt2 = pytest.mark.skipif(not (GPT2_DIR / "vocab.json").exists(), reason="../shared/data/gpt2-tokenizer is absent")
-needs_stories = pytest.mark.skipif(not STORIES.exists(), reason="../shared/data/tinystories is absent")
-needs_sp = pytest.mark.skipif(not SP_MODEL.exists(), reason="../shared/data/stories260K/tok512.model is absent")
+from conftest import GPT2_TOKENIZER_DIR as GPT2_DIR, REAL_STORIES as STORIES, TOK512 as SP_MODEL
 
 GPT2_BOS = 50256
 SP_BOS = 1
@@ -313,7 +307,6 @@ CRAFTED = [
 # 2. token classes on real GPT-2 BPE tokens
 
 
-@needs_gpt2
 def test_gpt2_token_classes(gpt2):
     ids, texts = gpt2_sequence(gpt2, 'She said, "Lily, come here!" Lily ran.')
     assert texts[1:] == ["She", " said", ",", ' "', "L", "ily", ",", " come", " here", '!"', " Lily", " ran", "."]
@@ -485,8 +478,6 @@ def check_agreement(sequences, problems, glue_is_continuation):
     assert not problems, sequence_report(sequences, problems)
 
 
-@needs_gpt2
-@needs_stories
 @pytest.mark.parametrize("glue_is_continuation", GLUE_READINGS)
 def test_scorer_agrees_with_reference_gpt2(gpt2, glue_is_continuation):
     texts = read_stories(12) + CRAFTED
@@ -496,7 +487,6 @@ def test_scorer_agrees_with_reference_gpt2(gpt2, glue_is_continuation):
     check_agreement(sequences, problems, glue_is_continuation)
 
 
-@needs_gpt2
 @pytest.mark.parametrize("glue_is_continuation", GLUE_READINGS)
 def test_scorer_agrees_on_crafted_gpt2_texts(gpt2, glue_is_continuation):
     sequences = [gpt2_sequence(gpt2, t) for t in CRAFTED]
@@ -504,7 +494,6 @@ def test_scorer_agrees_on_crafted_gpt2_texts(gpt2, glue_is_continuation):
     check_agreement(sequences, problems, glue_is_continuation)
 
 
-@needs_gpt2
 def test_nan_in_padded_query_rows_is_excluded(gpt2):
     import torch
 
@@ -568,7 +557,6 @@ def sp_adapter():
     return SentencePieceAdapter(SP_MODEL)
 
 
-@needs_sp
 def test_sentencepiece_token_classes(sp_adapter):
     ids, texts = sp_sequence(sp_adapter, 'Jack said, "Lily!" Lily ran.\nThen Ben and Sam.')
     assert texts[1:5] == [" ", "J", "a", "ck"]
@@ -583,8 +571,6 @@ def test_sentencepiece_token_classes(sp_adapter):
     assert k["name"][sam]  # after " and"
 
 
-@needs_sp
-@needs_stories
 @pytest.mark.parametrize("glue_is_continuation", GLUE_READINGS)
 def test_scorer_agrees_with_reference_sentencepiece(sp_adapter, glue_is_continuation):
     texts = read_stories(12) + CRAFTED

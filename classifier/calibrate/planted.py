@@ -553,6 +553,9 @@ def _assign_soft(shuffled_roles: list[str]) -> list[tuple[str, float, str | None
 
 def build_calibration_model(out_dir, *, layout: str = "one-layer", seed: int = 0) -> CalibrationTruth:
     """Write a calibration checkpoint (model, tokenizer, truth.json) to `out_dir`; return its truth."""
+    from classifier.console import quiet_kernel_probe
+
+    quiet_kernel_probe()  # before transformers imports GPT-Neo
     from transformers import GPTNeoConfig, GPTNeoForCausalLM
 
     from classifier.load.tokens import vocab_classes

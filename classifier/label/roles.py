@@ -234,11 +234,6 @@ class RoleLabels:
     frame: pd.DataFrame  # layer, head, role, secondary, confidence, stability, explained, lift, margin, sink, offset
     evidence: Evidence
 
-    def to_records(self) -> list[dict]:
-        from classifier.run import roles_records
-
-        return roles_records(self.frame)
-
 
 def assign_roles(
     measurement, *, induction_repeated: np.ndarray | None = None, thresholds: Thresholds = DEFAULT_THRESHOLDS,

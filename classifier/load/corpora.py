@@ -192,6 +192,8 @@ def unsplit_notice(path: Path, texts: list[str]) -> str | None:
     """A remark when a .txt file holds one story and no `<|endoftext|>` separator line."""
     if path.suffix != ".txt" or len(texts) != 1:
         return None
+    if any(line.strip() == STORY_SEPARATOR for line in path.read_text(encoding="utf-8").split("\n")):
+        return None  # one story, properly ended by its separator line
     inline = " (it appears inside lines, which does not count)" if STORY_SEPARATOR in texts[0] else ""
     return (
         f"{path}: no line reads {STORY_SEPARATOR}{inline}, so the whole file ({len(texts[0]):,} characters) "
@@ -200,20 +202,23 @@ def unsplit_notice(path: Path, texts: list[str]) -> str | None:
 
 
 def _read_local(path: Path) -> list[str]:
-    from datasets import load_dataset
-
     if path.stat().st_size == 0:
         raise CorpusError(f"{path}: empty file, no stories found")
     if path.suffix != ".parquet":
         _check_utf8(path)
+    if path.suffix == ".txt":
+        # Split on the separator lines ourselves: `datasets`' text builder knows lines and
+        # paragraphs, not `<|endoftext|>` separators, and would only hand the file back whole
+        # (after caching a copy of it). Universal newlines, as `datasets` reads it too.
+        return split_stories(path.read_text(encoding="utf-8"))
+    from datasets import load_dataset
+
     try:
         with _quiet_datasets():
             rows = _load_rows(path, load_dataset)
     except Exception as err:  # datasets raises many types for a malformed file
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CorpusError(f"{path}: cannot read as {path.suffix[1:]}: {message}") from None
-    if isinstance(rows, list):
-        return rows
     if "text" not in rows.column_names:
         raise CorpusError(f"{path}: no 'text' field (fields: {', '.join(rows.column_names) or 'none'})")
     texts = [t.strip() for t in rows["text"] if isinstance(t, str)]
@@ -221,12 +226,7 @@ def _read_local(path: Path) -> list[str]:
 
 
 def _load_rows(path: Path, load_dataset):
-    """Stories of a .txt file (a list), or the rows of a .jsonl/.parquet file (a Dataset)."""
-    if path.suffix == ".txt":
-        # One document per file, split on the separator lines ourselves: `datasets`' text
-        # builder knows lines and paragraphs, not `<|endoftext|>` separators.
-        rows = load_dataset("text", data_files=str(path), sample_by="document", split="train")
-        return split_stories("\n".join(rows["text"]))
+    """The rows of a .jsonl/.parquet file (a Dataset)."""
     builder = "json" if path.suffix == ".jsonl" else "parquet"
     return load_dataset(builder, data_files=str(path), split="train")
 

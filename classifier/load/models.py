@@ -14,13 +14,19 @@ import difflib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from classifier.console import quiet_kernel_probe
 from classifier.errors import InputError
 from classifier.load.hub import hub_reachable
 from classifier.load.packaged import EMBEDDED_CHECKPOINTS, SAMPLE_NAME, embedded_checkpoint
 
 LOCAL_HINT = "pass a local checkpoint directory with --model PATH (or run `make demo` for an offline report)"
+
+
+def local_hint(option: str) -> str:
+    """What to do instead of a hub model, in the words of the option the model came by."""
+    return LOCAL_HINT if option == "--model" else "pass a local checkpoint directory instead"
 
 
 # The TinyStories checkpoints TransformerLens knows by name, with its aliases (official spelling
@@ -68,6 +74,47 @@ class LoadedModel:
     tokenizer_path: str | None = None  # a llama2.c tokenizer file, given or found next to the .bin
 
 
+ModelKind = Literal["hub", "directory", "llama2c", "embedded"]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model argument parsed and checked once (`parse_model`), then passed down to `load_model`.
+
+    kind: "hub" (a Hugging Face id or a TransformerLens name or alias), "directory" (a local
+    Hugging Face checkpoint), "llama2c" (a llama2.c .bin file, or a named one from the hub) or
+    "embedded" (a named llama2.c checkpoint shipped inside the package).
+    """
+
+    argument: str  # as the user gave it
+    kind: ModelKind
+    revision: str | None = None  # hub models only
+    tokenizer: str | None = None  # a llama2.c tokenizer file given with the model
+    option: str = "--model"  # how the argument was passed, for messages
+
+
+def parse_model(
+    model: str, *, revision: str | None = None, tokenizer: str | None = None, option: str = "--model"
+) -> ModelRef:
+    """Parse a model argument into a `ModelRef`, saying at once (ModelLoadError, one line) what is
+    wrong with it: an unknown name, a missing or broken local file, a revision for a model that
+    has none, a hub model neither cached nor reachable. Loads nothing; imports no torch unless a
+    llama2.c file's header has to be read."""
+    kind = check_model_argument(model, option=option)
+    if kind == "llama2c" and embedded_checkpoint(model) is not None and not Path(model).exists():
+        kind = "embedded"
+    if revision is not None and kind != "hub":
+        raise ModelLoadError(f"--revision {revision}: applies to Hugging Face hub models, not to {model}")
+    ref = ModelRef(model, kind, revision, tokenizer, option)
+    _check_files(ref)
+    if kind == "hub" and not hub_model_available(model, revision):
+        raise ModelLoadError(
+            f"{option} {model}: {resolve_name(model)} is not in the local Hugging Face cache and the hub is "
+            f"unreachable; {local_hint(option)}"
+        )
+    return ref
+
+
 def tinystories_models() -> dict[str, list[str]]:
     """Official names of the TinyStories checkpoints TransformerLens knows, with their aliases."""
     return {name: list(aliases) for name, aliases in TINYSTORIES_MODELS.items()}
@@ -94,8 +141,9 @@ def embedded_models() -> list[str]:
     return [name for name in EMBEDDED_CHECKPOINTS if embedded_checkpoint(name) is not None]
 
 
-# What `head-roles report` (and `make report`) reports without --model when the hub default can
-# be neither found in the cache nor downloaded: a real model shipped inside the package.
+# What `head-roles report` (and `make report`) reports without --model, and what it reports when
+# that can be neither found in the cache nor downloaded: a real model shipped inside the package.
+DEFAULT_MODEL = "roneneldan/TinyStories-1Layer-21M"
 EMBEDDED_DEFAULT = "stories260K"
 DEFAULT_OUT = {"hub": "reports/tinystories-1L-21M", "embedded": "reports/stories260K-embedded"}
 
@@ -125,25 +173,12 @@ def cached_snapshot(official: str, revision: str | None) -> str | None:
         return None
 
 
-def check_model_available(model: str, revision: str | None = None, *, option: str = "--model") -> None:
-    """Say at once, before any corpus is read, that a hub model is neither cached nor reachable
-    (or that a revision was given for a model that has none)."""
-    kind = check_model_argument(model, option=option)
-    if revision is not None and kind != "hub":
-        raise ModelLoadError(f"--revision {revision}: applies to Hugging Face hub models, not to {model}")
-    if kind == "hub" and not hub_model_available(model, revision):
-        raise ModelLoadError(
-            f"{option} {model}: {resolve_name(model)} is not in the local Hugging Face cache and the hub is "
-            f"unreachable; {LOCAL_HINT}"
-        )
-
-
-def check_model_files(model: str, tokenizer_path: str | None = None, *, option: str = "--model") -> None:
+def _check_files(ref: ModelRef) -> None:
     """Read what a local model argument points at just far enough to refuse a broken one (a llama2.c
     header, a tokenizer file, a config.json without a model type) before any corpus is read."""
     import json
 
-    kind = check_model_argument(model, option=option)
+    model, option, kind, tokenizer_path = ref.argument, ref.option, ref.kind, ref.tokenizer
     path = Path(model)
     if kind == "directory":
         try:
@@ -155,7 +190,7 @@ def check_model_files(model: str, tokenizer_path: str | None = None, *, option: 
         weights = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
         if not any((path / name).is_file() for name in weights):
             raise ModelLoadError(f"{option} {model}: no weights in this directory (model.safetensors or pytorch_model.bin)")
-    if kind == "llama2c":
+    if kind in ("llama2c", "embedded"):
         from classifier.load import llama2c
 
         if path.is_file():
@@ -204,24 +239,30 @@ def resolve_name(model: str) -> str:
 
 
 def load_model(
-    model: str, *, revision: str | None = None, device: str = "auto", tokenizer_path: str | None = None
+    model: str | ModelRef, *, revision: str | None = None, device: str = "auto", tokenizer_path: str | None = None
 ) -> LoadedModel:
-    """Load `model` (name, alias, hub id, local directory or llama2.c .bin) on `device`."""
-    from classifier.load import llama2c
-
+    """Load `model` on `device`: a `ModelRef` as parsed, or an argument (name, alias, hub id, local
+    directory or llama2.c .bin, with `revision` / `tokenizer_path`) parsed here."""
     device = resolve_device(device)
-    kind = check_model_argument(model)  # every argument error is said there, once
-    if kind == "llama2c":
+    ref = model if isinstance(model, ModelRef) else parse_model(model, revision=revision, tokenizer=tokenizer_path)
+    quiet_kernel_probe()
+    if ref.kind in ("llama2c", "embedded"):
+        from classifier.load import llama2c
+
         try:
-            bridge, tokenizer = llama2c.boot_llama2c_bridge(model, tokenizer_path, device=device)
+            bridge, tokenizer = llama2c.boot_llama2c_bridge(ref.argument, ref.tokenizer, device=device)
         except llama2c.Llama2cError as err:
             raise ModelLoadError(str(err)) from None
-        found = tokenizer_path or getattr(tokenizer, "vocab_file", None) or getattr(tokenizer, "name_or_path", None)
-        loaded = _loaded(model, llama2c.describe_source(model), None, bridge, tokenizer, device)
+        found = ref.tokenizer or getattr(tokenizer, "vocab_file", None) or getattr(tokenizer, "name_or_path", None)
+        loaded = _loaded(ref, llama2c.describe_source(ref.argument), bridge, tokenizer, device)
         return dataclasses.replace(loaded, tokenizer_path=str(found) if found else None)
-    if kind == "directory":
-        return _load_directory(model, Path(model), device)
-    return _load_hub(model, revision, device)
+    if ref.kind == "directory":
+        bridge = _boot(ref, ref.argument, None, device)
+        return _loaded(ref, ref.argument, bridge, bridge.tokenizer, device)
+    official = resolve_name(ref.argument)  # parse_model refused unknown names and unreachable models
+    local = cached_snapshot(official, ref.revision)
+    bridge = _boot(ref, local or official, ref.revision if local is None else None, device)
+    return _loaded(ref, official, bridge, bridge.tokenizer, device)
 
 
 def check_model_argument(model: str, *, option: str = "--model") -> str:
@@ -244,7 +285,7 @@ def check_model_argument(model: str, *, option: str = "--model") -> str:
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ModelLoadError(
             f"{option} {model}: unknown model name; {hint}run `head-roles models` for the known names, "
-            f"give a Hugging Face id (org/name), or {LOCAL_HINT}"
+            f"give a Hugging Face id (org/name), or {local_hint(option)}"
         )
     return "hub"
 
@@ -267,22 +308,7 @@ def _transformer_lens_aliases() -> dict[str, list[str]]:
     return load_model_aliases()
 
 
-def _load_directory(model: str, path: Path, device: str) -> LoadedModel:
-    """A checkpoint directory that check_model_argument has accepted."""
-    bridge = _boot(model, str(path), None, device)
-    return _loaded(model, str(path), None, bridge, bridge.tokenizer, device)
-
-
-def _load_hub(model: str, revision: str | None, device: str) -> LoadedModel:
-    official = resolve_name(model)  # a hub id: check_model_argument refused unknown names
-    local = cached_snapshot(official, revision)
-    if local is None:
-        check_model_available(model, revision)
-    bridge = _boot(model, local or official, revision if local is None else None, device)
-    return _loaded(model, official, revision, bridge, bridge.tokenizer, device)
-
-
-def _boot(model: str, source: str, revision: str | None, device: str):
+def _boot(ref: ModelRef, source: str, revision: str | None, device: str):
     from transformer_lens.model_bridge import TransformerBridge
 
     # TransformerLens and transformers log deprecations and load reports on every boot.
@@ -291,18 +317,21 @@ def _boot(model: str, source: str, revision: str | None, device: str):
         return TransformerBridge.boot_transformers(source, device=device, revision=revision)
     except Exception as err:
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ModelLoadError(f"--model {model}: cannot load ({type(err).__name__}: {first_line}); {LOCAL_HINT}") from None
+        # A local checkpoint that does not load is damaged: pointing at another option would mislead.
+        hint = "" if ref.kind == "directory" else f"; {local_hint(ref.option)}"
+        raise ModelLoadError(f"{ref.option} {ref.argument}: cannot load ({type(err).__name__}: {first_line}){hint}") from None
 
 
-def _loaded(name: str, resolved: str, revision: str | None, bridge, tokenizer, device: str) -> LoadedModel:
+def _loaded(ref: ModelRef, resolved: str, bridge, tokenizer, device: str) -> LoadedModel:
+    name = ref.argument
     if tokenizer is None:
-        raise ModelLoadError(f"--model {name}: the checkpoint has no tokenizer")
+        raise ModelLoadError(f"{ref.option} {name}: the checkpoint has no tokenizer")
     bos = tokenizer.bos_token_id
     if bos is None:
-        raise ModelLoadError(f"--model {name}: the tokenizer has no BOS token, which every scored text starts with")
+        raise ModelLoadError(f"{ref.option} {name}: the tokenizer has no BOS token, which every scored text starts with")
     bridge.eval()
     return LoadedModel(
-        name=name, resolved=resolved, revision=revision, bridge=bridge, tokenizer=tokenizer,
+        name=name, resolved=resolved, revision=ref.revision, bridge=bridge, tokenizer=tokenizer,
         n_layers=bridge.cfg.n_layers, n_heads=bridge.cfg.n_heads, n_ctx=bridge.cfg.n_ctx,
         bos_token_id=bos, device=device,
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from classifier.errors import InputError
+from classifier.load.models import ModelRef
 from classifier.settings import ScoreSettings
 
 STORE_FORMAT = 2
@@ -32,11 +33,13 @@ KEY_SETTINGS = ("stories", "max_tokens", "seed", "bootstrap")  # what changes a 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model argument: `model` as load_model takes it, and the revision after `@`."""
+    """One model argument: `model` as load_model takes it, and the revision after `@`; `ref` is
+    the model parsed and checked (classifier.load.models.parse_model) once `track` has done so."""
 
     argument: str
     model: str
     revision: str | None
+    ref: ModelRef | None = None
 
 
 def parse_model(argument: str) -> ModelSpec:
@@ -205,7 +208,9 @@ def score_and_store(
     from classifier.pipeline import analyse
     from classifier.render.report import write_report
 
-    loaded = load_model(spec.model, revision=spec.revision, device=settings.device, tokenizer_path=tokenizer)
+    model = spec.ref or spec.model  # an unparsed spec (library callers) is parsed by load_model
+    loaded = load_model(model, revision=None if spec.ref else spec.revision, device=settings.device,
+                        tokenizer_path=None if spec.ref else tokenizer)
     analysis = analyse(loaded, corpus, settings, progress=progress)
     del loaded
     identity = model_identity(spec, tokenizer)  # a hub model now has its cached commit

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Sequence, get_args
 
@@ -263,12 +263,18 @@ def track(
     specs = [parse_model(c.argument) for c in checkpoints]
     labels = model_labels(specs, [c.series for c in checkpoints])
     from classifier.load.corpora import check_corpus_spec
-    from classifier.load.models import check_model_available, check_model_files
+    from classifier.load.models import parse_model as parse_checked
 
     check_corpus_spec(corpus)
-    for spec in specs:  # a bad argument is bad input (exit 2), said before any corpus or model
-        check_model_available(spec.model, spec.revision, option="model")
-        check_model_files(spec.model, tokenizer, option="model")
+    unloadable: dict[int, str] = {}
+    for k, spec in enumerate(specs):  # a bad argument is bad input (exit 2), said before any corpus or model
+        try:
+            specs[k] = replace(spec, ref=parse_checked(spec.model, revision=spec.revision, tokenizer=tokenizer,
+                                                       option="model"))
+        except InputError as err:
+            if checkpoints[k].argument in models:  # named by the user
+                raise
+            unloadable[k] = one_line(err)  # found in a folder of checkpoints (an empty one, say): the others go on
     sample = load_corpus(corpus, stories=settings.stories, seed=settings.seed)
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
@@ -288,8 +294,10 @@ def track(
         log(f"[{k + 1}/{n}] {specs[k].argument}: {detail}")
         return result
 
-    results: dict[int, TrackedModel] = {}
+    results: dict[int, TrackedModel] = {k: done(k, tracked(k, "failed", error=error)) for k, error in unloadable.items()}
     for k, spec in enumerate(specs):  # the store first: reusing costs no model load
+        if k in results:
+            continue
         try:
             found = stored_run(spec, sample, settings, store=store, tokenizer=tokenizer)
         except Exception as err:

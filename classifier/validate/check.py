@@ -53,11 +53,10 @@ def _measured(metrics: pd.DataFrame, roles: pd.DataFrame, budget: pd.DataFrame |
 
 
 def _check_covered(side: Measured, where: Path, names: tuple[str, str], n_layers: int, n_heads: int) -> Measured:
+    from classifier.run import check_every_head
+
     for name, frame in zip(names, (side.metrics, side.roles)):
-        missing = pd.MultiIndex.from_product([range(n_layers), range(n_heads)]).difference(frame.index)
-        if len(missing):
-            layer, head = missing[0]
-            raise InputError(f"{where / name}: no row for head L{layer}H{head} ({len(missing)} heads missing)")
+        check_every_head(where / name, frame.index, n_layers, n_heads)
     return side
 
 
@@ -177,6 +176,23 @@ def judge(descriptions: list[HeadDescription], measurements: Measurements, *,
     return Validation(source=source, measurements=measurements, heads=tuple(heads), summary=summary)
 
 
-def validate(path: str | Path, measurements: Measurements, *, matcher: ClaimMatcher | None = None) -> Validation:
-    """Read a descriptions file and judge it."""
-    return judge(read_descriptions(path), measurements, matcher=matcher)
+def validate_notes(descriptions: str | Path, *, run_dir: str | Path | None = None, model=None, corpus: str = "tinystories",
+                   settings=None, prompt: str | None = None) -> Validation:
+    """Judge a notes file against a finished run directory, or against `model` (a parsed
+    `classifier.load.models.ModelRef`) measured over `corpus` with `settings` and on `prompt`."""
+    from classifier.load.corpora import BANANA_PROMPT
+
+    if (run_dir is None) == (model is None):
+        raise InputError("pass exactly one of --run DIR or --model M")
+    rows = read_descriptions(descriptions)
+    if model is not None:  # a bad device is said before the corpus is read
+        from classifier.load.models import resolve_device
+
+        resolve_device(settings.device)
+    if run_dir is not None:
+        measured = load_measurements(run_dir)
+        if prompt is not None and prompt != measured.prompt_text:
+            raise InputError(f"--prompt: {run_dir} has no measurements on this prompt; pass --model to measure it")
+    else:
+        measured = measure_model(model, corpus, settings, prompt=prompt or BANANA_PROMPT)
+    return judge(rows, measured)
