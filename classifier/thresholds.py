@@ -112,6 +112,11 @@ class Thresholds:
     # models' noise heads (random sharp content and position preferences) sit at 0.49-0.68, and their
     # argmax also repeats (hold 0.17-0.33).
     hold_max_weight: float = 0.4
+    # ...unless the head returns to one key for most of its queries: a sharp head that sends a whole
+    # story's queries to the story's first word or the main character's name holds by any reading
+    # (held-out one- and two-layer models have such heads). The calibration noise heads' argmax
+    # repeats for at most a third of their queries (hold 0.17-0.33), far below this bar.
+    hold_sharp_queries: float = 0.75
     # No primary role on a sliver: a target (or hold) role is the primary only when it explains at
     # least this share of ALL the head's attention; below, it is a secondary scoped to the queries
     # that have its target ("on multi-piece words: word-start"). Under GPT-2 BPE few queries are

@@ -199,7 +199,9 @@ def test_importance_survives_the_run_directory_and_shows_in_both_reports(tmp_pat
     import dataclasses
 
     run = dataclasses.replace(run, metrics=metrics, roles=roles)
-    run.save(tmp_path)
+    from classifier.outputs import write_files
+
+    write_files(tmp_path, run.files())
     again = load_run(tmp_path)
     assert again.roles["similar"].tolist() == similar
     text = render_report(again)

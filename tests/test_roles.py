@@ -182,12 +182,13 @@ def test_evidence_pairs_show_the_roles_key_kind_first():
 
 
 def test_a_head_no_target_explains_that_holds_keys_is_a_hold_head():
-    heads = measurement([NOISE] * 4, held=[(0.6, 0.15), (0.2, 0.15), (0.6, 0.02), (0.6, 0.15)],
-                        max_weight=[0.25, 0.25, 0.25, 0.6])
+    heads = measurement([NOISE] * 5, held=[(0.6, 0.15), (0.2, 0.15), (0.6, 0.02), (0.6, 0.15), (0.9, 0.5)],
+                        max_weight=[0.25, 0.25, 0.25, 0.6, 0.7])
     frame = assign_roles(heads).frame
     # a soft head holding for 60% of queries with 15% of its attention on held keys; too few queries;
-    # too little attention; a sharp head (its top key takes 60% of a query's attention) no target explains
-    assert frame["role"].tolist() == ["hold", "unclear", "unclear", "unclear"]
+    # too little attention; a sharp head (its top key takes 60% of a query's attention) no target
+    # explains; a sharp head that returns to one key for 90% of its queries (a story's first word)
+    assert frame["role"].tolist() == ["hold", "unclear", "unclear", "unclear", "hold"]
     assert frame.loc[0, "explained"] == pytest.approx(0.15) and frame.loc[0, "hold"] == pytest.approx(0.6)
 
 

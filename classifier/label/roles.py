@@ -143,7 +143,7 @@ def role_evidence(
             passes[name] = (metric["entropy"] >= t.broad_entropy) & (metric["max_weight"] <= t.broad_max_weight)
         elif role.kind == "hold":
             passes[name] = ((metric["hold"] >= t.hold_queries) & (share / non_sink >= t.hold_attention)
-                            & (metric["max_weight"] <= t.hold_max_weight))
+                            & ((metric["max_weight"] <= t.hold_max_weight) | (metric["hold"] >= t.hold_sharp_queries)))
 
     confirmed = induction_repeated is not None and n_layers >= 2
     repeated_ok = (np.nan_to_num(induction_repeated) >= t.induction_repeated_share) if confirmed else False
