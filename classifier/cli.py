@@ -301,11 +301,13 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
              revision, tokenizer, prompt, out_file, json_file, strict):
     """Check researchers' notes on heads against measured roles.
 
-    Reads every Markdown table of DESCRIPTIONS whose first column names heads (3, 0.3, L0H3,
-    a Layer and a Head column, ...), reads each description's primary claim, secondary claims
-    and scoped conditions, and says head by head whether the primary claim is supported, only
-    a secondary role, contradicted or not checkable, with the share of attention and lift
-    behind it, over the corpus and on the prompt, with agreement and Cohen's kappa.
+    Reads what DESCRIPTIONS says about heads: tables whose rows are heads (3, 0.3, L0H3, a
+    Layer and a Head column; with or without a header), summary tables that list heads per
+    kind, bullet lists and `Head N:` / `L1H5:` paragraphs (anything else is skipped with one
+    Note). Says head by head whether the primary claim is supported, only a secondary role,
+    contradicted or not checkable, with the share of attention and lift behind it, over the
+    corpus and on the prompt, and checks every written number (14%, 13x, entropy 0.42) against
+    the metric its words name.
 
     Example:
 

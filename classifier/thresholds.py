@@ -42,6 +42,9 @@ DOUBT_CONFIDENCE = 0.5
 # A top key is "preferred" (named in descriptions) when it gets at least this multiple of what
 # uniform attention gives it; below, it is frequent, not preferred (`.` and ` a` top every head).
 TOP_KEY_NOTABLE_LIFT = 2.0
+# A key token with under this share of the head's attention describes nothing (it prints as 0.0%):
+# a head that keeps all its attention on BOS, itself or the previous token has no top keys.
+TOP_KEY_MIN_SHARE = 0.0005
 
 
 @dataclass(frozen=True)

@@ -91,3 +91,11 @@ def test_the_html_table_marks_doubt_too(confidence, shown):
     confidence_column = [c[0] for c in data["columns"]].index("confidence")
     assert data["heads"][3]["cells"][role_column] == shown
     assert data["heads"][2]["row"][confidence_column] is None  # unclear: no confidence
+
+
+def test_a_share_of_the_queries_with_a_target_is_never_over_100_percent():
+    # delimiter explains the latest and other delimiters; `available` is the largest group's reach,
+    # under the union's, so explained / available can pass 1: then only the share of all is said
+    row = label(role="delimiter", explained=0.96, available=0.92, lift=5.9, confidence=1.0)
+    text = describe_head(row, METRICS_ROW, None)
+    assert "104%" not in text and "96% of its attention" in text

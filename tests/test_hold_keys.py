@@ -181,3 +181,15 @@ def test_hold_matches_the_plain_reference_on_heads_with_favourite_keys():
     expected = np.array([[sum(held_queries(patterns[b, h])) for h in range(6)] for b in range(2)])
     np.testing.assert_array_equal(sums[..., HOLD].numpy(), expected)
     assert expected.sum() > 0 and (expected < T - 3).any()  # not vacuous: some hold, some do not
+
+
+def test_a_key_token_the_head_hardly_looks_at_is_no_top_key():
+    totals = KeyTotals.empty(1, 1, 3)
+    # a head whose attention off BOS, itself and the previous token is almost nothing
+    totals.mass[0, 0] = torch.tensor([0.0, 0.01, 5.0], dtype=torch.float64)
+    totals.uniform[:] = torch.tensor([0.0, 10.0, 10.0], dtype=torch.float64)
+    totals.occurrences[:] = 100.0
+    totals.stories[:] = 50.0
+    totals.queries = 1000.0
+    top = totals.top(k=8)
+    assert top["key_id"].tolist() == [2]  # token 1: 0.001% of its attention, shown as 0.0% before

@@ -136,7 +136,9 @@ def _share_phrase(label, role: str) -> str:
     "65% of a continuation piece's attention, 66x uniform; 20% of all its attention"."""
     explained, lift, available = label.get("explained", np.nan), label.get("lift", np.nan), label.get("available", np.nan)
     queries = ROLE_REGISTRY[role].queries
-    if queries and _finite(available) and 0 < available < ALL_QUERIES:
+    # A role of several part groups (delimiter: the latest or any) has no exact share of queries
+    # with a target (`available` is the largest group's); where the ratio passes 1 it is not said.
+    if queries and _finite(available) and 0 < available < ALL_QUERIES and explained <= available:
         return (f"{percent(explained / available)} of {queries}'s attention, {times(lift)} uniform; "
                 f"{percent(explained)} of all its attention")
     return f"{percent(explained)} of its attention, {times(lift)} uniform"

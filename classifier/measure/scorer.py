@@ -32,7 +32,7 @@ from classifier.measure.scoring import (
     score_patterns,
 )
 from classifier.settings import ScoreSettings
-from classifier.thresholds import TOP_KEY_MIN_OCCURRENCES, TOP_KEY_MIN_STORIES, TOP_KEY_NOTABLE_LIFT
+from classifier.thresholds import TOP_KEY_MIN_OCCURRENCES, TOP_KEY_MIN_SHARE, TOP_KEY_MIN_STORIES, TOP_KEY_NOTABLE_LIFT
 from classifier.load.tokens import VocabClasses, sequence_classes, vocab_classes
 
 # Most typical (query token -> argmax key token) pairs kept per head for the report.
@@ -195,7 +195,7 @@ class KeyTotals:
         """Each head's k key tokens with the largest share of its attention, and the `preferred`
         largest among those it prefers (lift >= TOP_KEY_NOTABLE_LIFT: frequent tokens such as `.`
         top every head), among tokens with enough support (TOP_KEY_MIN_OCCURRENCES,
-        TOP_KEY_MIN_STORIES): layer, head, rank (by share), key_id, share (of all the head's
+        TOP_KEY_MIN_STORIES) and at least TOP_KEY_MIN_SHARE of its attention: layer, head, rank (by share), key_id, share (of all the head's
         attention), lift (over uniform attention on the same keys over the same queries)."""
         supported = (self.occurrences >= TOP_KEY_MIN_OCCURRENCES) & (self.stories >= TOP_KEY_MIN_STORIES)
         n_layers, n_heads, vocab = self.mass.shape
@@ -203,7 +203,7 @@ class KeyTotals:
         lifts = self.mass / torch.where(self.uniform > 0, self.uniform, 1.0)
         notable = torch.where(lifts >= TOP_KEY_NOTABLE_LIFT, shares, -1.0)
         ids = torch.cat([shares.topk(min(k, vocab), dim=-1).indices, notable.topk(min(preferred, vocab), dim=-1).indices], -1)
-        chosen = torch.zeros_like(shares, dtype=torch.bool).scatter_(-1, ids, True) & (shares >= 0)
+        chosen = torch.zeros_like(shares, dtype=torch.bool).scatter_(-1, ids, True) & (shares >= TOP_KEY_MIN_SHARE)
         layer, head, key_id = (t.numpy() for t in chosen.nonzero(as_tuple=True))
         frame = pd.DataFrame({"layer": layer, "head": head, "key_id": key_id,
                               "share": shares[layer, head, key_id].numpy(), "lift": lifts[layer, head, key_id].numpy()})
