@@ -171,12 +171,21 @@ def test_track_carries_ablation_and_attribution_into_track_csv_and_the_page():
     assert [cell[5:] for cell in cells] == [[0.25, 0.5], [0.0, -0.25], [0.125, 0.0]]
 
 
-def test_a_run_directory_without_importance_columns_loads_and_renders_without_those_sections():
+def test_a_run_directory_without_importance_columns_loads_and_renders_without_those_sections(tmp_path):
+    import dataclasses
+
+    from classifier.outputs import write_files
     from classifier.render.html import render_html
     from classifier.render.report import render_report
     from classifier.run import load_run
 
-    run = load_run(ROOT / "reports" / "stories260K-embedded")
+    new = load_run(ROOT / "reports" / "stories260K-embedded")
+    importance = ("ablation", "ablation_lo", "ablation_hi", "attribution", "group_ablation", "group_ablation_lo",
+                  "group_ablation_hi", "group", "similar")
+    old = dataclasses.replace(new, metrics=new.metrics.drop(columns=list(importance), errors="ignore"),
+                              roles=new.roles.drop(columns=list(importance), errors="ignore"))
+    write_files(tmp_path, old.files())  # a run folder written before importance existed
+    run = load_run(tmp_path)
     assert "ablation" not in run.metrics.columns and "similar" not in run.roles.columns
     text = render_report(run)
     assert "## Roles" in text and "Which heads matter" not in text and "Heads that do the same thing" not in text
