@@ -94,9 +94,10 @@ def force_option(function):
                         "written by head-roles (by default the command refuses and changes nothing).")(function)
 
 
-def settings_options(function):
-    """One option per `ScoreSettings` field (help from the field), named after the field."""
-    for spec in reversed(option_fields()):
+def settings_options(function, omit: tuple[str, ...] = ()):
+    """One option per `ScoreSettings` field (help from the field), named after the field; none
+    for the fields in `omit`."""
+    for spec in reversed([spec for spec in option_fields() if spec.name not in omit]):
         default = 500 if spec.name == "stories" else spec.default
         function = click.option(f"--{spec.name.replace('_', '-')}", spec.name, type=type(default),
                                 default=default, show_default=True, help=spec.metadata["help"])(function)
@@ -112,12 +113,18 @@ def corpus_option(function):
     return click.option("--corpus", default="tinystories", show_default=True, help=CORPUS_HELP)(function)
 
 
-def scoring_options(function):
-    """Options shared by every command that scores one model: the corpus, the settings, the
-    model's revision and tokenizer."""
+def scoring_options(function, omit: tuple[str, ...] = ()):
+    """Options shared by every command that scores one model: the corpus, the settings (but
+    `omit`), the model's revision and tokenizer."""
     function = tokenizer_option(function)
     function = click.option("--revision", default=None, help="Hugging Face revision (branch, tag or commit).")(function)
-    return corpus_option(settings_options(function))
+    return corpus_option(settings_options(function, omit))
+
+
+def validate_scoring_options(function):
+    """scoring_options without --ablation-stories: validate checks what heads attend to, not
+    whether they matter, so it measures no importance."""
+    return scoring_options(function, omit=("ablation_stories",))
 
 
 def make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories) -> ScoreSettings:
@@ -288,7 +295,7 @@ def demo(out_dir, layout, seed, stories, force):
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Run directory written by `head-roles report` (instead of running a model).")
 @click.option("--model", default=None, help="Run this model instead of reading --run: " + MODEL_HELP)
-@scoring_options
+@validate_scoring_options
 @click.option("--prompt", default=None,
               help="Prompt the table was written from [default: the run's prompt, or the banana prompt].")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
@@ -297,7 +304,7 @@ def demo(out_dir, layout, seed, stories, force):
               help="Also write one JSON object per head (claims, verdict, measured role, evidence) here.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any head is contradicted over the corpus.")
 @verbosity_options
-def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories,
+def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, batch_size, bootstrap, device,
              revision, tokenizer, prompt, out_file, json_file, strict):
     """Check researchers' notes on heads against measured roles.
 
@@ -332,7 +339,7 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
         from classifier.load.models import parse_model
 
         model = parse_model(model, revision=revision, tokenizer=tokenizer)
-        settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories)
+        settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories=0)
     result = validate_notes(descriptions, run_dir=run_dir, model=model, corpus=corpus, settings=settings, prompt=prompt)
     text = render_validation(result)
     if json_file:

@@ -57,9 +57,10 @@ def cut_notice(model: LoadedModel, texts, max_tokens: int) -> str | None:
 def analyse(
     model: LoadedModel, corpus: Corpus, settings: ScoreSettings, *,
     prompt: str = BANANA_PROMPT, progress: bool = True, command: str | None = None,
-    notices: tuple[str, ...] = (), stories_shown: int = STORIES_SHOWN,
+    notices: tuple[str, ...] = (), stories_shown: int = STORIES_SHOWN, importance: bool = True,
 ) -> Run:
-    """Score `corpus` with `model` and label every head."""
+    """Score `corpus` with `model` and label every head; with `importance`, also measure whether
+    each head matters and which heads are alike (`classifier.measure.importance`)."""
     progress = progress and progress_allowed()  # the CLI shows bars on a terminal only
     cut = cut_notice(model, corpus.texts, settings.max_tokens)
     if cut is not None:
@@ -76,9 +77,10 @@ def analyse(
     metrics = metrics_frame(measurement)
     if induction_repeated is not None:
         metrics["induction_repeated"] = induction_repeated.ravel()
-    importance = head_importance(model, corpus.texts, settings)
-    metrics = metrics.merge(importance.metrics, on=["layer", "head"])
-    role_frame = role_frame.merge(importance.roles, on=["layer", "head"])
+    if importance:
+        measured = head_importance(model, corpus.texts, settings)
+        metrics = metrics.merge(measured.metrics, on=["layer", "head"])
+        role_frame = role_frame.merge(measured.roles, on=["layer", "head"])
 
     view = pattern_view(model, prompt, settings.max_tokens, vocab)
     prompt_scored = score_texts(model, [prompt], settings, vocab=vocab, progress=False, collect_pairs=False)

@@ -80,14 +80,27 @@ def test_report_without_a_model_offline_writes_a_real_report_of_the_embedded_mod
     assert record["corpus"]["name"] == "tinystories-sample" and record["corpus"]["stories"] == 3
     assert (record["model"]["n_layers"], record["model"]["n_heads"]) == (5, 8)
     assert "stories260K" in (out / "report.md").read_text() and (out / "report.html").is_file()
+    # The embedded tokenizer is named by its hub name, not this install's path: a committed
+    # report reads the same from every clone.
+    assert record["model"]["tokenizer"] == "karpathy/tinyllamas/stories260K/tok512.model (embedded copy in head-roles)"
+    assert str(DATA_DIR) not in (out / "report.md").read_text()
 
 
-def test_embedded_model_works_in_validate_and_track(tmp_path):
+def test_embedded_model_works_in_validate_and_track(tmp_path, monkeypatch):
     notes = tmp_path / "notes.md"
     notes.write_text("| Head | Description |\n| --- | --- |\n| 0.0 | attends to the previous token |\n")
+
+    def no_importance(*args, **kwargs):
+        raise AssertionError("validate measured whether heads matter, which it never reports")
+
+    import classifier.pipeline
+
+    monkeypatch.setattr(classifier.pipeline, "head_importance", no_importance)
     result = CliRunner().invoke(main, ["validate", str(notes), "--model", "stories260K", "--corpus", "tinystories-sample", *QUICK])
     assert result.exit_code == 0, result.output
     assert "0.0" in result.output
+    assert "--ablation-stories" not in CliRunner().invoke(main, ["validate", "--help"]).output
+    monkeypatch.undo()  # track measures importance
 
     # track's own step, scoring or reusing one model (the CLI around it is tested in test_track).
     from classifier.settings import ScoreSettings

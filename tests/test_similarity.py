@@ -49,3 +49,27 @@ def test_groups_join_close_heads_and_leave_lone_heads_out():
     ])
     assert head_groups(similarity, threshold=0.5).tolist() == [0, 0, -1, -1]
     assert head_groups(similarity, threshold=0.95).tolist() == [0, 0, 0, 0]
+
+
+def test_groups_match_scikit_learn_average_linkage():
+    """The scipy clustering gives the groups scikit-learn's AgglomerativeClustering (average
+    linkage, precomputed distances, the same threshold) gives, on random similarity matrices."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        n = int(rng.integers(2, 30))
+        points = rng.random((n, 3)) * rng.uniform(0.3, 2.0)  # a few clumps at some sizes
+        similarity = np.clip(1.0 - np.abs(points[:, None] - points[None]).mean(-1), 0.0, 1.0)
+        distance = np.clip(1.0 - (similarity + similarity.T) / 2, 0.0, None)
+        np.fill_diagonal(distance, 0.0)
+        labels = AgglomerativeClustering(
+            n_clusters=None, metric="precomputed", linkage="average", distance_threshold=0.5
+        ).fit(distance).labels_
+        ours = head_groups(similarity, threshold=0.5)
+        # Same partition into groups of two or more heads; single heads are no group (-1).
+        sizes = np.bincount(labels)
+        expected = {frozenset(np.flatnonzero(labels == k)) for k in range(len(sizes)) if sizes[k] >= 2}
+        found = {frozenset(np.flatnonzero(ours == g)) for g in range(ours.max() + 1)}
+        assert found == expected, trial
+        assert (ours[[i for i in range(n) if sizes[labels[i]] < 2]] == -1).all()

@@ -285,6 +285,16 @@ def describe_source(model) -> str:
     return str(model)
 
 
+def describe_tokenizer(model, path) -> str | None:
+    """The tokenizer file of a llama2.c model as a report names it: the embedded copy by its hub
+    name (not this machine's path, so a report reads the same from any install), else its path."""
+    embedded = embedded_checkpoint(model)
+    if embedded is not None and path is not None and Path(str(path)).resolve() == embedded[1].resolve():
+        _, _, tok_repo, tok_filename = LLAMA2C_CHECKPOINTS[str(model)]
+        return f"{tok_repo}/{tok_filename} (embedded copy in head-roles)"
+    return str(path) if path is not None else None
+
+
 def resolve_llama2c_name(name) -> tuple[Path, Path]:
     """Local paths of a named checkpoint and its tokenizer: the embedded copy, else the hub cache,
     else downloaded from the hub."""

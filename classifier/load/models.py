@@ -255,7 +255,7 @@ def load_model(
             raise ModelLoadError(str(err)) from None
         found = ref.tokenizer or getattr(tokenizer, "vocab_file", None) or getattr(tokenizer, "name_or_path", None)
         loaded = _loaded(ref, llama2c.describe_source(ref.argument), bridge, tokenizer, device)
-        return dataclasses.replace(loaded, tokenizer_path=str(found) if found else None)
+        return dataclasses.replace(loaded, tokenizer_path=llama2c.describe_tokenizer(ref.argument, found))
     if ref.kind == "directory":
         bridge = _boot(ref, ref.argument, None, device)
         return _loaded(ref, ref.argument, bridge, bridge.tokenizer, device)

@@ -50,25 +50,32 @@ def lift_heatmap(run) -> bytes:
 
 
 def prompt_grid(run) -> bytes:
+    """Every head's pattern on the prompt, layer by layer. One image on one set of axes: a grid of
+    matplotlib axes (one per head) and its layout cost about a second for 40 heads."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     view, n_layers = run.prompt, run.model.n_layers
-    n_heads = view.patterns.shape[1]
+    n_heads, size = view.patterns.shape[1], view.patterns.shape[-1]
     columns = min(n_heads, 8 if n_layers > 1 else 4)
-    rows = n_layers * int(np.ceil(n_heads / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.3 * rows), squeeze=False, dpi=90)
-    for ax in axes.ravel():
-        ax.axis("off")
+    rows_per_layer = int(np.ceil(n_heads / columns))
+    rows = n_layers * rows_per_layer
+    gap = max(2, size // 4)  # blank above each pattern (its title) and to its right
+    cell = size + gap
+    canvas = np.full((rows * cell, columns * cell - gap), np.nan, dtype=np.float32)  # NaN: background
     roles = run.roles.set_index(["layer", "head"])["role"]
+    fig = plt.figure(figsize=(2.2 * columns, 2.3 * rows), dpi=90)
+    ax = fig.add_axes((0.005, 0.005, 0.99, 0.94))
+    ax.axis("off")
     for layer, head in np.ndindex(view.patterns.shape[:2]):
-        ax = axes.ravel()[layer * columns * int(np.ceil(n_heads / columns)) + head]
-        ax.imshow(view.patterns[layer, head].astype(np.float32), cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(f"{head_label(layer, head, n_layers)}: {roles[(layer, head)]}", fontsize=8)
+        top, left = (layer * rows_per_layer + head // columns) * cell + gap, (head % columns) * cell
+        canvas[top : top + size, left : left + size] = view.patterns[layer, head]
+        ax.text(left + size / 2, top - 0.6, f"{head_label(layer, head, n_layers)}: {roles[(layer, head)]}",
+                ha="center", va="bottom", fontsize=8)
+    ax.imshow(np.ma.masked_invalid(canvas), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     fig.suptitle(f"Attention on the prompt ({len(view.tokens)} tokens, rows = queries)")
-    fig.tight_layout()
     return _png(fig)
 
 

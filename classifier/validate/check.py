@@ -102,7 +102,9 @@ def measure_model(model: str, corpus: str, settings, *, prompt: str, revision: s
 
     loaded = load_model(model, revision=revision, device=settings.device, tokenizer_path=tokenizer)
     sample = load_corpus(corpus, stories=settings.stories, seed=settings.seed)
-    return measurements_from_analysis(analyse(loaded, sample, settings, prompt=prompt, progress=progress))
+    # Whether heads matter is no claim validate checks: no ablation or similarity passes.
+    return measurements_from_analysis(analyse(loaded, sample, settings, prompt=prompt, progress=progress,
+                                              importance=False))
 
 
 @dataclass(frozen=True)
