@@ -558,3 +558,15 @@ def test_jobs_score_in_parallel_processes_with_the_same_result(training):
     one, two = (pd.read_csv(root / name / "track.csv") for name in ("out", "out-jobs"))
     assert one["role"].tolist() == two["role"].tolist()
     assert np.allclose(one["previous"], two["previous"])
+
+
+def test_a_role_in_doubt_is_starred_in_the_steps_table_and_the_grid():
+    """The report writes a role under DOUBT_CONFIDENCE with a `?`; track's code tables star it,
+    over steps as in the final grid (`?` is unclear's code there)."""
+    models = [_fake_model("dev", s, ["previous-token", "delimiter"], explained=[0.6, 0.2]) for s in (0, 10)]
+    models[-1].run.roles.loc[1, "confidence"] = 0.3  # head 1's final delimiter label is in doubt
+    files = track_files(_fake_tracking(models, [_identity(models[0], models[1])]))
+    text = files["track.md"].decode()
+    steps_table = text.split("### Roles over steps")[1].split("###")[0]
+    assert "| 1 | DELIM | DELIM* |" in steps_table and "| 0 | PREV | PREV |" in steps_table
+    assert "| 0 | PREV | DELIM* |" in text.split("role grids")[1]  # Layer 0: head 0, head 1

@@ -23,8 +23,9 @@ from classifier.errors import InputError
 from classifier.formatting import head_label
 from classifier.render.html import ASSETS, PAGE_HEAD, _number, _script_json, page_script
 from classifier.registry import ROLE_COLORS, ROLE_REGISTRY, ROLES, role_code
+from classifier.thresholds import DOUBT_CONFIDENCE
 from classifier.track.figures import MIN_SHADE, UNKNOWN_COLOUR
-from classifier.track.tracking import LOW_CONFIDENCE, UNSHARED_METRICS
+from classifier.track.tracking import UNSHARED_METRICS
 from classifier.track.series import settling
 
 REQUIRED = ("model", "checkpoint", "step", "n_layers", "n_heads", "layer", "head", "role")
@@ -103,7 +104,7 @@ def page_data(table: pd.DataFrame) -> dict:
         "roles": role_records(table),
         "models": [model_record(str(name), rows, layers_of) for name, rows in table.groupby("model", sort=False)],
         "min_shade": MIN_SHADE,
-        "low_confidence": LOW_CONFIDENCE,
+        "low_confidence": DOUBT_CONFIDENCE,
     }
 
 
@@ -144,7 +145,7 @@ PAGE = PAGE_HEAD + """<section id="stepper">
 or the slider; click a head for its history. Each cell: the head's primary role code, coloured by role and shaded by the
 share of attention the role explains (paler: explains less; full colour where the role rule gives no share; the stripe
 on the left is the role's own colour);
-<b>*</b>: fewer than <span id="low-confidence"></span> of bootstrap resamples give this role.</div>
+<b>*</b>: a role in doubt, confidence under <span id="low-confidence"></span> (the role table's <code>?</code>).</div>
 <div class="explorer">
   <div class="panel">
     <div id="grid" class="role-grid"></div>

@@ -16,7 +16,8 @@ import pandas as pd
 
 from classifier.formatting import head_label, markdown_table, number, percent
 from classifier.registry import METRICS, ROLE_REGISTRY, ROLES, role_code
-from classifier.track.tracking import LOW_CONFIDENCE, ROLE_MEASURES, UNSHARED_METRICS, SIMILARITY_FLOOR, STD_FLOOR, TrackedModel, Tracking
+from classifier.thresholds import DOUBT_CONFIDENCE
+from classifier.track.tracking import ROLE_MEASURES, UNSHARED_METRICS, SIMILARITY_FLOOR, STD_FLOOR, TrackedModel, Tracking
 from classifier.track.series import settling, settling_sentence
 
 
@@ -93,14 +94,22 @@ def role_counts(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "checkpoint", "step", "role", "count", "share"])
 
 
+# What a star means, said under every table of role codes.
+DOUBT_NOTE = (f"`*`: a role in doubt, confidence under {percent(DOUBT_CONFIDENCE)} (the role table's `?`: fewer "
+              "than half of the bootstrap resamples give it, or it barely leads the next role).")
+
+
+def role_cells(roles: pd.Series, confidences: pd.Series) -> list[str]:
+    """Role codes, starred where the role is in doubt (confidence under DOUBT_CONFIDENCE: the
+    report writes it with a `?`, which is the code of `unclear` here)."""
+    return [role_code(role) + ("*" if role != "unclear" and np.isfinite(confidence) and confidence < DOUBT_CONFIDENCE else "")
+            for role, confidence in zip(roles, confidences.astype(float))]
+
+
 def role_grid(model: TrackedModel) -> pd.DataFrame:
-    """Layer x head grid of role codes; a star marks confidence below LOW_CONFIDENCE."""
+    """Layer x head grid of role codes, starred where in doubt."""
     heads = model.heads()
-    cells = [
-        role_code(r.role) + ("*" if r.role != "unclear" and np.isfinite(r.confidence) and r.confidence < LOW_CONFIDENCE else "")
-        for r in heads.itertuples()
-    ]
-    grid = heads.assign(cell=cells).pivot(index="layer", columns="head", values="cell")
+    grid = heads.assign(cell=role_cells(heads["role"], heads["confidence"])).pivot(index="layer", columns="head", values="cell")
     grid.columns = [str(c) for c in grid.columns]
     return grid.reset_index().rename(columns={"layer": "Layer"})
 
@@ -165,11 +174,12 @@ def training_lines(name: str, rows: pd.DataFrame, counts: pd.DataFrame, drawn: s
                 said = f"at step {int(steps[-1])}: {', '.join(evidence)}"
                 sentence = sentence[:-2] + f"; {said})." if sentence.endswith(").") else sentence[:-1] + f" ({said})."
         lines.append(f"- {sentence}")
-    grid = rows.pivot_table(index=["layer", "head"], columns="step", values="code", aggfunc="first")
+    cells = rows.assign(cell=role_cells(rows["role"], rows["confidence"]))
+    grid = cells.pivot_table(index=["layer", "head"], columns="step", values="cell", aggfunc="first")
     table = pd.DataFrame({"Head": [head_label(l, h, n_layers) for l, h in grid.index]})
     for step in steps:
         table[f"{int(step)}"] = grid[step].to_numpy()
-    lines += ["", "### Roles over steps", "", "Primary role code of every head (columns: training steps).", "",
+    lines += ["", "### Roles over steps", "", "Primary role code of every head (columns: training steps); " + DOUBT_NOTE, "",
               markdown_table(table), "", "### Role counts per step", ""]
     checkpoints = rows.drop_duplicates("checkpoint")[["checkpoint", "step"]]
     lines.append(_count_table(counts[counts["model"] == name],
@@ -223,8 +233,7 @@ def render_track(tracking: Tracking, command: str | None = None, figures: set[st
     lines += [f"## {title}: role counts", "", "Heads per primary role, and their share of the model's heads.", "",
               _count_table(counts, [(m.label, m.label) for m in finals]),
               "", f"## {title}: role grids", "",
-              "Primary role of every head (rows: layers, columns: heads). "
-              f"`*`: fewer than {percent(LOW_CONFIDENCE)} of bootstrap resamples give this role."]
+              "Primary role of every head (rows: layers, columns: heads); " + DOUBT_NOTE]
     for model in finals:
         lines += ["", f"### {model.label}", "", markdown_table(role_grid(model))]
     between = [c for c in tracking.comparisons if c.kind == "similarity"]

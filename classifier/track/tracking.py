@@ -55,8 +55,6 @@ STD_FLOOR = 0.05
 # 1/sqrt(14) = 0.27; 0.5 is about two of those spreads above chance.
 SIMILARITY_FLOOR = 0.5
 # Per-head columns of the roles frame that track.csv carries when the role rule gives them.
-# A grid cell is starred when fewer than this share of bootstrap resamples agree on its role.
-LOW_CONFIDENCE = 0.5
 # Headline metrics that are not shares of attention: shown as numbers, not percentages.
 UNSHARED_METRICS = ("entropy", "max_weight", "distance")
 ROLE_MEASURES = ("explained", "lift", "margin", "stability")

@@ -65,7 +65,7 @@ function drawGrid() {
     node.style.background = colour.background; node.style.color = colour.color;
     node.style.boxShadow = `inset 5px 0 0 ${colour.full}`;
     node.title = `${m.heads[k].label}: ${name}` + (explained === null ? "" : `, explains ${pct(explained)} of attention`)
-      + (confidence === null ? "" : `, ${pct(confidence)} of resamples agree`);
+      + (confidence === null ? "" : `, confidence ${pct(confidence)}`);
   });
 }
 
