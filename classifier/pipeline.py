@@ -78,7 +78,7 @@ def analyse(
     if induction_repeated is not None:
         metrics["induction_repeated"] = induction_repeated.ravel()
     if importance:
-        measured = head_importance(model, corpus.texts, settings)
+        measured = head_importance(model, corpus.texts, settings, progress=progress)
         metrics = metrics.merge(measured.metrics, on=["layer", "head"])
         role_frame = role_frame.merge(measured.roles, on=["layer", "head"])
 

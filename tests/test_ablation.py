@@ -218,3 +218,26 @@ def test_importance_survives_the_run_directory_and_shows_in_both_reports(tmp_pat
     assert "0.0 (" in text.split("## Heads that do the same thing")[1]  # group 1 holds heads 0.0 and 0.1
     page = render_html(again)
     assert 'data-head="1"' in page.split('id="importance"')[1]  # a similar head links to its card
+
+
+@pytest.mark.slow
+def test_the_importance_bar_counts_every_story_pass_against_its_total(stories, monkeypatch):
+    """One bar for the whole importance step: its total (similarity + clean + one pass per head
+    and per group + attribution, per story) is what it counts, so it ends full, not short or over."""
+    import classifier.measure.importance as importance
+    from classifier.settings import ScoreSettings
+
+    bars = []
+
+    class Recorded(importance.tqdm):
+        def close(self):
+            if not self.disable:  # tqdm closes again when collected: count the first
+                bars.append((self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(importance, "tqdm", Recorded)
+    model = loaded("stories260K")
+    settings = ScoreSettings(stories=5, max_tokens=48, batch_size=2, bootstrap=0, ablation_stories=3, device="cpu")
+    measured = importance.head_importance(model, stories[:5], settings, progress=True)
+    groups = int(measured.roles["group"].nunique())
+    assert bars == [(5 + 3 * (1 + 40 + groups + 3), 5 + 3 * (1 + 40 + groups + 3))]

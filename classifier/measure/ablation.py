@@ -37,6 +37,16 @@ from classifier.measure.scorer import bootstrap_weights, length_batches, tokeniz
 LOGIT_BUDGET = 2**27
 
 
+# A forward and backward pass costs about three forward passes: what attribution counts on a bar.
+ATTRIBUTION_PASSES = 3
+
+
+def advance(bar, passes: int) -> None:
+    """Move a progress bar (tqdm, or None for none) on by `passes` story passes."""
+    if bar is not None:
+        bar.update(passes)
+
+
 def z_hook_name(layer: int) -> str:
     """The bridge's hook on a layer's z (alias of `attn.o.hook_in`), (B, T, H, d_head)."""
     return f"blocks.{layer}.attn.hook_z"
@@ -98,7 +108,7 @@ def forward_logits(model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tens
     return model.bridge.run_with_hooks(tokens, fwd_hooks=hooks, attention_mask=mask)
 
 
-def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int):
+def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int, bar=None):
     """Per-story clean loss sums (N,) and the mean z of every head over every position of every
     story, BOS included, (L, H, d_head) float64."""
     losses = np.zeros(len(token_lists))
@@ -117,13 +127,14 @@ def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: in
             logits = forward_logits(model, tokens, lengths, hooks)
             losses[indices] = story_losses(logits, tokens, lengths).cpu().numpy()
         positions += int(lengths.sum())
+        advance(bar, len(indices))
     mean_z = torch.stack([z_sums[layer] for layer in range(model.n_layers)]) / positions
     return losses, mean_z
 
 
 def ablated_losses(
     model: LoadedModel, token_lists: list[np.ndarray], variants: np.ndarray, mean_z: torch.Tensor,
-    batch_size: int, variants_per_pass: int,
+    batch_size: int, variants_per_pass: int, bar=None,
 ) -> np.ndarray:
     """Per-story loss sums with each variant's heads mean-ablated, (N, V)."""
     n_variants = len(variants)
@@ -148,6 +159,7 @@ def ablated_losses(
                 logits = forward_logits(model, repeated, repeated_lengths, hooks)
                 sums = story_losses(logits, repeated, repeated_lengths).view(copies, rows)
             losses[indices, start : start + copies] = sums.T.cpu().numpy()
+            advance(bar, copies * rows)
     return losses
 
 
@@ -180,21 +192,23 @@ def interval(differences: np.ndarray, counts: np.ndarray, *, bootstrap: int, see
 
 def mean_ablation(
     model: LoadedModel, texts, variants: np.ndarray, *, max_tokens: int, batch_size: int,
-    bootstrap: int, seed: int,
+    bootstrap: int, seed: int, bar=None,
 ) -> Ablation:
-    """Exact mean-ablation effect of every variant (V, L, H) on `texts`."""
+    """Exact mean-ablation effect of every variant (V, L, H) on `texts`; `bar` (tqdm) advances by
+    one per story pass, (V + 1) per story."""
     token_lists = token_ids(model, texts, max_tokens)
-    clean, mean_z = clean_pass(model, token_lists, batch_size)
-    ablated = ablated_losses(model, token_lists, variants, mean_z, batch_size, variants_per_pass=model.n_heads)
+    clean, mean_z = clean_pass(model, token_lists, batch_size, bar)
+    ablated = ablated_losses(model, token_lists, variants, mean_z, batch_size, variants_per_pass=model.n_heads, bar=bar)
     counts = np.array([len(t) - 1 for t in token_lists], dtype=np.float64)
     effect, low, high = interval(ablated - clean[:, None], counts, bootstrap=bootstrap, seed=seed)
     return Ablation(variants, effect, low, high, float(clean.sum() / counts.sum()), len(token_lists), int(counts.sum()))
 
 
-def attribution(model: LoadedModel, texts, *, max_tokens: int, batch_size: int) -> np.ndarray:
+def attribution(model: LoadedModel, texts, *, max_tokens: int, batch_size: int, bar=None) -> np.ndarray:
     """Attribution-patching estimate of every head's mean-ablation effect on `texts`, in nats,
     (L, H): sum over positions of (mean_z - z) . dLoss/dz, the loss token-weighted over the texts
-    and mean_z taken over every position of them (one forward and one backward pass per batch)."""
+    and mean_z taken over every position of them (one forward and one backward pass per batch;
+    `bar` advances by ATTRIBUTION_PASSES per story)."""
     token_lists = token_ids(model, texts, max_tokens)
     n_layers = model.n_layers
     grad_sums, z_grads = [], []  # per story: sum_t g (L, H, d_head) and sum_t z . g (L, H)
@@ -220,6 +234,7 @@ def attribution(model: LoadedModel, texts, *, max_tokens: int, batch_size: int) 
         z_grads.append((z * g).sum((1, 4)).cpu().double())
         z_total = z_total + z.sum((0, 1)).cpu().double()
         positions += int(lengths.sum())
+        advance(bar, ATTRIBUTION_PASSES * len(indices))
         del logits, loss, zs, grads
     mean_z = z_total / positions  # (L, H, d_head)
     per_story = (torch.cat(grad_sums) * mean_z).sum(-1) - torch.cat(z_grads)  # (N, L, H)

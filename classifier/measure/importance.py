@@ -14,11 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from classifier.load.models import LoadedModel
-from classifier.measure.ablation import attribution, group_variants, mean_ablation, single_head_variants, token_ids
+from classifier.measure.ablation import (
+    ATTRIBUTION_PASSES, attribution, group_variants, mean_ablation, single_head_variants, token_ids,
+)
 from classifier.measure.similarity import head_groups, head_similarity, similar_heads
 from classifier.settings import ScoreSettings
 
@@ -43,13 +48,18 @@ class Importance:
     roles: pd.DataFrame
 
 
-def head_importance(model: LoadedModel, texts, settings: ScoreSettings) -> Importance:
-    """Ablation (with intervals), attribution, similar heads and groups of every head."""
+def head_importance(model: LoadedModel, texts, settings: ScoreSettings, *, progress: bool = False) -> Importance:
+    """Ablation (with intervals), attribution, similar heads and groups of every head; with
+    `progress`, one bar counting story passes (a forward pass over one story)."""
     n_layers, n_heads = model.n_layers, model.n_heads
     layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)
     sized = dict(max_tokens=settings.max_tokens, batch_size=settings.batch_size)
-    similarity = head_similarity(model, token_ids(model, texts[:SIMILARITY_STORIES], settings.max_tokens),
-                                 settings.batch_size)
+    compared = texts[:SIMILARITY_STORIES]
+    ablated = texts[: settings.ablation_stories]
+    # Passes the groups add are known after the similarity: the total grows then.
+    passes = len(compared) + len(ablated) * (1 + n_layers * n_heads + ATTRIBUTION_PASSES)
+    bar = tqdm(total=passes, unit="pass", desc=f"importance {Path(model.name).name}", disable=not progress, leave=False)
+    similarity = head_similarity(model, token_ids(model, compared, settings.max_tokens), settings.batch_size, bar)
     groups = head_groups(similarity)
     members = [list(zip(layer[groups == g], head[groups == g])) for g in range(groups.max() + 1)]
     nan = np.full(n_layers * n_heads, np.nan)
@@ -57,16 +67,18 @@ def head_importance(model: LoadedModel, texts, settings: ScoreSettings) -> Impor
     group, group_lo, group_hi = nan, nan, nan
     estimate = nan
     if settings.ablation_stories:
-        texts = texts[: settings.ablation_stories]
+        bar.total += len(ablated) * len(members)
+        bar.refresh()
         variants = np.concatenate([single_head_variants(n_layers, n_heads), group_variants(members, n_layers, n_heads)])
-        result = mean_ablation(model, texts, variants,
-                               bootstrap=settings.bootstrap, seed=settings.seed, **sized)
+        result = mean_ablation(model, ablated, variants,
+                               bootstrap=settings.bootstrap, seed=settings.seed, bar=bar, **sized)
         count = n_layers * n_heads
         single, single_lo, single_hi = result.effect[:count], result.low[:count], result.high[:count]
         in_group = groups >= 0
         group, group_lo, group_hi = (np.where(in_group, values[count:][groups], np.nan) if len(members) else nan
                                      for values in (result.effect, result.low, result.high))
-        estimate = attribution(model, texts, **sized).ravel()
+        estimate = attribution(model, ablated, bar=bar, **sized).ravel()
+    bar.close()
     ids = {"layer": layer, "head": head}
     metrics = pd.DataFrame({**ids, "ablation": single, "ablation_lo": single_lo, "ablation_hi": single_hi,
                             "attribution": estimate, "group_ablation": group, "group_ablation_lo": group_lo,

@@ -48,14 +48,14 @@ def overlap_sums(patterns: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
     return sums
 
 
-def head_similarity(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int) -> np.ndarray:
+def head_similarity(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int, bar=None) -> np.ndarray:
     """Similarity (L*H, L*H) of every pair of heads, heads in (layer, head) order, over the
-    queries i >= 1 of `token_lists` (BOS-first token id arrays)."""
-    from classifier.measure.ablation import padded_passes, valid_positions
+    queries i >= 1 of `token_lists` (BOS-first token id arrays); `bar` advances by one per story."""
+    from classifier.measure.ablation import advance, padded_passes, valid_positions
 
     n_layers = model.n_layers
     total, queries = 0, 0
-    for _, tokens, lengths in padded_passes(model, token_lists, batch_size):
+    for indices, tokens, lengths in padded_passes(model, token_lists, batch_size):
         seen: dict[int, torch.Tensor] = {}
 
         def keep(pattern: torch.Tensor, hook) -> None:
@@ -75,6 +75,7 @@ def head_similarity(model: LoadedModel, token_lists: list[np.ndarray], batch_siz
         patterns = torch.cat([seen[layer].float() for layer in range(n_layers)], 1)  # (B, L*H, T, T)
         total = total + overlap_sums(patterns, counted)
         queries += int(counted.sum())
+        advance(bar, len(indices))
     return (total / queries).numpy()
 
 
