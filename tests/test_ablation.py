@@ -241,3 +241,20 @@ def test_the_importance_bar_counts_every_story_pass_against_its_total(stories, m
     measured = importance.head_importance(model, stories[:5], settings, progress=True)
     groups = int(measured.roles["group"].nunique())
     assert bars == [(5 + 3 * (1 + 40 + groups + 3), 5 + 3 * (1 + 40 + groups + 3))]
+
+
+def test_the_report_names_the_stories_the_ablation_ran_on_not_the_option():
+    """--ablation-stories 50 on a 2-story sample ablates over those 2: the pages say so."""
+    import dataclasses
+
+    from classifier.render.html import render_html
+    from classifier.render.report import render_report
+    from classifier.run import load_run
+
+    run = load_run(ROOT / "reports" / "stories260K-embedded")  # 300 stories, ablation on the first 20
+    assert "over the first 20 stories" in render_report(run)
+    small = dataclasses.replace(run, corpus={**run.corpus, "stories": 2},
+                                settings=dataclasses.replace(run.settings, ablation_stories=50))
+    text, page = render_report(small), render_html(small)
+    assert "over the 2 stories" in text and "first 50" not in text
+    assert "over the 2 stories" in page and "first 50" not in page

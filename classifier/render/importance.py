@@ -97,17 +97,25 @@ def groups(run) -> list[dict]:
     return out
 
 
+def ablated_stories(run) -> str:
+    """The stories the ablation ran on, as a report says it: "the first 20 stories" of a larger
+    sample, or "the 2 stories" where the sample has no more than --ablation-stories."""
+    asked, stories = run.settings.ablation_stories, run.corpus.get("stories")
+    if isinstance(stories, int) and stories <= asked:
+        return f"the {stories} stor{'y' if stories == 1 else 'ies'}"
+    return f"the first {asked} stories"
+
+
 def importance_lines(run) -> list[str]:
     """report.md: which heads matter most, then the heads that do the same thing."""
     lines = []
-    settings = run.settings
     if has_ablation(run):
         shown = min(len(run.roles), RANKED_SHOWN)
         lines += [
             "## Which heads matter",
             "",
             f"**Ablation**: loss increase (nats per predicted token) when the head's output z is replaced at every position "
-            f"by its mean over the first {settings.ablation_stories} stories (exact, one forward pass per head; 95% "
+            f"by its mean over {ablated_stories(run)} (exact, one forward pass per head; 95% "
             "bootstrap interval over stories); **Attribution**: the one-pass linear estimate of the same (attribution "
             f"patching) on the same stories. Definitions in docs/importance.md. The {shown} heads that matter most:",
             "",
@@ -157,7 +165,7 @@ def importance_html(run) -> str:
         parts.append(
             "<section id=\"importance\"><h2>Which heads matter</h2>"
             "<div class=\"hint\">Loss increase (nats per predicted token) when the head's output is replaced by its mean "
-            f"(exact, first {run.settings.ablation_stories} stories, 95% interval over stories) and its one-pass "
+            f"(exact, over {ablated_stories(run)}, 95% interval over stories) and its one-pass "
             "attribution-patching estimate; click a head to open its card.</div>"
             "<div class=\"scroll\"><table><thead><tr><th>rank</th><th class=\"text\">head</th><th class=\"text\">role</th>"
             "<th>ablation (nats)</th><th>attribution</th><th class=\"text\">most similar heads</th></tr></thead>"
