@@ -13,7 +13,6 @@ stories, so it is measured whenever ablation is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import numpy as np
