@@ -73,3 +73,25 @@ def test_groups_match_scikit_learn_average_linkage():
         found = {frozenset(np.flatnonzero(ours == g)) for g in range(ours.max() + 1)}
         assert found == expected, trial
         assert (ours[[i for i in range(n) if sizes[labels[i]] < 2]] == -1).all()
+
+
+def test_overlap_sums_in_small_chunks_equal_the_pairwise_minima(monkeypatch):
+    """Chunked L1 distances give every pair's sum of minima: checked against numpy's pairwise
+    minima over the same (query, key) entries, with chunks far smaller than the entries."""
+    import classifier.measure.similarity as similarity
+
+    rng = np.random.default_rng(1)
+    batch, n_heads, length = 2, 5, 9
+    raw = rng.random((batch, n_heads, length, length)) * np.tril(np.ones((length, length)))
+    patterns = torch.tensor(raw / raw.sum(-1, keepdims=True), dtype=torch.float32)
+    queries = torch.tensor([[False] + [True] * 8, [False] + [True] * 5 + [False] * 3])
+    monkeypatch.setattr(similarity, "ENTRIES_PER_CHUNK", 7)
+    sums = similarity.overlap_sums(patterns, queries).numpy()
+    weights = patterns.double().numpy()
+    counted = queries.numpy()
+    expected = np.zeros((n_heads, n_heads))
+    for a in range(n_heads):
+        for b in range(n_heads):
+            expected[a, b] = sum(np.minimum(weights[k, a, i], weights[k, b, i]).sum()
+                                 for k in range(batch) for i in range(length) if counted[k, i])
+    assert np.allclose(sums, expected, atol=1e-5)

@@ -24,6 +24,9 @@ from classifier.load.models import LoadedModel
 from classifier.measure.scorer import _PatternsSeen, pattern_hook_name
 from classifier.thresholds import DEFAULT_THRESHOLDS
 
+# (query, key) entries taken to float64 at once: bounds that copy to heads x 2**18 x 8 bytes
+# (64 heads: 128 MiB) however long the stories of a batch.
+ENTRIES_PER_CHUNK = 2**18
 # Other heads listed per head in roles.json's `similar`.
 SIMILAR_LISTED = 5
 
@@ -34,15 +37,19 @@ def overlap_sums(patterns: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
     patterns (B, N, T, T): N heads' attention; queries (B, T) marks the queries counted.
     Returns (N, N), symmetric, float64, on the CPU.
     """
-    length = patterns.shape[-1]
+    n_heads, length = patterns.shape[1], patterns.shape[-1]
     keys = torch.ones(length, length, dtype=torch.bool, device=patterns.device).tril()  # a query sees keys j <= i
     entries = patterns.transpose(0, 1)[:, queries[:, :, None] & keys]  # (N, M): every counted (query, key)
-    # min(a, b) = (a + b - |a - b|) / 2, so every pair's sum of minima comes from one L1 distance
-    # matrix (torch.cdist: 7x faster than pairwise minima). float64, since each sum runs over ~10^6
-    # entries (float32 is off by ~0.003 in a similarity); mps has no float64, so there: the CPU.
-    precise = entries.to(device="cpu" if entries.device.type == "mps" else entries.device, dtype=torch.float64)
-    totals = precise.sum(1)
-    sums = (totals[:, None] + totals[None, :] - torch.cdist(precise[None], precise[None], p=1)[0]) / 2
+    # min(a, b) = (a + b - |a - b|) / 2, so every pair's sum of minima comes from L1 distances
+    # (torch.cdist: 7x faster than pairwise minima), which add up over chunks of entries. float64,
+    # since each sum runs over ~10^6 entries (float32 is off by ~0.003 in a similarity); mps has
+    # no float64, so there: the CPU.
+    device = "cpu" if entries.device.type == "mps" else entries.device
+    sums = torch.zeros(n_heads, n_heads, dtype=torch.float64, device=device)
+    for start in range(0, entries.shape[1], ENTRIES_PER_CHUNK):
+        part = entries[:, start : start + ENTRIES_PER_CHUNK].to(device=device, dtype=torch.float64)
+        totals = part.sum(1)
+        sums += (totals[:, None] + totals[None, :] - torch.cdist(part[None], part[None], p=1)[0]) / 2
     sums = sums.cpu()
     sums.diagonal().fill_(float(queries.sum()))  # a head overlaps itself fully
     return sums
