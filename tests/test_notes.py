@@ -61,6 +61,13 @@ def test_the_same_head_written_two_ways_is_a_duplicate():
         resolve_heads(rows, 1, 16)
 
 
+def test_a_head_written_twice_in_a_later_table_is_a_duplicate_after_an_earlier_table_named_it():
+    text = ("| Head | Notes |\n|---|---|\n| 1 | A. |\n\n"
+            "| Head | Notes |\n|---|---|\n| 1 | B. |\n| L0H1 | C. |\n")
+    with pytest.raises(ValidateError, match=r"^t\.md:8: head L0H1 is described twice \(first at line 7\)"):
+        resolve_heads(parse_descriptions(text, source="t.md"), 1, 4)
+
+
 def test_a_row_with_an_unreadable_id_is_skipped_and_named_and_alone_it_is_an_error():
     rows, skipped = parse_notes("| Head | Notes |\n|---|---|\n| 1 | A. |\n| two | B. |\n", source="t.md")
     assert [(r.head, r.text) for r in rows] == [(1, "A.")] and skipped == [(4, "a row with head id 'two'")]
@@ -153,3 +160,10 @@ def test_paragraphs_under_a_heading_that_names_a_head_describe_that_head():
     rows = resolve_heads(parse_descriptions(text), 3, 8)
     assert [(r.layer, r.head, r.text) for r in rows] == [
         (1, 5, "names. Sharp."), (2, 4, "Mostly the latest delimiter. 17% of its attention.")]
+
+
+def test_paragraphs_under_a_heading_that_names_several_heads_describe_each_of_them():
+    text = "### Heads 0.1 and 0.2: delimiter heads\n\nThey attend to commas.\n"
+    rows = resolve_heads(parse_descriptions(text), 1, 4)
+    assert [(r.layer, r.head, r.text) for r in rows] == [
+        (0, 1, "delimiter heads. They attend to commas."), (0, 2, "delimiter heads. They attend to commas.")]

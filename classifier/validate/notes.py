@@ -311,8 +311,10 @@ def parse_notes(text: str, *, source: str = "<text>") -> tuple[list[HeadDescript
             heading_layer, title = None, line.lstrip("# ").strip()
             ids = parse_head_ids(title)
             heading_heads = (ids, title) if ids else None
-            if ids is None and _read_item(reading, title, k + 1, None):
-                heading_heads = (parse_head_ids(reading.rows[-1].label), reading.rows[-1].label)
+            before = len(reading.rows)
+            if ids is None and _read_item(reading, title, k + 1, None):  # every head it names, not only the last
+                new = reading.rows[before:]
+                heading_heads = ([(r.layer, r.head) for r in new], new[-1].label)
             k += 1
             continue
         if line.lstrip().startswith("|"):
@@ -392,14 +394,13 @@ def read_descriptions(path: str | Path) -> list[HeadDescription]:
 def combine(descriptions: list[HeadDescription]) -> list[HeadDescription]:
     """One description per (layer, head): rows of several tables or items joined in file order,
     summary listings attached (a head listed but never described gets its listing as its text)."""
+    _check_twice_in_a_block(descriptions)  # heads resolved here may only now read as the same head
     own: dict = {}
     listed: dict = {}
     for d in descriptions:
         key = (d.layer, d.head)
         if d.listing:
             listed.setdefault(key, []).append(d)
-        elif key in own and own[key].block == d.block:
-            raise ValidateError(f"{d.source}:{d.line}: head {d.label} is described twice (first at line {own[key].line})")
         elif key in own:
             first = own[key]
             own[key] = replace(first, text=_joined([first.text, d.text], (0, 1)),
