@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -24,9 +25,13 @@ from classifier.errors import InputError
 from classifier.validate.notes import (  # noqa: F401 (re-exported)
     HeadDescription, ValidateError, parse_descriptions, parse_head_id, read_descriptions, resolve_heads,
 )
+from classifier.validate.numbers import read_numbers
 from classifier.validate.verdicts import (  # noqa: F401
     VERDICTS, Judgement, Measured, Verdict, agreement, judge_head, role_verdict,
 )
+
+if TYPE_CHECKING:  # loading models is only needed when `measure_model` is called
+    from classifier.load.models import ModelRef
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,7 @@ def load_measurements(path: str | Path) -> Measurements:
 
     run, path = load_run(path), Path(path)
     n_layers, n_heads = run.model.n_layers, run.model.n_heads
-    corpus = _check_covered(_measured(run.metrics, run.roles, run.budget), path, ("metrics.csv", "roles.json"),
-                            n_layers, n_heads)
+    corpus = _measured(run.metrics, run.roles, run.budget)  # load_run checked these cover every head
     prompt = None
     if not run.prompt_metrics.empty and not run.prompt_roles.empty:
         prompt = _check_covered(_measured(run.prompt_metrics, run.prompt_roles), path,
@@ -93,18 +97,16 @@ def measurements_from_analysis(analysis) -> Measurements:
     )
 
 
-def measure_model(model: str, corpus: str, settings, *, prompt: str, revision: str | None = None,
-                  tokenizer: str | None = None, progress: bool = True) -> Measurements:
+def measure_model(model: ModelRef, corpus: str, settings, *, prompt: str) -> Measurements:
     """Run `model` over `corpus` and `prompt` (as `report` does) and return the measurements."""
     from classifier.load.corpora import load_corpus
     from classifier.load.models import load_model
     from classifier.pipeline import analyse
 
-    loaded = load_model(model, revision=revision, device=settings.device, tokenizer_path=tokenizer)
+    loaded = load_model(model, device=settings.device)
     sample = load_corpus(corpus, stories=settings.stories, seed=settings.seed)
     # Whether heads matter is no claim validate checks: no ablation or similarity passes.
-    return measurements_from_analysis(analyse(loaded, sample, settings, prompt=prompt, progress=progress,
-                                              importance=False))
+    return measurements_from_analysis(analyse(loaded, sample, settings, prompt=prompt, importance=False))
 
 
 @dataclass(frozen=True)
@@ -162,13 +164,15 @@ def judge(descriptions: list[HeadDescription], measurements: Measurements, *,
     prompt, roles = measurements.prompt, measurements.corpus.roles
     for d in resolved:
         claims = extract_claims(d.text, matcher)
+        numbers = read_numbers(claims.text) + read_numbers(d.measures)  # read once, checked on each side
+        measured = roles.loc[(d.layer, d.head)]
         listed = []
         for listing in d.listings:
             claimed = extract_claims(listing.text, matcher).claimed_primary
-            listed.append(Listed(listing.line, listing.text, claimed, role_verdict(claimed, roles.loc[(d.layer, d.head)])))
+            listed.append(Listed(listing.line, listing.text, claimed, role_verdict(claimed, measured)))
         heads.append(HeadResult(
-            d, claims, judge_head(claims, d.layer, d.head, measurements.corpus, measures=d.measures),
-            judge_head(claims, d.layer, d.head, prompt, measures=d.measures) if prompt is not None else None,
+            d, claims, judge_head(claims, d.layer, d.head, measurements.corpus, numbers=numbers),
+            judge_head(claims, d.layer, d.head, prompt, numbers=numbers) if prompt is not None else None,
             tuple(listed),
         ))
     summary = {"corpus": agreement([h.corpus for h in heads])}

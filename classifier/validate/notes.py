@@ -159,7 +159,7 @@ def _layout(header: list[str] | None, body: list[list[str]]) -> _Layout | None:
         head = named[0]
     else:  # the first column that reads as head ids
         head = next((k for k in range(width) if k != layer and reads[k][0]), None)
-        if head is None or (header is not None and head != (0 if layer != 0 else 1) and not named):
+        if head is None or (header is not None and head != (0 if layer != 0 else 1)):
             return None
     rest = [k for k in range(width) if k not in (head, layer)]
     measures = [k for k in rest if plain[k] and all(NUMBER_CELL.fullmatch(c) for c in column[k] if c.strip())

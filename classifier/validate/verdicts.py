@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from classifier.registry import OFFSETS, ROLE_REGISTRY
-from classifier.thresholds import NUMBER_AGREEMENT, NumberAgreement
+from classifier.thresholds import NUMBER_AGREEMENT
 from classifier.validate.claims import Claim, HeadClaims
-from classifier.validate.numbers import WrittenNumber, read_numbers
+from classifier.validate.numbers import WrittenNumber
 
 
 class Verdict(StrEnum):
@@ -149,11 +149,10 @@ def role_verdict(role: str | None, roles: pd.Series) -> Verdict:
     return Verdict.SECONDARY if role in tuple(roles["secondary"]) else Verdict.CONTRADICTED
 
 
-def number_agrees(number: WrittenNumber, low: float, high: float,
-                  rule: NumberAgreement = NUMBER_AGREEMENT) -> bool:
-    """Whether the interval a number's writing stands for, widened by the rule's tolerance,
+def number_agrees(number: WrittenNumber, low: float, high: float) -> bool:
+    """Whether the interval a number's writing stands for, widened by NUMBER_AGREEMENT's tolerance,
     overlaps the measured interval [low, high] (a bound only needs its own side)."""
-    tolerance = rule.hedged_tolerance if number.hedged else rule.tolerance
+    tolerance = NUMBER_AGREEMENT.hedged_tolerance if number.hedged else NUMBER_AGREEMENT.tolerance
     written_low, written_high = number.low * (1 - tolerance), number.high * (1 + tolerance)
     if number.bound == "at least":
         return high >= written_low
@@ -179,22 +178,22 @@ def check_number(number: WrittenNumber, metrics: pd.Series) -> NumberCheck:
     return NumberCheck(number, column, value, low, high, number_agrees(number, low, high))
 
 
-def judge_head(claims: HeadClaims, layer: int, head: int, side: Measured, *, measures: str = "") -> Judgement:
+def judge_head(claims: HeadClaims, layer: int, head: int, side: Measured, *,
+               numbers: tuple[WrittenNumber, ...] = ()) -> Judgement:
     """The verdict on one head's primary claim, with evidence, on one side of the measurements;
-    every number of its text and of `measures` (a table's number columns) checked."""
+    every written number (`read_numbers` of its text and of a table's number columns) checked."""
     metrics, roles = side.metrics.loc[(layer, head)], side.roles.loc[(layer, head)]
     budget = _row(side.budget, layer, head)
     primary: Claim | None = claims.primary
     claimed = primary.role if primary else None
     claimed_evidence = role_evidence(claimed, metrics, budget) if claimed else None
     also = tuple((role, role_verdict(role, roles)) for role in claims.claimed_secondary)
-    numbers = tuple(check_number(n, metrics) for n in read_numbers(claims.text) + read_numbers(measures))
     confidence = _get(roles, "confidence")  # null in roles.json (no resamples, as on the prompt): NaN
     return Judgement(
         verdict=role_verdict(claimed, roles), claimed=claimed, measured=roles["role"],
         secondary=tuple(roles["secondary"]), confidence=confidence, claimed_evidence=claimed_evidence,
         measured_evidence=measured_evidence(roles, metrics, budget), weight=claims.weight, also=also,
-        numbers=numbers,
+        numbers=tuple(check_number(n, metrics) for n in numbers),
     )
 
 
