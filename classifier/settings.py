@@ -13,11 +13,11 @@ from classifier.errors import InputError
 
 # TinyStories models were trained on 512-token contexts although their configs say 2048.
 TRAINED_CONTEXT = 512
-# Device strings torch accepts for the back-ends this tool can run on; checked here so that a
-# typo is said before torch is imported (seconds). Availability is checked when the model loads.
 # Default stories for the exact mean-ablation effects: see docs/importance.md (time on 2 CPU cores
 # for the TinyStories-1Layer-21M shape, interval widths on the development models).
 ABLATION_STORIES = 20
+# Device strings torch accepts for the back-ends this tool can run on; checked here so that a
+# typo is said before torch is imported (seconds). Availability is checked when the model loads.
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from classifier.load.models import LoadedModel
-from classifier.measure.scorer import bootstrap_weights, length_batches, tokenize
+from classifier.measure.scorer import bootstrap_weights, hook_layer, length_batches, tokenize
 
 # Logit elements one forward pass may hold (float32: 512 MiB). The unembedding dominates the
 # memory of a full forward pass at a 50,257-token vocabulary (16 stories of 512 tokens: 1.6 GB
@@ -118,7 +118,7 @@ def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: in
         valid = valid_positions(tokens, lengths)
 
         def add_z(z: torch.Tensor, hook) -> None:
-            layer = int(hook.name.split(".")[1])
+            layer = hook_layer(hook)
             total = (z.float() * valid[:, :, None, None]).sum((0, 1))  # (H, d_head)
             z_sums[layer] = z_sums.get(layer, 0) + total.cpu().double()  # float64 on the CPU: mps has none
 
@@ -149,7 +149,7 @@ def ablated_losses(
             rows = len(indices)
 
             def overwrite(z: torch.Tensor, hook) -> torch.Tensor:
-                layer = int(hook.name.split(".")[1])
+                layer = hook_layer(hook)
                 ablate = chosen[:, layer].repeat_interleave(rows, 0)[:, None, :, None]  # (v*B, 1, H, 1)
                 return torch.where(ablate, replacement[layer].to(z.dtype), z)
 
@@ -196,7 +196,15 @@ def mean_ablation(
 ) -> Ablation:
     """Exact mean-ablation effect of every variant (V, L, H) on `texts`; `bar` (tqdm) advances by
     one per story pass, (V + 1) per story."""
-    token_lists = token_ids(model, texts, max_tokens)
+    return token_mean_ablation(model, token_ids(model, texts, max_tokens), variants, batch_size=batch_size,
+                               bootstrap=bootstrap, seed=seed, bar=bar)
+
+
+def token_mean_ablation(
+    model: LoadedModel, token_lists: list[np.ndarray], variants: np.ndarray, *, batch_size: int,
+    bootstrap: int, seed: int, bar=None,
+) -> Ablation:
+    """`mean_ablation` on stories already tokenized by `token_ids`."""
     clean, mean_z = clean_pass(model, token_lists, batch_size, bar)
     ablated = ablated_losses(model, token_lists, variants, mean_z, batch_size, variants_per_pass=model.n_heads, bar=bar)
     counts = np.array([len(t) - 1 for t in token_lists], dtype=np.float64)
@@ -209,7 +217,11 @@ def attribution(model: LoadedModel, texts, *, max_tokens: int, batch_size: int, 
     (L, H): sum over positions of (mean_z - z) . dLoss/dz, the loss token-weighted over the texts
     and mean_z taken over every position of them (one forward and one backward pass per batch;
     `bar` advances by ATTRIBUTION_PASSES per story)."""
-    token_lists = token_ids(model, texts, max_tokens)
+    return token_attribution(model, token_ids(model, texts, max_tokens), batch_size=batch_size, bar=bar)
+
+
+def token_attribution(model: LoadedModel, token_lists: list[np.ndarray], *, batch_size: int, bar=None) -> np.ndarray:
+    """`attribution` on stories already tokenized by `token_ids`."""
     n_layers = model.n_layers
     grad_sums, z_grads = [], []  # per story: sum_t g (L, H, d_head) and sum_t z . g (L, H)
     z_total, positions = 0, 0
@@ -220,7 +232,7 @@ def attribution(model: LoadedModel, texts, *, max_tokens: int, batch_size: int, 
         def keep(z: torch.Tensor, hook) -> torch.Tensor:
             if not z.requires_grad:  # no parameter before it needs a gradient: z starts the graph
                 z = z.detach().requires_grad_(True)
-            seen[int(hook.name.split(".")[1])] = z
+            seen[hook_layer(hook)] = z
             return z
 
         with torch.enable_grad():

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from classifier.load.models import LoadedModel
 from classifier.measure.ablation import (
-    ATTRIBUTION_PASSES, attribution, group_variants, mean_ablation, single_head_variants, token_ids,
+    ATTRIBUTION_PASSES, group_variants, single_head_variants, token_attribution, token_ids, token_mean_ablation,
 )
 from classifier.measure.similarity import head_groups, head_similarity, similar_heads
 from classifier.settings import ScoreSettings
@@ -52,14 +52,15 @@ def head_importance(model: LoadedModel, texts, settings: ScoreSettings, *, progr
     `progress`, one bar counting story passes (a forward pass over one story)."""
     n_layers, n_heads = model.n_layers, model.n_heads
     layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)
-    sized = dict(max_tokens=settings.max_tokens, batch_size=settings.batch_size)
-    compared = texts[:SIMILARITY_STORIES]
-    ablated = texts[: settings.ablation_stories]
+    token_lists = token_ids(model, texts[: max(SIMILARITY_STORIES, settings.ablation_stories)], settings.max_tokens)
+    compared = token_lists[:SIMILARITY_STORIES]
+    ablated = token_lists[: settings.ablation_stories]
     # Passes the groups add are known after the similarity: the total grows then.
     passes = len(compared) + len(ablated) * (1 + n_layers * n_heads + ATTRIBUTION_PASSES)
     bar = tqdm(total=passes, unit="pass", desc=f"importance {Path(model.name).name}", disable=not progress, leave=False)
-    similarity = head_similarity(model, token_ids(model, compared, settings.max_tokens), settings.batch_size, bar)
+    similarity = head_similarity(model, compared, settings.batch_size, bar)
     groups = head_groups(similarity)
+    in_group = groups >= 0
     members = [list(zip(layer[groups == g], head[groups == g])) for g in range(groups.max() + 1)]
     nan = np.full(n_layers * n_heads, np.nan)
     single, single_lo, single_hi = nan, nan, nan
@@ -69,19 +70,18 @@ def head_importance(model: LoadedModel, texts, settings: ScoreSettings, *, progr
         bar.total += len(ablated) * len(members)
         bar.refresh()
         variants = np.concatenate([single_head_variants(n_layers, n_heads), group_variants(members, n_layers, n_heads)])
-        result = mean_ablation(model, ablated, variants,
-                               bootstrap=settings.bootstrap, seed=settings.seed, bar=bar, **sized)
+        result = token_mean_ablation(model, ablated, variants, batch_size=settings.batch_size,
+                                     bootstrap=settings.bootstrap, seed=settings.seed, bar=bar)
         count = n_layers * n_heads
         single, single_lo, single_hi = result.effect[:count], result.low[:count], result.high[:count]
-        in_group = groups >= 0
         group, group_lo, group_hi = (np.where(in_group, values[count:][groups], np.nan) if len(members) else nan
                                      for values in (result.effect, result.low, result.high))
-        estimate = attribution(model, ablated, bar=bar, **sized).ravel()
+        estimate = token_attribution(model, ablated, batch_size=settings.batch_size, bar=bar).ravel()
     bar.close()
     ids = {"layer": layer, "head": head}
     metrics = pd.DataFrame({**ids, "ablation": single, "ablation_lo": single_lo, "ablation_hi": single_hi,
                             "attribution": estimate, "group_ablation": group, "group_ablation_lo": group_lo,
                             "group_ablation_hi": group_hi})
     roles = pd.DataFrame({**ids, "ablation": single, "attribution": estimate,
-                          "group": np.where(groups >= 0, groups, np.nan), "similar": similar_heads(similarity, n_heads)})
+                          "group": np.where(in_group, groups, np.nan), "similar": similar_heads(similarity, n_heads)})
     return Importance(metrics, roles)

@@ -51,6 +51,39 @@ def pattern_hook_name(layer: int) -> str:
     return f"blocks.{layer}.attn.hook_pattern"
 
 
+def hook_layer(hook) -> int:
+    """The layer of a `blocks.<layer>....` hook."""
+    return int(hook.name.split(".")[1])
+
+
+def each_layer_pattern(model: LoadedModel, tokens: torch.Tensor, reduce, attention_mask=None) -> None:
+    """Run `tokens` (B, T) in inference mode and call reduce(layer, pattern) on every layer's
+    detached pattern (B, H, T, T), in layer order; the pass stops after the last layer's."""
+    seen = []
+
+    def on_pattern(pattern: torch.Tensor, hook) -> None:
+        seen.append(hook_layer(hook))
+        reduce(seen[-1], pattern.detach())
+        if len(seen) == model.n_layers:
+            raise _PatternsSeen
+
+    hooks = [(pattern_hook_name(layer), on_pattern) for layer in range(model.n_layers)]
+    with torch.inference_mode():
+        try:
+            model.bridge.run_with_hooks(tokens, fwd_hooks=hooks, attention_mask=attention_mask)
+        except _PatternsSeen:
+            pass
+    if len(seen) != model.n_layers:
+        raise RuntimeError(f"attention patterns of {model.n_layers - len(seen)} layers were never seen")
+
+
+def layer_patterns(model: LoadedModel, tokens: torch.Tensor, attention_mask=None) -> list[torch.Tensor]:
+    """Every layer's pattern (B, H, T, T) on `tokens` (B, T), in layer order (`each_layer_pattern`)."""
+    seen = {}
+    each_layer_pattern(model, tokens, seen.__setitem__, attention_mask)
+    return [seen[layer] for layer in range(model.n_layers)]
+
+
 def tokenize(texts, tokenizer, bos_token_id: int, max_tokens: int) -> list[np.ndarray]:
     """Token ids of each stripped text, without special tokens, BOS first, at most max_tokens.
 
@@ -230,34 +263,23 @@ def score_batch(
     classes = sequence_classes(tokens, lengths, vocab)
     targets = metric_targets(tokens, classes)
     layer_sums, layer_offsets, layer_budget, layer_held = {}, {}, {}, {}
-    last_layer = model.n_layers - 1
     if pairs is not None:
         pairs.add_queries(tokens, classes.valid)
     if keys is not None:
         keys.add_batch(tokens, targets)
 
-    def reduce_pattern(pattern: torch.Tensor, hook) -> None:
-        layer = int(hook.name.split(".")[1])
-        top, argmax = pattern.detach().max(-1)  # computed once for the offsets and the pairs
+    def reduce_pattern(layer: int, pattern: torch.Tensor) -> None:
+        top, argmax = pattern.max(-1)  # computed once for the offsets and the pairs
         layer_sums[layer], layer_offsets[layer], layer_budget[layer], view = score_patterns(
-            pattern.detach(), targets, argmax, with_budget=True, with_keys=True
+            pattern, targets, argmax, with_budget=True, with_keys=True
         )
         layer_held[layer] = view.held
         if keys is not None:
             keys.add_layer(layer, view.mass, tokens)
         if pairs is not None:
             pairs.add(layer, argmax, tokens, classes.valid, argmax_parts(argmax, targets), top)
-        if layer == last_layer:
-            raise _PatternsSeen
 
-    hooks = [(pattern_hook_name(layer), reduce_pattern) for layer in range(model.n_layers)]
-    with torch.inference_mode():
-        try:
-            model.bridge.run_with_hooks(tokens, fwd_hooks=hooks, attention_mask=classes.valid.long())
-        except _PatternsSeen:
-            pass
-    if len(layer_sums) != model.n_layers:
-        raise RuntimeError(f"attention patterns of {model.n_layers - len(layer_sums)} layers were never seen")
+    each_layer_pattern(model, tokens, reduce_pattern, classes.valid.long())
     counts, uniform, offset_queries = query_stats(targets)
     budget_uniform, budget_queries, budget_available = budget_query_stats(targets)
     layers = range(model.n_layers)
@@ -353,6 +375,17 @@ def measure(stats: TextStats, *, bootstrap: int, seed: int) -> Measurement:
     )
 
 
+def _interval(boot: np.ndarray, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% interval (2.5th and 97.5th percentiles) over resamples (R, ...) of `boot`, resamples
+    that are NaN left out; NaN shaped like `like` without resamples."""
+    if boot is None or boot.shape[0] == 0:
+        return np.full_like(like, np.nan), np.full_like(like, np.nan)
+    with warnings.catch_warnings():  # a figure NaN in every resample (nothing eligible) is NaN: say so, not warn
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+    return low, high
+
+
 def metrics_frame(measurement: Measurement) -> pd.DataFrame:
     """One row per head: layer, head, the metrics, then `_lo`/`_hi` (95% interval) and `_lift`."""
     n_layers, n_heads, _ = measurement.values.shape
@@ -360,12 +393,7 @@ def metrics_frame(measurement: Measurement) -> pd.DataFrame:
     columns = {"layer": layer.ravel(), "head": head.ravel()}
     flat = measurement.values.reshape(n_layers * n_heads, len(METRICS))
     columns.update({m: flat[:, k] for k, m in enumerate(METRICS)})
-    if measurement.boot_values.shape[0] > 0:
-        with warnings.catch_warnings():  # a metric no query was eligible for is NaN: say so, not warn
-            warnings.simplefilter("ignore", RuntimeWarning)
-            low, high = np.nanpercentile(measurement.boot_values, [2.5, 97.5], axis=0)
-    else:
-        low = high = np.full_like(measurement.values, np.nan)
+    low, high = _interval(measurement.boot_values, measurement.values)
     for k, m in enumerate(METRICS):
         columns[f"{m}_lo"] = low.reshape(-1, len(METRICS))[:, k]
         columns[f"{m}_hi"] = high.reshape(-1, len(METRICS))[:, k]
@@ -375,11 +403,8 @@ def metrics_frame(measurement: Measurement) -> pd.DataFrame:
     if measurement.held is not None:
         # the attention held top keys get: the share of all attention the hold role explains
         columns["hold_attention"] = measurement.held[..., 0].ravel()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            low, high = (np.nanpercentile(measurement.boot_held[..., 0], [2.5, 97.5], axis=0)
-                         if measurement.boot_held.shape[0] > 0 else (np.full(n_layers * n_heads, np.nan),) * 2)
-        columns["hold_attention_lo"], columns["hold_attention_hi"] = np.ravel(low), np.ravel(high)
+        low, high = _interval(measurement.boot_held[..., 0], measurement.held[..., 0])
+        columns["hold_attention_lo"], columns["hold_attention_hi"] = low.ravel(), high.ravel()
     shares = measurement.offset_shares.reshape(n_layers * n_heads, -1)
     columns.update({f"argmax_offset_{o}": shares[:, o] for o in OFFSETS})
     columns[f"argmax_offset_gt{OFFSETS[-1]}"] = shares[:, len(OFFSETS)]
@@ -389,20 +414,8 @@ def metrics_frame(measurement: Measurement) -> pd.DataFrame:
 def prompt_patterns(model: LoadedModel, text: str, max_tokens: int) -> tuple[list[int], np.ndarray]:
     """Token ids (BOS first) and every layer's full pattern (L, H, T, T) on one prompt."""
     ids = tokenize([text], model.tokenizer, model.bos_token_id, min(max_tokens, model.n_ctx))[0].tolist()
-    seen = {}
-
-    def keep(pattern: torch.Tensor, hook) -> None:
-        seen[int(hook.name.split(".")[1])] = pattern[0].detach().float().cpu().numpy()
-        if len(seen) == model.n_layers:
-            raise _PatternsSeen
-
-    hooks = [(pattern_hook_name(layer), keep) for layer in range(model.n_layers)]
-    with torch.inference_mode():
-        try:
-            model.bridge.run_with_hooks(torch.tensor([ids], device=model.device), fwd_hooks=hooks)
-        except _PatternsSeen:
-            pass
-    return ids, np.stack([seen[layer] for layer in range(model.n_layers)])
+    patterns = layer_patterns(model, torch.tensor([ids], device=model.device))
+    return ids, np.stack([pattern[0].float().cpu().numpy() for pattern in patterns])
 
 
 # Repeated random-token sequence for induction: long enough that chance matches are rare.
@@ -431,10 +444,7 @@ def budget_frame(measurement: Measurement) -> pd.DataFrame:
     if measurement.budget is None:
         return pd.DataFrame(columns)
     flat = measurement.budget.reshape(n_layers * n_heads, len(PARTS))
-    if measurement.boot_budget is not None and measurement.boot_budget.shape[0] > 0:
-        low, high = np.percentile(measurement.boot_budget, [2.5, 97.5], axis=0)
-    else:
-        low = high = np.full_like(measurement.budget, np.nan)
+    low, high = _interval(measurement.boot_budget, measurement.budget)
     for k, part in enumerate(PARTS):
         columns[part] = flat[:, k]
         columns[f"{part}_uniform"] = np.full(len(flat), measurement.budget_uniform[k])

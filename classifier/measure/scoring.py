@@ -59,7 +59,8 @@ class Targets:
     positions (B, K, T): the key each pointer target of POINTER_TARGETS reads, with
     position_ok (B, K, T) where that key exists; key_vectors (B, T, 3): delimiter flag, name
     flag and key position; pairs (B, 2, T, T) for PAIR_TARGETS; eligible and uniform (B, M, T)
-    in METRICS order (padded queries are never eligible); valid (B, T) marks real tokens.
+    in METRICS order (padded queries are never eligible); valid (B, T) marks real tokens;
+    key_range (B, T, T) the keys 1 <= j <= i - 2 of real queries i (top keys, hold, budget key sets).
     """
 
     positions: torch.Tensor
@@ -70,6 +71,7 @@ class Targets:
     uniform: torch.Tensor
     valid: torch.Tensor
     key_uniform: torch.Tensor  # (B, T) what uniform attention gives each key from the queries that may count it
+    key_range: torch.Tensor
     budget: "BudgetTargets | None" = None
 
 
@@ -135,8 +137,9 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
     # induction: keys j + 1 whose previous token j equals the current token, with j < i - 1.
     induction_set = _shift_right(same_token, 1, False) & (j < i)
     pairs = {"duplicate": same_token, "induction": induction_set}
+    key_range = (j >= 1) & (j <= i - 2) & valid[:, :, None]
 
-    budget, budget_pairs = _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs)
+    budget, budget_pairs = _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs, key_range)
 
     eligible = {
         "current": at_least(1), "previous": at_least(2), "offset2": at_least(3), "local": at_least(5),
@@ -166,12 +169,14 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
         eligible=torch.stack([eligible[m] for m in METRICS], dim=1),
         uniform=torch.stack([uniform[m].float() for m in METRICS], dim=1),
         valid=valid,
+        key_range=key_range,
         budget=budget,
     )
 
 
-def _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs):
-    """Budget targets of one batch, and the (B, T, T) key sets of its BUDGET_PAIRS parts.
+def _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs, key_range):
+    """Budget targets of one batch, and the (B, T, T) key sets of its BUDGET_PAIRS parts
+    (within key_range, Targets.key_range).
 
     A key goes to the first part of PARTS it qualifies for. BOS, self and previous are positions;
     the word start, latest delimiter and clause start are pointers, kept only when they are at
@@ -193,13 +198,12 @@ def _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs):
     pointer_flags = pointer_flags & pointer_ok[..., None]
 
     # Keys claimed before the key-set parts: pointer keys and flagged keys. (B, T, T)
-    i, j = pos[:, :, None], pos[:, None, :]
-    in_range = (j >= 1) & (j <= i - 2) & real[:, :, None]
+    j = pos[:, None, :]
     claimed = (flags["proper_noun"] | flags["delimiter"])[:, None, :].expand(batch, length, length).clone()
     for k in range(len(BUDGET_POINTERS)):
         claimed |= (j == pointers[:, k, :, None]) & pointer_ok[:, k, :, None]
-    duplicate = pairs["duplicate"] & in_range & ~claimed
-    induction = pairs["induction"] & in_range & ~claimed & ~duplicate
+    duplicate = pairs["duplicate"] & key_range & ~claimed
+    induction = pairs["induction"] & key_range & ~claimed & ~duplicate
     claimed = claimed | duplicate | induction
 
     offsets = torch.tensor(LOCAL_REST_OFFSETS, device=pos.device)
@@ -242,13 +246,11 @@ def key_uniform(valid: torch.Tensor) -> torch.Tensor:
     return torch.where(valid & (pos >= 1), later, 0.0)
 
 
-def restricted_patterns(patterns: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Patterns (B, H, T, T) with only the keys 1 <= j <= i - 2 of real queries left: BOS, the
-    query itself and the previous token have roles of their own (top keys and hold leave them out)."""
-    length = patterns.shape[-1]
-    pos = torch.arange(length, device=patterns.device)
-    keys = (pos[None, :] >= 1) & (pos[None, :] <= pos[:, None] - 2)  # (T, T)
-    return torch.where(keys & valid[:, None, :, None], patterns, 0.0)
+def restricted_patterns(patterns: torch.Tensor, key_range: torch.Tensor) -> torch.Tensor:
+    """Patterns (B, H, T, T) with only Targets.key_range (B, T, T) left, the keys 1 <= j <= i - 2
+    of real queries: BOS, the query itself and the previous token have roles of their own (top
+    keys and hold leave them out)."""
+    return torch.where(key_range[:, None], patterns, 0.0)
 
 
 def held_keys(restricted: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,7 +296,7 @@ def score_patterns(
     batch, n_heads, length, _ = patterns.shape
     patterns = patterns.float()
     pos = torch.arange(length, device=patterns.device)
-    restricted = restricted_patterns(patterns, targets.valid)
+    restricted = restricted_patterns(patterns, targets.key_range)
     held, top = held_keys(restricted, targets.valid)
 
     # Pointer targets: gather one key per query. (B, H, T, K)

@@ -21,7 +21,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from classifier.load.models import LoadedModel
-from classifier.measure.scorer import _PatternsSeen, pattern_hook_name
+from classifier.measure.scorer import layer_patterns
 from classifier.thresholds import DEFAULT_THRESHOLDS
 
 # (query, key) entries taken to float64 at once: bounds that copy to heads x 2**18 x 8 bytes
@@ -60,26 +60,12 @@ def head_similarity(model: LoadedModel, token_lists: list[np.ndarray], batch_siz
     queries i >= 1 of `token_lists` (BOS-first token id arrays); `bar` advances by one per story."""
     from classifier.measure.ablation import advance, padded_passes, valid_positions
 
-    n_layers = model.n_layers
     total, queries = 0, 0
     for indices, tokens, lengths in padded_passes(model, token_lists, batch_size):
-        seen: dict[int, torch.Tensor] = {}
-
-        def keep(pattern: torch.Tensor, hook) -> None:
-            seen[int(hook.name.split(".")[1])] = pattern.detach()
-            if len(seen) == n_layers:
-                raise _PatternsSeen
-
         valid = valid_positions(tokens, lengths)
-        with torch.inference_mode():
-            try:
-                model.bridge.run_with_hooks(tokens, fwd_hooks=[(pattern_hook_name(layer), keep) for layer in range(n_layers)],
-                                            attention_mask=valid.long())
-            except _PatternsSeen:
-                pass
         counted = valid.clone()
         counted[:, 0] = False
-        patterns = torch.cat([seen[layer].float() for layer in range(n_layers)], 1)  # (B, L*H, T, T)
+        patterns = torch.cat([p.float() for p in layer_patterns(model, tokens, valid.long())], 1)  # (B, L*H, T, T)
         total = total + overlap_sums(patterns, counted)
         queries += int(counted.sum())
         advance(bar, len(indices))
