@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from classifier.formatting import head_label, markdown_table
+from classifier.run import IMPORTANCE_COLUMNS
 
 # Heads listed in the ranking by default (all of them when the model has at most this many).
 RANKED_SHOWN = 20
@@ -52,8 +53,7 @@ def ablation_cell(metrics: pd.Series) -> dict[str, str]:
 
 def _heads(run) -> pd.DataFrame:
     """One row per head: layer, head, label, role, group, similar, ablation figures."""
-    metric_columns = [c for c in ("ablation", "ablation_lo", "ablation_hi", "attribution", "group_ablation",
-                                  "group_ablation_lo", "group_ablation_hi") if c in run.metrics.columns]
+    metric_columns = [c for c in IMPORTANCE_COLUMNS if c in run.metrics.columns]
     role_columns = [c for c in ("group", "similar") if c in run.roles.columns]
     heads = run.roles[["layer", "head", "role", *role_columns]].merge(
         run.metrics[["layer", "head", *metric_columns]], on=["layer", "head"])
