@@ -33,6 +33,10 @@ RUN_FILES = ("run.json", "metrics.csv", "budget.csv", "roles.json", "pairs.csv",
 REPORT_OUTPUTS = (*RUN_FILES, "report.md", "report.html", "lift-heatmap.png", "prompt-patterns.png")
 # Oldest run directories (before budget.csv and patterns.npz) still load, without those views.
 REQUIRED_FILES = ("run.json", "metrics.csv", "roles.json")
+# metrics.csv columns of classifier.measure.importance, when a run measured them: each head's own
+# ablation (with its interval) and attribution, then the combined ablation of its group.
+HEAD_IMPORTANCE_COLUMNS = ("ablation", "ablation_lo", "ablation_hi", "attribution")
+IMPORTANCE_COLUMNS = (*HEAD_IMPORTANCE_COLUMNS, "group_ablation", "group_ablation_lo", "group_ablation_hi")
 FORMAT_VERSION = 2
 
 

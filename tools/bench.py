@@ -121,15 +121,11 @@ def write_checkpoint(directory: Path, tokenizer) -> None:
 
 
 def load_checkpoint(directory: Path):
-    """The project's LoadedModel of `directory`, and a note when the public loader was bypassed."""
+    """The project's LoadedModel of `directory`, on the CPU."""
     logging.getLogger("transformers").setLevel(logging.ERROR)
     from classifier.load import models
 
-    try:
-        return models.load_model(str(directory), device="cpu"), None
-    except ImportError as err:  # load_model imports modules that may still be being written
-        note = f"load_model failed ({type(err).__name__}: {err}); used models._load_directory instead"
-        return models._load_directory(str(directory), directory, "cpu"), note
+    return models.load_model(str(directory), device="cpu")
 
 
 def load_stories(stories: int, corpus_spec: str = "bundled") -> tuple[list[str], str]:
@@ -253,7 +249,7 @@ def path_child(key: str, model_dir: Path, stories: int, max_tokens: int, corpus:
     import numpy as np
     import torch
 
-    model, note = load_checkpoint(model_dir)
+    model = load_checkpoint(model_dir)
     texts, source = load_stories(stories, corpus)
     token_lists, batches = padded_batches(model, texts, max_tokens, BATCH_SIZE)
     shortest = np.argsort([len(t) for t in token_lists], kind="stable")
@@ -275,7 +271,7 @@ def path_child(key: str, model_dir: Path, stories: int, max_tokens: int, corpus:
         data, warm = batches, batches[-1:]
         run = lambda b: run_forward(model, b)  # noqa: E731
     row = {
-        "key": key, "note": note, "source": source, "batches": len(batches),
+        "key": key, "source": source, "batches": len(batches),
         "scorer_tokens": sum(len(t) for t in token_lists), "threads": torch.get_num_threads(),
     }
     try:
@@ -298,7 +294,7 @@ def importance_child(model_dir: Path, stories: int, max_tokens: int, corpus: str
     from classifier.measure.importance import head_importance
     from classifier.settings import ScoreSettings
 
-    model, _ = load_checkpoint(model_dir)
+    model = load_checkpoint(model_dir)
     report_texts, _ = load_stories(500, corpus)
     texts = report_texts[:stories]
     token_lists = token_ids(model, texts, max_tokens)
@@ -360,7 +356,7 @@ def importance_costs(model_dir: Path, stories: int, max_tokens: int, corpus: str
 
 def rss_child(model_dir: Path, stories: int, max_tokens: int, corpus: str, start_kb: int) -> None:
     """Score `stories` stories and print one JSON line with the peak RSS (runs in a subprocess)."""
-    model, _ = load_checkpoint(model_dir)
+    model = load_checkpoint(model_dir)
     texts, _ = load_stories(stories, corpus)
     before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_tokens, seconds = run_scorer(model, texts, max_tokens)
@@ -602,8 +598,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"batches: {row['batches']} of <= {BATCH_SIZE} (the scorer's length-sorted batches, "
                       f"right-padded), max_tokens {args.max_tokens}, {row['scorer_tokens']} tokens; "
                       f"torch threads {row['threads']}; each path in a fresh process, warmed up on one batch")
-                if row.get("note"):
-                    print(f"note: {row['note']}")
             results[key] = row
             state = row.get("error") or f"{row['tokens']} tokens in {row['seconds']:.1f} s"
             print(f"  ({key}) {PATHS[key]}: {state}")

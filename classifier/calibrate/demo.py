@@ -10,7 +10,7 @@ from pathlib import Path
 
 from classifier.outputs import check_output_dir
 from classifier.run import REPORT_OUTPUTS
-from classifier.settings import TRAINED_CONTEXT, ScoreSettings
+from classifier.settings import ScoreSettings
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,7 @@ def write_demo(
     """Build a calibration model (layout, seed), score it on `stories` bundled stories (0: all)
     and write its report, with the planted-versus-measured table, into `out_dir`."""
     out_dir = check_output_dir(out_dir, outputs=REPORT_OUTPUTS, force=force)
-    settings = ScoreSettings(stories=stories, max_tokens=TRAINED_CONTEXT, seed=0, batch_size=16, bootstrap=1000,
-                             device="cpu")
+    settings = ScoreSettings(stories=stories, device="cpu")
     from classifier.calibrate.planted import build_calibration_model
     from classifier.calibrate.selfcheck import compare_with_truth, demo_section
     from classifier.load.corpora import load_corpus

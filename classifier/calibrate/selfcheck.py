@@ -97,7 +97,7 @@ def run_selfcheck(
     from classifier.pipeline import analyse
     from classifier.settings import ScoreSettings
 
-    settings = ScoreSettings(stories=stories, bootstrap=bootstrap, device="cpu", ablation_stories=0)  # roles only
+    settings = ScoreSettings(stories=stories, bootstrap=bootstrap, device="cpu")
     sample = load_corpus(corpus, stories=stories, seed=0)
     frames = []
     with tempfile.TemporaryDirectory(prefix="head-roles-selfcheck-") as scratch:
@@ -106,7 +106,7 @@ def run_selfcheck(
                 directory = Path(scratch) / f"{layout}-{seed}"
                 truth = build_calibration_model(directory, layout=layout, seed=seed)
                 model = load_model(str(directory), device="cpu")
-                analysis = analyse(model, sample, settings, progress=progress)
+                analysis = analyse(model, sample, settings, progress=progress, importance=False)  # roles only
                 frames.append(compare_with_truth(analysis, truth).assign(layout=layout, seed=seed))
     heads = pd.concat(frames, ignore_index=True)
     heads = heads[["layout", "seed", "layer", "head", "planted", "measured", "confidence", "share", "band", "mixture"]]
@@ -196,14 +196,14 @@ def compare_baselines(
     from classifier.settings import ScoreSettings
 
     sample = load_corpus(corpus, stories=stories, seed=0)
-    settings = ScoreSettings(stories=stories, bootstrap=bootstrap, device="cpu", ablation_stories=0)  # roles only
+    settings = ScoreSettings(stories=stories, bootstrap=bootstrap, device="cpu")
     frames = []
     with tempfile.TemporaryDirectory(prefix="head-roles-baselines-") as scratch:
         for layout in layouts:
             directory = Path(scratch) / layout
             truth = build_calibration_model(directory, layout=layout, seed=seed)
             model = load_model(str(directory), device="cpu")
-            ours = compare_with_truth(analyse(model, sample, settings, progress=False), truth)
+            ours = compare_with_truth(analyse(model, sample, settings, progress=False, importance=False), truth)
             texts = sample.texts[:baseline_stories]
             arena, lens = arena_scores(model, texts), transformer_lens_scores(model, texts)
             frames.append(ours.assign(layout=layout, arena=detected(arena, "arena_"), transformer_lens=detected(lens, "tl_")))

@@ -146,9 +146,8 @@ def _share_phrase(label, role: str) -> str:
 
 def _hold_description(label) -> str:
     preferred = preferred_keys(label)
-    held = (f" ({percent(label['hold'])} of its queries go to a key that at least {HOLD_MIN_QUERIES - 1} other queries "
-            f"of the story also go to; those keys get {percent(label.get('hold_attention', label.get('explained')))} "
-            "of its attention)")
+    attention = percent(label.get("hold_attention", label.get("explained")))
+    held = f" ({_hold_text(label)}; those keys get {attention} of its attention)"
     if preferred:
         what = f": mostly {', '.join(key_text(k) for k in preferred)}"
     elif top_keys_of(label):

@@ -31,17 +31,13 @@ from classifier.settings import ScoreSettings
 # heads on 300-token stories: 3.5e7 minima per story). 32 stories give ~8,000 queries, so a mean
 # overlap in [0, 1] has a standard error of a few thousandths, far below the group threshold's scale.
 SIMILARITY_STORIES = 32
-# Columns `head_importance` adds to metrics.csv and to roles.json.
-METRIC_COLUMNS = ("ablation", "ablation_lo", "ablation_hi", "attribution",
-                  "group_ablation", "group_ablation_lo", "group_ablation_hi")
-ROLE_COLUMNS = ("ablation", "attribution", "group", "similar")
 
 
 @dataclass(frozen=True)
 class Importance:
-    """Per head (layer, head order): `metrics` (METRIC_COLUMNS) and `roles` (ROLE_COLUMNS)
-    frames, each with layer and head; NaN where a figure was not measured; `group` is NaN for
-    a head in no group."""
+    """Per head (layer, head order): `metrics` (classifier.run.IMPORTANCE_COLUMNS) and `roles`
+    (ablation, attribution, group, similar) frames, each with layer and head; NaN where a figure
+    was not measured; `group` is NaN for a head in no group."""
 
     metrics: pd.DataFrame
     roles: pd.DataFrame

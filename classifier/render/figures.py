@@ -9,6 +9,8 @@ import numpy as np
 from classifier.formatting import head_label
 from classifier.registry import METRICS
 
+# Metrics that are shares of attention (shown as percentages); the others are plain numbers.
+SHARE_METRICS = tuple(m for m in METRICS if m not in ("entropy", "max_weight", "distance"))
 FIGURE_TITLES = {"lift-heatmap.png": "Lift over uniform, heads x metrics", "prompt-patterns.png": "Each head on the prompt"}
 
 
@@ -26,6 +28,11 @@ def _short(name: str, limit: int = 48) -> str:
     return name if len(name) <= limit else "..." + name[-(limit - 3):]
 
 
+def lift_metrics(run) -> list[str]:
+    """The heatmaps' columns: share metrics the run has a lift of (hold has none)."""
+    return [m for m in SHARE_METRICS if f"{m}_lift" in run.metrics.columns and run.metrics[f"{m}_lift"].notna().any()]
+
+
 def lift_heatmap(run) -> bytes:
     import matplotlib
 
@@ -34,8 +41,7 @@ def lift_heatmap(run) -> bytes:
 
     n_layers = run.model.n_layers
     labels = [head_label(r.layer, r.head, n_layers) for r in run.metrics.itertuples()]
-    metrics = [m for m in METRICS if m not in ("entropy", "max_weight", "distance")
-               and f"{m}_lift" in run.metrics.columns and run.metrics[f"{m}_lift"].notna().any()]  # hold has no lift
+    metrics = lift_metrics(run)
     with np.errstate(divide="ignore", invalid="ignore"):
         lift = np.log2(run.metrics[[f"{m}_lift" for m in metrics]].to_numpy(dtype=float))
     fig, ax = plt.subplots(figsize=(1 + 0.55 * len(metrics), 1.5 + 0.28 * len(labels)), dpi=110)

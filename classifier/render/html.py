@@ -24,13 +24,12 @@ import numpy as np
 import pandas as pd
 
 from classifier.formatting import head_label, percent, times
+from classifier.render.figures import SHARE_METRICS, lift_metrics
 from classifier.render.importance import card_extras, importance_html
 from classifier.thresholds import HOLD_MIN_QUERIES
 from classifier.registry import METRICS, PARTS, ROLE_COLORS, ROLE_REGISTRY, ROLES  # noqa: F401 (ROLE_COLORS re-exported)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-# Metrics that are shares of attention (shown as percentages); the others are plain numbers.
-SHARE_METRICS = tuple(m for m in METRICS if m not in ("entropy", "max_weight", "distance"))
 # Role measures the role rule may add to the roles frame (issue 11); shown when present.
 ROLE_MEASURES = (("explained", "Explained", "pct"), ("lift", "Lift", "times"),
                  ("margin", "Margin", "pct"), ("stability", "Stability", "pct"))
@@ -154,7 +153,7 @@ def head_records(run) -> list[dict]:
             "row": [values[key] if kind == "text" and key != "head" else _number(values.get(key))
                     for key, _, kind in columns],
             "cells": [shown.get(key) for key, _, _ in columns],
-            **card_extras(run, layer, head, m, r),
+            **card_extras(run, m, r),
         })
     return records
 
@@ -193,7 +192,7 @@ def _heat_color(lift: float) -> str:
 
 def heatmap_html(run) -> str:
     """Heads x metrics, each cell the lift over uniform attention; a row selects its head."""
-    metrics = [m for m in SHARE_METRICS if f"{m}_lift" in run.metrics.columns and run.metrics[f"{m}_lift"].notna().any()]
+    metrics = lift_metrics(run)
     roles = run.roles.set_index(["layer", "head"])["role"]
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
     rows = []

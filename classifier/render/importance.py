@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from classifier.formatting import head_label, markdown_table
+from classifier.run import IMPORTANCE_COLUMNS
 
 # Heads listed in the ranking by default (all of them when the model has at most this many).
 RANKED_SHOWN = 20
@@ -52,8 +53,7 @@ def ablation_cell(metrics: pd.Series) -> dict[str, str]:
 
 def _heads(run) -> pd.DataFrame:
     """One row per head: layer, head, label, role, group, similar, ablation figures."""
-    metric_columns = [c for c in ("ablation", "ablation_lo", "ablation_hi", "attribution", "group_ablation",
-                                  "group_ablation_lo", "group_ablation_hi") if c in run.metrics.columns]
+    metric_columns = [c for c in IMPORTANCE_COLUMNS if c in run.metrics.columns]
     role_columns = [c for c in ("group", "similar") if c in run.roles.columns]
     heads = run.roles[["layer", "head", "role", *role_columns]].merge(
         run.metrics[["layer", "head", *metric_columns]], on=["layer", "head"])
@@ -66,14 +66,15 @@ def _similar_text(similar, n_layers: int) -> str:
 
 
 def ranking(run) -> pd.DataFrame:
-    """Heads by ablation effect, largest first: display strings."""
+    """The RANKED_SHOWN heads of largest ablation effect, largest first: display strings."""
     heads = _heads(run).sort_values("ablation", ascending=False, kind="stable")
+    similar = has_similar(run)
     rows = []
-    for rank, r in enumerate(heads.head(max(RANKED_SHOWN, 0) or len(heads)).itertuples(), start=1):
+    for rank, r in enumerate(heads.head(RANKED_SHOWN).itertuples(), start=1):
         row = {"Rank": str(rank), "Head": r.label, "Role": r.role,
                "Ablation (nats)": effect_text(r.ablation, getattr(r, "ablation_lo", np.nan), getattr(r, "ablation_hi", np.nan)),
                "Attribution": nats(getattr(r, "attribution", np.nan))}
-        if has_similar(run):
+        if similar:
             row["Most similar heads"] = _similar_text(r.similar, run.model.n_layers)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -119,10 +120,9 @@ def importance_lines(run) -> list[str]:
             "bootstrap interval over stories); **Attribution**: the one-pass linear estimate of the same (attribution "
             f"patching) on the same stories. Definitions in docs/importance.md. The {shown} heads that matter most:",
             "",
-            markdown_table(ranking(run).head(shown)),
+            markdown_table(ranking(run)),
             "",
         ]
-    found = groups(run)
     if has_similar(run):
         lines += [
             "## Heads that do the same thing",
@@ -135,7 +135,7 @@ def importance_lines(run) -> list[str]:
         ]
         rows = [{"Group": str(g["group"]),
                  "Heads": ", ".join(f"{label} ({role})" for _, _, label, role in g["heads"]),
-                 "Together (nats)": effect_text(*g["combined"]), "Apart (nats)": nats(g["summed"])} for g in found]
+                 "Together (nats)": effect_text(*g["combined"]), "Apart (nats)": nats(g["summed"])} for g in groups(run)]
         lines += [markdown_table(pd.DataFrame(rows)) if rows else "No group: every head attends unlike the others.", ""]
     return lines
 
@@ -153,11 +153,12 @@ def importance_html(run) -> str:
     parts = []
     if has_ablation(run):
         heads = _heads(run).sort_values("ablation", ascending=False, kind="stable")
+        shown_similar = has_similar(run)
         rows = []
         for rank, r in enumerate(heads.itertuples(), start=1):
             similar = (", ".join(_head_link(s["layer"], s["head"], f"{head_label(s['layer'], s['head'], n_layers)} "
                                             f"({s['similarity']:.2f})", n_heads) for s in r.similar[:SIMILAR_SHOWN])
-                       if has_similar(run) else "")
+                       if shown_similar else "")
             rows.append(f"<tr><td>{rank}</td><td class=\"text\">{_head_link(r.layer, r.head, r.label, n_heads)}</td>"
                         f"<td class=\"text\">{html.escape(r.role)}</td>"
                         f"<td>{effect_text(r.ablation, getattr(r, 'ablation_lo', np.nan), getattr(r, 'ablation_hi', np.nan))}</td>"
@@ -186,12 +187,9 @@ def importance_html(run) -> str:
     return "\n".join(parts)
 
 
-def card_extras(run, layer: int, head: int, metrics: pd.Series, roles: pd.Series) -> dict:
+def card_extras(run, metrics: pd.Series, roles: pd.Series) -> dict:
     """What a head card adds: an ablation fact, and its most similar heads ([index, label, similarity])."""
-    facts = []
-    if "ablation" in metrics.index and math.isfinite(float(metrics["ablation"])):
-        facts.append([effect_text(metrics["ablation"], metrics.get("ablation_lo", np.nan), metrics.get("ablation_hi", np.nan)),
-                      "nats of loss when mean-ablated"])
+    facts = [[text, "nats of loss when mean-ablated"] for text in ablation_cell(metrics).values()]
     similar = roles.get("similar") if "similar" in roles.index else None
     listed = [[s["layer"] * run.model.n_heads + s["head"], head_label(s["layer"], s["head"], run.model.n_layers),
                round(float(s["similarity"]), 3)] for s in (similar or [])[:SIMILAR_SHOWN]] if isinstance(similar, list) else []

@@ -15,20 +15,17 @@ import numpy as np
 import pandas as pd
 
 from classifier.formatting import head_label, markdown_table, number, percent
+from classifier.label.describe import doubtful
 from classifier.registry import METRICS, ROLE_REGISTRY, ROLES, role_code
+from classifier.run import HEAD_IMPORTANCE_COLUMNS
 from classifier.thresholds import DOUBT_CONFIDENCE
 from classifier.track.tracking import ROLE_MEASURES, UNSHARED_METRICS, SIMILARITY_FLOOR, STD_FLOOR, TrackedModel, Tracking
 from classifier.track.series import settling, settling_sentence
 
 
-
 def headline_metric(role) -> str | None:
     entry = ROLE_REGISTRY.get(role) if isinstance(role, str) else None
     return entry.headline if entry else None
-
-
-# Whether a head matters (classifier.measure.importance), carried when the runs measured it.
-IMPORTANCE_COLUMNS = ("ablation", "ablation_lo", "ablation_hi", "attribution")
 
 
 def model_rows(model: TrackedModel) -> pd.DataFrame:
@@ -52,7 +49,8 @@ def model_rows(model: TrackedModel) -> pd.DataFrame:
         frame[m] = heads[m]
     for m in METRICS:
         frame[f"{m}_lift"] = heads[f"{m}_lift"]
-    for column in IMPORTANCE_COLUMNS:  # NaN where the run measured no ablation
+    # Whether a head matters (classifier.measure.importance), carried when the runs measured it.
+    for column in HEAD_IMPORTANCE_COLUMNS:  # NaN where the run measured no ablation
         frame[column] = heads[column] if column in heads else np.nan
     return frame
 
@@ -99,17 +97,17 @@ DOUBT_NOTE = (f"`*`: a role in doubt, confidence under {percent(DOUBT_CONFIDENCE
               "than half of the bootstrap resamples give it, or it barely leads the next role).")
 
 
-def role_cells(roles: pd.Series, confidences: pd.Series) -> list[str]:
-    """Role codes, starred where the role is in doubt (confidence under DOUBT_CONFIDENCE: the
-    report writes it with a `?`, which is the code of `unclear` here)."""
-    return [role_code(role) + ("*" if role != "unclear" and np.isfinite(confidence) and confidence < DOUBT_CONFIDENCE else "")
-            for role, confidence in zip(roles, confidences.astype(float))]
+def role_cells(heads: pd.DataFrame) -> list[str]:
+    """Role codes of `heads` (role and confidence columns), starred where the role is in doubt
+    (`doubtful`: the report writes it with a `?`, which is the code of `unclear` here)."""
+    rows = heads[["role", "confidence"]].to_dict("records")
+    return [role_code(row["role"]) + ("*" if doubtful(row) else "") for row in rows]
 
 
 def role_grid(model: TrackedModel) -> pd.DataFrame:
     """Layer x head grid of role codes, starred where in doubt."""
     heads = model.heads()
-    grid = heads.assign(cell=role_cells(heads["role"], heads["confidence"])).pivot(index="layer", columns="head", values="cell")
+    grid = heads.assign(cell=role_cells(heads)).pivot(index="layer", columns="head", values="cell")
     grid.columns = [str(c) for c in grid.columns]
     return grid.reset_index().rename(columns={"layer": "Layer"})
 
@@ -174,7 +172,7 @@ def training_lines(name: str, rows: pd.DataFrame, counts: pd.DataFrame, drawn: s
                 said = f"at step {int(steps[-1])}: {', '.join(evidence)}"
                 sentence = sentence[:-2] + f"; {said})." if sentence.endswith(").") else sentence[:-1] + f" ({said})."
         lines.append(f"- {sentence}")
-    cells = rows.assign(cell=role_cells(rows["role"], rows["confidence"]))
+    cells = rows.assign(cell=role_cells(rows))
     grid = cells.pivot_table(index=["layer", "head"], columns="step", values="cell", aggfunc="first")
     table = pd.DataFrame({"Head": [head_label(l, h, n_layers) for l, h in grid.index]})
     for step in steps:

@@ -208,9 +208,10 @@ def score_and_store(
     from classifier.pipeline import analyse
     from classifier.render.report import write_report
 
-    model = spec.ref or spec.model  # an unparsed spec (library callers) is parsed by load_model
-    loaded = load_model(model, revision=None if spec.ref else spec.revision, device=settings.device,
-                        tokenizer_path=None if spec.ref else tokenizer)
+    # An unparsed spec (library callers) is parsed by load_model, with revision and tokenizer;
+    # a parsed one already holds them.
+    model = spec.ref or spec.model
+    loaded = load_model(model, revision=spec.revision, device=settings.device, tokenizer_path=tokenizer)
     analysis = analyse(loaded, corpus, settings, progress=progress)
     del loaded
     identity = model_identity(spec, tokenizer)  # a hub model now has its cached commit
