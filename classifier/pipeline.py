@@ -17,7 +17,10 @@ from classifier.load.models import LoadedModel, ModelRef, load_model
 from classifier.label.roles import assign_roles, characteristic_pairs, top_keys_lists
 from classifier.run import ModelInfo, PatternView, Run
 from classifier.measure.importance import head_importance
-from classifier.measure.scorer import budget_frame, measure, metrics_frame, prompt_patterns, repeated_sequence_scores, score_texts
+from classifier.measure.batches import Stories, model_stories
+from classifier.measure.scorer import (
+    budget_frame, measure, metrics_frame, prompt_patterns, repeated_sequence_scores, score_stories, score_texts,
+)
 from classifier.settings import ScoreSettings
 from classifier.load.tokens import vocab_classes
 from classifier.versions import package_versions
@@ -42,15 +45,13 @@ def pattern_view(model: LoadedModel, text: str, max_tokens: int, vocab) -> Patte
     return PatternView(text=text, tokens=tuple(vocab.texts[k] for k in ids), patterns=patterns.astype(np.float16))
 
 
-def cut_notice(model: LoadedModel, texts, max_tokens: int) -> str | None:
+def cut_notice(stories: Stories, max_tokens: int) -> str | None:
     """A remark when stories are longer than the tokens scored (BOS included): they are cut there."""
-    limit = min(max_tokens, model.n_ctx)
-    pieces = model.tokenizer([t.strip() for t in texts], add_special_tokens=False)["input_ids"]
-    cut = sum(1 + len(ids) > limit for ids in pieces)
+    cut, count, limit = int(stories.cut.sum()), len(stories), stories.limit
     if not cut:
         return None
     why = f"--max-tokens {max_tokens}" if limit == max_tokens else f"the model's context ({limit} tokens)"
-    return (f"{why}: {cut} of {len(texts)} stor{'y' if len(texts) == 1 else 'ies'} {'is' if cut == 1 else 'are'} longer than {limit} "
+    return (f"{why}: {cut} of {count} stor{'y' if count == 1 else 'ies'} {'is' if cut == 1 else 'are'} longer than {limit} "
             "tokens (BOS included) and cut there; their later tokens are not scored.")
 
 
@@ -62,11 +63,12 @@ def analyse(
     """Score `corpus` with `model` and label every head; with `importance`, also measure whether
     each head matters and which heads are alike (`classifier.measure.importance`)."""
     progress = progress and progress_allowed()  # the CLI shows bars on a terminal only
-    cut = cut_notice(model, corpus.texts, settings.max_tokens)
+    stories = model_stories(model, corpus.texts, settings.max_tokens)
+    cut = cut_notice(stories, settings.max_tokens)
     if cut is not None:
         notify(cut)
     vocab = vocab_classes(model.tokenizer)
-    scored = score_texts(model, corpus.texts, settings, vocab=vocab, progress=progress)
+    scored = score_stories(model, stories, settings, vocab=vocab, progress=progress)
     measurement = measure(scored.stats, bootstrap=settings.bootstrap, seed=settings.seed)
     # Induction needs an earlier layer to write "previous token" first.
     induction_repeated = (
@@ -78,7 +80,7 @@ def analyse(
     if induction_repeated is not None:
         metrics["induction_repeated"] = induction_repeated.ravel()
     if importance:
-        measured = head_importance(model, corpus.texts, settings, progress=progress)
+        measured = head_importance(model, stories, settings, progress=progress)
         metrics = metrics.merge(measured.metrics, on=["layer", "head"])
         role_frame = role_frame.merge(measured.roles, on=["layer", "head"])
 

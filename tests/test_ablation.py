@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from classifier.measure.ablation import attribution, group_variants, interval, mean_ablation, single_head_variants
-from classifier.measure.ablation import story_losses, token_ids
+from classifier.measure.ablation import story_losses
+from classifier.measure.batches import model_stories
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_4L = ROOT / "devmodels" / "tinystories-4L-dev"
@@ -96,7 +97,7 @@ def test_exact_ablation_equals_the_plain_hf_loop(source, stories):
     texts = stories[:6]
     result = mean_ablation(model, texts, single_head_variants(model.n_layers, model.n_heads),
                            max_tokens=96, batch_size=4, bootstrap=0, seed=0)
-    sequences = [t.tolist() for t in token_ids(model, texts, 96)]
+    sequences = [t.tolist() for t in model_stories(model, texts, 96).ids]
     expected = reference_effects(plain_hf_model(source), sequences, model.n_heads)
     assert np.abs(result.effect - expected).max() < 1e-4
     assert np.abs(expected).max() > 1e-3  # the heads matter, so the comparison can fail
@@ -108,7 +109,7 @@ def test_exact_ablation_on_a_gpt_neo_equals_the_plain_hf_loop(small_neo_dir, sto
     texts = stories[:3]
     result = mean_ablation(model, texts, single_head_variants(model.n_layers, model.n_heads),
                            max_tokens=40, batch_size=2, bootstrap=0, seed=0)
-    sequences = [t.tolist() for t in token_ids(model, texts, 40)]
+    sequences = [t.tolist() for t in model_stories(model, texts, 40).ids]
     expected = reference_effects(plain_hf_model(str(small_neo_dir)), sequences, model.n_heads)
     assert np.abs(result.effect - expected).max() < 1e-4
 
@@ -149,7 +150,7 @@ def test_attribution_is_the_derivative_towards_the_mean_by_finite_differences(ki
     model = loaded(source)
     texts = stories[:4]
     estimate = attribution(model, texts, max_tokens=64, batch_size=3).ravel()
-    sequences = [t.tolist() for t in token_ids(model, texts, 64)]
+    sequences = [t.tolist() for t in model_stories(model, texts, 64).ids]
     step = 1e-3
     expected = reference_effects(plain_hf_model(source), sequences, model.n_heads, blend=step) / step
     assert np.abs(expected).max() > 1e-3
@@ -238,7 +239,7 @@ def test_the_importance_bar_counts_every_story_pass_against_its_total(stories, m
     monkeypatch.setattr(importance, "tqdm", Recorded)
     model = loaded("stories260K")
     settings = ScoreSettings(stories=5, max_tokens=48, batch_size=2, bootstrap=0, ablation_stories=3, device="cpu")
-    measured = importance.head_importance(model, stories[:5], settings, progress=True)
+    measured = importance.head_importance(model, model_stories(model, stories[:5], 48), settings, progress=True)
     groups = int(measured.roles["group"].nunique())
     assert bars == [(5 + 3 * (1 + 40 + groups + 3), 5 + 3 * (1 + 40 + groups + 3))]
 

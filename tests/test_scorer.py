@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from classifier.load.models import load_model
-from classifier.measure.scorer import score_texts, tokenize
+from classifier.measure.batches import tokenize
+from classifier.measure.scorer import score_texts
 from classifier.measure.scoring import METRICS, TextStats, metric_targets, query_stats, score_patterns
 from classifier.settings import ScoreSettings
 from classifier.load.tokens import sequence_classes, vocab_classes
@@ -26,7 +27,7 @@ def plain_forward_stats(model_dir, model, texts):
     hf = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
     vocab = vocab_classes(model.tokenizer)
     rows = []
-    for ids in tokenize(texts, model.tokenizer, model.bos_token_id, 512):
+    for ids in tokenize(texts, model.tokenizer, model.bos_token_id, 512).ids:
         ids = ids.tolist()
         tokens = torch.tensor([ids])
         with torch.no_grad():

@@ -141,26 +141,16 @@ def load_stories(stories: int, corpus_spec: str = "bundled") -> tuple[list[str],
 
 def padded_batches(model, texts, max_tokens: int, batch_size: int):
     """The scorer's own batches: token lists, then (tokens (B, T), lengths (B,)) right-padded."""
-    import torch
+    from classifier.measure.batches import model_stories, padded_batches as batches
 
-    from classifier.measure.scorer import length_batches, tokenize
-
-    token_lists = tokenize(texts, model.tokenizer, model.bos_token_id, min(max_tokens, model.n_ctx))
-    lengths = [len(t) for t in token_lists]
-    batches = []
-    for indices in length_batches(lengths, batch_size):
-        batch_lengths = torch.tensor([lengths[k] for k in indices])
-        tokens = torch.full((len(indices), int(batch_lengths.max())), model.bos_token_id, dtype=torch.long)
-        for row, k in enumerate(indices):
-            tokens[row, : lengths[k]] = torch.tensor(token_lists[k])
-        batches.append((tokens, batch_lengths))
-    return token_lists, batches
+    token_lists = model_stories(model, texts, max_tokens).ids
+    return token_lists, [(b.tokens, b.lengths) for b in batches(token_lists, batch_size, pad_id=model.bos_token_id)]
 
 
 def attention_mask(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    import torch
+    from classifier.measure.batches import valid_positions
 
-    return (torch.arange(tokens.shape[1]) < lengths[:, None]).long()
+    return valid_positions(tokens, lengths).long()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,15 +279,16 @@ def importance_child(model_dir: Path, stories: int, max_tokens: int, corpus: str
     import torch
 
     from classifier.measure.ablation import (
-        forward_logits, attribution, mean_ablation, padded_passes, single_head_variants, story_losses, token_ids,
+        forward_logits, attribution, mean_ablation, padded_passes, single_head_variants, story_losses,
     )
+    from classifier.measure.batches import model_stories
     from classifier.measure.importance import head_importance
     from classifier.settings import ScoreSettings
 
     model = load_checkpoint(model_dir)
     report_texts, _ = load_stories(500, corpus)
     texts = report_texts[:stories]
-    token_lists = token_ids(model, texts, max_tokens)
+    token_lists = model_stories(model, texts, max_tokens).ids
     sized = dict(max_tokens=max_tokens, batch_size=BATCH_SIZE)
 
     def timed(function) -> float:
@@ -307,12 +298,12 @@ def importance_child(model_dir: Path, stories: int, max_tokens: int, corpus: str
 
     def bare_forwards():
         with torch.inference_mode():
-            for _, tokens, lengths in padded_passes(model, token_lists, BATCH_SIZE):
-                story_losses(forward_logits(model, tokens, lengths, []), tokens, lengths)
+            for batch in padded_passes(model, token_lists, BATCH_SIZE):
+                story_losses(forward_logits(model, batch.tokens, batch.lengths, []), batch.tokens, batch.lengths)
 
     def bare_forward_backward():
-        for _, tokens, lengths in padded_passes(model, token_lists, BATCH_SIZE, copies=3):
-            story_losses(forward_logits(model, tokens, lengths, []), tokens, lengths).sum().backward()
+        for batch in padded_passes(model, token_lists, BATCH_SIZE, copies=3):
+            story_losses(forward_logits(model, batch.tokens, batch.lengths, []), batch.tokens, batch.lengths).sum().backward()
         model.bridge.zero_grad(set_to_none=True)
 
     variants = single_head_variants(model.n_layers, model.n_heads)
@@ -327,7 +318,7 @@ def importance_child(model_dir: Path, stories: int, max_tokens: int, corpus: str
         "forward_backward": bare_forward_backward,
         "attribution": lambda: attribution(model, texts, **sized),
         "scoring": lambda: run_scorer(model, report_texts, settings.max_tokens),
-        "importance": lambda: head_importance(model, report_texts, settings),
+        "importance": lambda: head_importance(model, model_stories(model, report_texts, settings.max_tokens), settings),
     }
     for name, stage in stages.items():  # a line after each stage: a run cut short still says something
         row[name] = timed(stage)

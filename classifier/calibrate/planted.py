@@ -664,25 +664,20 @@ def measure_heads(model_dir, texts, *, max_tokens: int = N_POSITIONS, batch_size
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from classifier.measure.scoring import metric_targets, query_stats, score_patterns
     from classifier.load.tokens import sequence_classes, vocab_classes
+    from classifier.measure.batches import padded_batches, tokenize
+    from classifier.measure.scoring import metric_targets, query_stats, score_patterns
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), attn_implementation="eager")
     model.eval()
     vocab = vocab_classes(tokenizer)
     bos = tokenizer.bos_token_id
-    encoded = tokenizer([t.strip() for t in texts], add_special_tokens=False)["input_ids"]
-    sequences = [[bos] + ids[: max_tokens - 1] for ids in encoded]
-    order = np.argsort([-len(s) for s in sequences], kind="stable")
+    stories = tokenize(texts, tokenizer, bos, max_tokens)
     sums, counts = 0.0, 0.0
-    for start in range(0, len(order), batch_size):
-        batch = [sequences[k] for k in order[start : start + batch_size]]
-        lengths = torch.tensor([len(s) for s in batch])
-        tokens = torch.full((len(batch), int(lengths.max())), bos, dtype=torch.long)
-        for row, ids in enumerate(batch):
-            tokens[row, : len(ids)] = torch.tensor(ids)
-        classes = sequence_classes(tokens, lengths, vocab)
+    for batch in padded_batches(stories.ids, batch_size, pad_id=bos):
+        tokens = batch.tokens
+        classes = sequence_classes(tokens, batch.lengths, vocab)
         targets = metric_targets(tokens, classes)
         with torch.inference_mode():
             # The base model only: the 50,257-wide unembedding is most of the cost and unused.

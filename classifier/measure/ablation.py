@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from classifier.load.models import LoadedModel
-from classifier.measure.scorer import bootstrap_weights, hook_layer, length_batches, tokenize
+from classifier.measure.batches import model_stories, padded_batches, valid_positions
+from classifier.measure.scorer import bootstrap_weights, hook_layer
 
 # Logit elements one forward pass may hold (float32: 512 MiB). The unembedding dominates the
 # memory of a full forward pass at a 50,257-token vocabulary (16 stories of 512 tokens: 1.6 GB
@@ -69,24 +70,12 @@ class Ablation:
     n_tokens: int  # predicted tokens
 
 
-def token_ids(model: LoadedModel, texts, max_tokens: int) -> list[np.ndarray]:
-    """Every text as `report` feeds it: BOS first, truncated to the trained context."""
-    return tokenize(texts, model.tokenizer, model.bos_token_id, min(max_tokens, model.n_ctx))
-
-
 def padded_passes(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int, copies: int = 1):
-    """(story indices, tokens (B, T), lengths (B,)) on the model's device: batches of similar
-    length, cut so that `copies` copies of a batch keep their logits within LOGIT_BUDGET."""
+    """Padded batches (`classifier.measure.batches.Batch`) on the model's device, cut so that
+    `copies` copies of a batch keep their logits within LOGIT_BUDGET."""
     vocab = model.bridge.cfg.d_vocab
-    for indices in length_batches([len(t) for t in token_lists], batch_size):
-        longest = len(token_lists[indices[0]])
-        rows = max(1, LOGIT_BUDGET // (copies * longest * vocab))
-        for start in range(0, len(indices), rows):
-            part = indices[start : start + rows]
-            sequences = [torch.from_numpy(token_lists[k]).long() for k in part]
-            tokens = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True, padding_value=model.bos_token_id)
-            lengths = torch.tensor([len(s) for s in sequences])
-            yield part, tokens.to(model.device), lengths.to(model.device)
+    return padded_batches(token_lists, batch_size, pad_id=model.bos_token_id, device=model.device,
+                          row_cost=lambda longest: copies * longest * vocab, budget=LOGIT_BUDGET)
 
 
 def story_losses(logits: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -96,11 +85,6 @@ def story_losses(logits: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tens
     losses = F.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), tokens[:, 1:].reshape(-1), reduction="none")
     predicted = torch.arange(1, length, device=tokens.device) < lengths[:, None]  # (R, T-1)
     return (losses.view(rows, length - 1) * predicted).sum(1)
-
-
-def valid_positions(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(B, T) True at the real tokens of right-padded rows."""
-    return torch.arange(tokens.shape[1], device=tokens.device) < lengths[:, None]
 
 
 def forward_logits(model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, hooks) -> torch.Tensor:
@@ -114,8 +98,8 @@ def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: in
     losses = np.zeros(len(token_lists))
     z_sums: dict[int, torch.Tensor] = {}
     positions = 0
-    for indices, tokens, lengths in padded_passes(model, token_lists, batch_size):
-        valid = valid_positions(tokens, lengths)
+    for batch in padded_passes(model, token_lists, batch_size):
+        indices, tokens, lengths, valid = batch.indices, batch.tokens, batch.lengths, batch.valid
 
         def add_z(z: torch.Tensor, hook) -> None:
             layer = hook_layer(hook)
@@ -145,7 +129,8 @@ def ablated_losses(
         chosen = masks[start : start + variants_per_pass]  # (v, L, H)
         copies = len(chosen)
         layers = [layer for layer in range(model.n_layers) if bool(chosen[:, layer].any())]
-        for indices, tokens, lengths in padded_passes(model, token_lists, batch_size, copies):
+        for batch in padded_passes(model, token_lists, batch_size, copies):
+            indices, tokens, lengths = batch.indices, batch.tokens, batch.lengths
             rows = len(indices)
 
             def overwrite(z: torch.Tensor, hook) -> torch.Tensor:
@@ -196,7 +181,7 @@ def mean_ablation(
 ) -> Ablation:
     """Exact mean-ablation effect of every variant (V, L, H) on `texts`; `bar` (tqdm) advances by
     one per story pass, (V + 1) per story."""
-    return token_mean_ablation(model, token_ids(model, texts, max_tokens), variants, batch_size=batch_size,
+    return token_mean_ablation(model, model_stories(model, texts, max_tokens).ids, variants, batch_size=batch_size,
                                bootstrap=bootstrap, seed=seed, bar=bar)
 
 
@@ -204,7 +189,7 @@ def token_mean_ablation(
     model: LoadedModel, token_lists: list[np.ndarray], variants: np.ndarray, *, batch_size: int,
     bootstrap: int, seed: int, bar=None,
 ) -> Ablation:
-    """`mean_ablation` on stories already tokenized by `token_ids`."""
+    """`mean_ablation` on stories already tokenized (`classifier.measure.batches.model_stories`)."""
     clean, mean_z = clean_pass(model, token_lists, batch_size, bar)
     ablated = ablated_losses(model, token_lists, variants, mean_z, batch_size, variants_per_pass=model.n_heads, bar=bar)
     counts = np.array([len(t) - 1 for t in token_lists], dtype=np.float64)
@@ -217,16 +202,17 @@ def attribution(model: LoadedModel, texts, *, max_tokens: int, batch_size: int, 
     (L, H): sum over positions of (mean_z - z) . dLoss/dz, the loss token-weighted over the texts
     and mean_z taken over every position of them (one forward and one backward pass per batch;
     `bar` advances by ATTRIBUTION_PASSES per story)."""
-    return token_attribution(model, token_ids(model, texts, max_tokens), batch_size=batch_size, bar=bar)
+    return token_attribution(model, model_stories(model, texts, max_tokens).ids, batch_size=batch_size, bar=bar)
 
 
 def token_attribution(model: LoadedModel, token_lists: list[np.ndarray], *, batch_size: int, bar=None) -> np.ndarray:
-    """`attribution` on stories already tokenized by `token_ids`."""
+    """`attribution` on stories already tokenized (`classifier.measure.batches.model_stories`)."""
     n_layers = model.n_layers
     grad_sums, z_grads = [], []  # per story: sum_t g (L, H, d_head) and sum_t z . g (L, H)
     z_total, positions = 0, 0
-    for indices, tokens, lengths in padded_passes(model, token_lists, batch_size, copies=3):  # backward holds ~3x logits
-        valid = valid_positions(tokens, lengths)[:, :, None, None, None]
+    for batch in padded_passes(model, token_lists, batch_size, copies=3):  # backward holds ~3x logits
+        tokens, lengths = batch.tokens, batch.lengths
+        valid = batch.valid[:, :, None, None, None]
         seen: dict[int, torch.Tensor] = {}
 
         def keep(z: torch.Tensor, hook) -> torch.Tensor:
@@ -246,7 +232,7 @@ def token_attribution(model: LoadedModel, token_lists: list[np.ndarray], *, batc
         z_grads.append((z * g).sum((1, 4)).cpu().double())
         z_total = z_total + z.sum((0, 1)).cpu().double()
         positions += int(lengths.sum())
-        advance(bar, ATTRIBUTION_PASSES * len(indices))
+        advance(bar, ATTRIBUTION_PASSES * len(batch.indices))
         del logits, loss, zs, grads
     mean_z = z_total / positions  # (L, H, d_head)
     per_story = (torch.cat(grad_sums) * mean_z).sum(-1) - torch.cat(z_grads)  # (N, L, H)

@@ -21,8 +21,9 @@ from tqdm.auto import tqdm
 
 from classifier.load.models import LoadedModel
 from classifier.measure.ablation import (
-    ATTRIBUTION_PASSES, group_variants, single_head_variants, token_attribution, token_ids, token_mean_ablation,
+    ATTRIBUTION_PASSES, group_variants, single_head_variants, token_attribution, token_mean_ablation,
 )
+from classifier.measure.batches import Stories
 from classifier.measure.similarity import head_groups, head_similarity, similar_heads
 from classifier.settings import ScoreSettings
 
@@ -43,12 +44,13 @@ class Importance:
     roles: pd.DataFrame
 
 
-def head_importance(model: LoadedModel, texts, settings: ScoreSettings, *, progress: bool = False) -> Importance:
-    """Ablation (with intervals), attribution, similar heads and groups of every head; with
-    `progress`, one bar counting story passes (a forward pass over one story)."""
+def head_importance(model: LoadedModel, stories: Stories, settings: ScoreSettings, *, progress: bool = False) -> Importance:
+    """Ablation (with intervals), attribution, similar heads and groups of every head, on the first
+    stories of `stories` (tokenized as scored); with `progress`, one bar counting story passes (a
+    forward pass over one story)."""
     n_layers, n_heads = model.n_layers, model.n_heads
     layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)
-    token_lists = token_ids(model, texts[: max(SIMILARITY_STORIES, settings.ablation_stories)], settings.max_tokens)
+    token_lists = stories.ids[: max(SIMILARITY_STORIES, settings.ablation_stories)]
     compared = token_lists[:SIMILARITY_STORIES]
     ablated = token_lists[: settings.ablation_stories]
     # Passes the groups add are known after the similarity: the total grows then.

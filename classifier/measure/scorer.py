@@ -1,7 +1,7 @@
 """Run a model over stories and reduce its attention to per-head metrics.
 
-`score_texts` drives the forward passes: stories are tokenized (BOS first, truncated to the
-trained context), batched by length, right-padded, and every layer's pattern is reduced to
+`score_stories` drives the forward passes over stories tokenized and batched by
+`classifier.measure.batches` (BOS first, cut to the context, length-sorted, right-padded); every layer's pattern is reduced to
 per-text sums inside its hook (`classifier.measure.scoring`); the forward pass is stopped once the last
 layer's pattern has been seen, so the MLP of the last layer and the unembedding never run.
 `measure` adds the bootstrap over stories and `metrics_frame` makes the tidy table.
@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from classifier.load.models import LoadedModel
+from classifier.measure.batches import Stories, model_stories, padded_batches
 from classifier.registry import PARTS
 from classifier.measure.scoring import (
     METRICS,
@@ -84,27 +85,6 @@ def layer_patterns(model: LoadedModel, tokens: torch.Tensor, attention_mask=None
     return [seen[layer] for layer in range(model.n_layers)]
 
 
-def tokenize(texts, tokenizer, bos_token_id: int, max_tokens: int) -> list[np.ndarray]:
-    """Token ids of each stripped text, without special tokens, BOS first, at most max_tokens.
-
-    Texts are encoded TOKENIZE_CHUNK at a time and kept as int32 arrays, so the tokenizer's
-    per-text objects never pile up for a whole corpus.
-    """
-    texts = [t.strip() for t in texts]
-    arrays = []
-    for start in range(0, len(texts), TOKENIZE_CHUNK):
-        encoded = tokenizer(texts[start : start + TOKENIZE_CHUNK], add_special_tokens=False)["input_ids"]
-        arrays += [np.array([bos_token_id, *ids[: max_tokens - 1]], dtype=np.int32) for ids in encoded]
-    return arrays
-
-
-def length_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length (longest first), to waste little padding."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
-
-
-TOKENIZE_CHUNK = 256
 # Pair codes buffered before they are merged into counts: bounds memory (~8 bytes a code)
 # while keeping the sort-based merge off most batches.
 PAIR_BUFFER = 1_000_000
@@ -298,30 +278,33 @@ def score_texts(
     model: LoadedModel, texts, settings: ScoreSettings, *, vocab: VocabClasses | None = None,
     progress: bool = True, collect_pairs: bool = True,
 ) -> Scored:
-    """Score every text; statistics come back in the order of `texts`. `collect_pairs` also
-    collects the evidence pairs and the top keys (corpus-wide views, not needed for a prompt)."""
+    """Score every text (`score_stories` on `texts` tokenized as `report` feeds them)."""
+    return score_stories(model, model_stories(model, texts, settings.max_tokens), settings, vocab=vocab,
+                         progress=progress, collect_pairs=collect_pairs)
+
+
+def score_stories(
+    model: LoadedModel, stories: Stories, settings: ScoreSettings, *, vocab: VocabClasses | None = None,
+    progress: bool = True, collect_pairs: bool = True,
+) -> Scored:
+    """Score every tokenized story; statistics come back in the order of `stories`. `collect_pairs`
+    also collects the evidence pairs and the top keys (corpus-wide views, not needed for a prompt)."""
     vocab = vocab if vocab is not None else vocab_classes(model.tokenizer)
-    token_lists = tokenize(texts, model.tokenizer, model.bos_token_id, min(settings.max_tokens, model.n_ctx))
-    if not token_lists:
+    if not len(stories):
         raise ValueError("no texts to score")
-    lengths = [len(t) for t in token_lists]
     pairs = PairCounts.empty(len(vocab.texts), model.n_heads) if collect_pairs else None
     keys = KeyTotals.empty(model.n_layers, model.n_heads, len(vocab.texts)) if collect_pairs else None
     results, order = [], []
-    bar = tqdm(total=sum(lengths), unit="tok", desc=f"scoring {Path(model.name).name}", disable=not progress, leave=False)
-    for batch_indices in length_batches(lengths, settings.batch_size):
-        batch_lengths = torch.tensor([lengths[k] for k in batch_indices])
-        tokens = torch.full((len(batch_indices), int(batch_lengths.max())), model.bos_token_id, dtype=torch.long)
-        for row, k in enumerate(batch_indices):  # building the padded batch, not the hot path
-            tokens[row, : lengths[k]] = torch.from_numpy(token_lists[k])
-        results.append(score_batch(model, tokens.to(model.device), batch_lengths.to(model.device), vocab, pairs, keys))
-        order.append(batch_indices)
-        bar.update(int(batch_lengths.sum()))
+    bar = tqdm(total=stories.n_tokens, unit="tok", desc=f"scoring {Path(model.name).name}", disable=not progress, leave=False)
+    for batch in padded_batches(stories.ids, settings.batch_size, pad_id=model.bos_token_id, device=model.device):
+        results.append(score_batch(model, batch.tokens, batch.lengths, vocab, pairs, keys))
+        order.append(batch.indices)
+        bar.update(int(batch.lengths.sum()))
     bar.close()
     stats = TextStats.from_batches(results, order=np.concatenate(order))
     columns = ["layer", "head", "query_id", "key_id", "part", "count", "share", "weight", "top_rate"]
     top = pairs.top() if pairs is not None else pd.DataFrame(columns=columns)
-    return Scored(stats=stats, pairs=top, n_tokens=int(sum(lengths)), top_keys=keys.top() if keys is not None else None)
+    return Scored(stats=stats, pairs=top, n_tokens=stories.n_tokens, top_keys=keys.top() if keys is not None else None)
 
 
 @dataclass(frozen=True)
@@ -413,7 +396,7 @@ def metrics_frame(measurement: Measurement) -> pd.DataFrame:
 
 def prompt_patterns(model: LoadedModel, text: str, max_tokens: int) -> tuple[list[int], np.ndarray]:
     """Token ids (BOS first) and every layer's full pattern (L, H, T, T) on one prompt."""
-    ids = tokenize([text], model.tokenizer, model.bos_token_id, min(max_tokens, model.n_ctx))[0].tolist()
+    ids = model_stories(model, [text], max_tokens).ids[0].tolist()
     patterns = layer_patterns(model, torch.tensor([ids], device=model.device))
     return ids, np.stack([pattern[0].float().cpu().numpy() for pattern in patterns])
 

@@ -21,6 +21,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from classifier.load.models import LoadedModel
+from classifier.measure.batches import padded_batches
 from classifier.measure.scorer import layer_patterns
 from classifier.thresholds import DEFAULT_THRESHOLDS
 
@@ -58,17 +59,16 @@ def overlap_sums(patterns: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
 def head_similarity(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int, bar=None) -> np.ndarray:
     """Similarity (L*H, L*H) of every pair of heads, heads in (layer, head) order, over the
     queries i >= 1 of `token_lists` (BOS-first token id arrays); `bar` advances by one per story."""
-    from classifier.measure.ablation import advance, padded_passes, valid_positions
-
     total, queries = 0, 0
-    for indices, tokens, lengths in padded_passes(model, token_lists, batch_size):
-        valid = valid_positions(tokens, lengths)
+    for batch in padded_batches(token_lists, batch_size, pad_id=model.bos_token_id, device=model.device):
+        valid = batch.valid
         counted = valid.clone()
         counted[:, 0] = False
-        patterns = torch.cat([p.float() for p in layer_patterns(model, tokens, valid.long())], 1)  # (B, L*H, T, T)
+        patterns = torch.cat([p.float() for p in layer_patterns(model, batch.tokens, valid.long())], 1)  # (B, L*H, T, T)
         total = total + overlap_sums(patterns, counted)
         queries += int(counted.sum())
-        advance(bar, len(indices))
+        if bar is not None:
+            bar.update(len(batch.indices))
     return (total / queries).numpy()
 
 
