@@ -69,7 +69,7 @@ def test_bad_model_objects_are_one_line_errors():
     model, tokenizer = hugging_face_model()
     with pytest.raises(ModelLoadError, match=r"^model: a LlamaForCausalLM needs its tokenizer; pass tokenizer="):
         wrap_model(model)
-    with pytest.raises(ModelLoadError, match=r"^model: a dict is neither a TransformerBridge nor"):
+    with pytest.raises(ModelLoadError, match=r"^model: not a TransformerBridge, a Hugging Face PreTrainedModel or a model name or path \(dict\)"):
         wrap_model({"weights": 1})
     no_bos = SimpleNamespace(bos_token_id=None)
     with pytest.raises(ModelLoadError, match=r"^model: the tokenizer has no BOS token"):

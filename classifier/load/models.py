@@ -434,8 +434,8 @@ def _as_bridge(model: Any, tokenizer: Any, name: str | None):
             model.set_attn_implementation(attention)
         return bridge
     raise ModelLoadError(
-        f"model: a {type(model).__name__} is neither a TransformerBridge nor a Hugging Face PreTrainedModel "
-        "(nor a model name or path); boot it with TransformerBridge.boot_transformers"
+        f"model: not a TransformerBridge, a Hugging Face PreTrainedModel or a model name or path ({type(model).__name__}); "
+        "boot it with TransformerBridge.boot_transformers"
     )
 
 
