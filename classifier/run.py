@@ -92,7 +92,7 @@ class Run:
     def __repr__(self) -> str:
         return (f"Run(model={self.model.name!r}, {self.model.n_layers}x{self.model.n_heads} heads, "
                 f"corpus={self.corpus.get('name')!r} ({self.corpus.get('stories')} stories, {self.n_tokens:,} tokens), "
-                f"roles={dict(self.roles['role'].value_counts())}, notices={list(self.notices)})")
+                f"roles={ {role: int(n) for role, n in self.roles['role'].value_counts().items()} }, notices={list(self.notices)})")
 
     def record(self) -> dict:
         """run.json."""

@@ -11,12 +11,14 @@ NOTEBOOK = ROOT / "docs" / "notebook.ipynb"
 pytestmark = pytest.mark.slow
 
 
-def test_the_notebook_runs_top_to_bottom():
+def test_the_notebook_runs_top_to_bottom(monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # committed bare
-    os.environ["HF_HUB_OFFLINE"] = "1"  # the kernel inherits it: nothing is looked up on the hub
+    # The kernel inherits these: nothing is looked up on the hub, and this checkout's package is imported.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT / "docs")}}).execute()
     outputs = {k: cell.outputs for k, cell in enumerate(notebook.cells) if cell.cell_type == "code"}

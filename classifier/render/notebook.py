@@ -58,7 +58,7 @@ def role_table_html(run) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class HeadCard:
     """One head as the report's card shows it: role, description, top keys, evidence, importance,
     similar heads. `facts` and `importance` are (value, what it is) pairs as the card writes them."""
@@ -86,6 +86,8 @@ class HeadCard:
         if self.similar:
             lines.append("  similar: " + ", ".join(f"{label} {s:.2f}" for label, s in self.similar))
         return "\n".join(lines)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         facts = "".join(f"<li><b>{html.escape(v)}</b> {html.escape(w)}</li>" for v, w in (*self.facts, *self.importance))
@@ -117,12 +119,15 @@ def head_card(run, layer: int, head: int) -> HeadCard:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ReportView:
     """report.html of a run; a notebook shows it inline (in a frame of its own: the page keeps its
     own style and script)."""
 
     page: str  # the whole self-contained page, as report.html
+
+    def __repr__(self) -> str:
+        return f"ReportView(report.html, {len(self.page):,} characters)"
 
     def _repr_html_(self) -> str:
         return (f'<iframe class="head-roles-report" srcdoc="{html.escape(self.page, quote=True)}" '
