@@ -28,32 +28,56 @@ def patterns(model):
     return torch.stack(seen)
 
 
-def test_a_hugging_face_model_in_training_is_wrapped_without_a_copy_and_handed_back_as_found():
+def test_a_hugging_face_model_in_training_is_wrapped_without_a_copy_and_left_as_it_is():
+    from transformers.models.llama.modeling_llama import LlamaAttention
+
     model, tokenizer = hugging_face_model()
     model.train()
-    embedding = model.model.embed_tokens.weight.data_ptr()
     loaded = wrap_model(model, tokenizer=tokenizer, name="mine")
     assert (loaded.name, loaded.n_layers, loaded.n_heads, loaded.bos_token_id, loaded.device) == ("mine", 4, 8, 1, "cpu")
-    assert loaded.bridge.original_model is model
-    assert model.model.embed_tokens.weight.data_ptr() == embedding  # the same weights, not a copy
-    assert model.config._attn_implementation == "sdpa"  # as from_pretrained left it
+    wrapped = loaded.bridge.original_model
+    # The same weights, not a copy: a training step on the model is what the bridge sees.
+    assert wrapped.model.embed_tokens.weight is model.model.embed_tokens.weight
+    assert all(a is b for a, b in zip(wrapped.parameters(), model.parameters()))
     with eval_mode(loaded):
-        assert not model.training and not torch.is_grad_enabled()
-        assert model.config._attn_implementation == "eager"
-        wrapped = patterns(loaded)
+        assert not wrapped.training and not torch.is_grad_enabled()
+        assert wrapped.config._attn_implementation == "eager"
+        before = patterns(loaded)
+        with torch.no_grad():
+            model.model.layers[0].self_attn.q_proj.weight.mul_(3.0)
+        after = patterns(loaded)
+    assert not torch.allclose(before[0], after[0], atol=1e-3)  # layer 0's queries tripled: its patterns sharpen
+    # The model handed in is as it was: its own modules, training mode, attention implementation.
+    assert type(model.model.layers[0].self_attn) is LlamaAttention
     assert model.training and all(module.training for module in model.modules())
-    assert torch.is_grad_enabled() and model.config._attn_implementation == "sdpa"
+    assert model.config._attn_implementation == "sdpa" and torch.is_grad_enabled()
+    assert wrapped.training  # and the wrapped tree is back in the mode it had
+
+
+def test_wrapping_again_does_not_nest_and_reads_the_patterns_of_the_checkpoint_folder():
+    model, tokenizer = hugging_face_model()
+    modules = sum(1 for _ in model.modules())
+    first, second = wrap_model(model, tokenizer=tokenizer), wrap_model(model, tokenizer=tokenizer)
+    assert sum(1 for _ in model.modules()) == modules
+    assert sum(1 for _ in first.bridge.modules()) == sum(1 for _ in second.bridge.modules())
+    with eval_mode(second):
+        wrapped = patterns(second)
     # The same patterns as the checkpoint loaded from its folder, the path `head-roles report` takes.
     assert torch.allclose(wrapped, patterns(load_model(str(DEV_4L), device="cpu")), atol=1e-6)
 
 
 def test_eval_mode_restores_the_model_when_the_call_fails():
-    model, tokenizer = hugging_face_model()
-    model.train()
-    loaded = wrap_model(model, tokenizer=tokenizer)
+    from transformer_lens.model_bridge import TransformerBridge
+
+    bridge = TransformerBridge.boot_transformers(str(DEV_4L), device="cpu")
+    bridge.original_model.set_attn_implementation("sdpa")
+    bridge.train()
+    loaded = wrap_model(bridge)
     with pytest.raises(KeyError), eval_mode(loaded):
+        assert bridge.original_model.config._attn_implementation == "eager" and not bridge.training
         raise KeyError("boom")
-    assert model.training and model.config._attn_implementation == "sdpa"
+    assert bridge.training and all(module.training for module in bridge.modules())
+    assert bridge.original_model.config._attn_implementation == "sdpa" and torch.is_grad_enabled()
 
 
 def test_a_booted_bridge_keeps_its_tokenizer_and_takes_its_name_from_the_checkpoint():

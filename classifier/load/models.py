@@ -9,6 +9,7 @@ score anything.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import logging
@@ -359,10 +360,11 @@ def wrap_model(model: Any, *, tokenizer: Any = None, device: str | None = None, 
     """A model object already in memory as a `LoadedModel`, with the checks `load_model` makes.
 
     model: a booted `TransformerBridge` (its own tokenizer unless `tokenizer` is given) or a Hugging
-    Face `PreTrainedModel` with `tokenizer`, wrapped by `TransformerBridge.boot_transformers(...,
-    hf_model=...)`: the same weights (no copy), its attention modules replaced in place by
-    TransformerLens' hooked ones. device: where it runs during a call (`eval_mode` moves it there and
-    back); None: where its weights are. name: how reports name it (default: its config's name)."""
+    Face `PreTrainedModel` with `tokenizer`, booted by `TransformerBridge.boot_transformers(...,
+    hf_model=...)` on a copy of its module tree that shares its parameters and buffers (no weight
+    is copied; training updates show; the model itself is not changed). device: where it runs
+    during a call (`eval_mode` moves it there and back); None: where its weights are. name: how
+    reports name it (default: its config's name)."""
     if tokenizer is not None:  # said before a Hugging Face model is booted
         _bos_token_id(tokenizer)
     bridge = _as_bridge(model, tokenizer, name)
@@ -424,15 +426,16 @@ def _as_bridge(model: Any, tokenizer: Any, name: str | None):
             )
         logging.getLogger("transformers").setLevel(logging.ERROR)
         label = name or getattr(model, "name_or_path", "") or type(model).__name__
-        # Booting switches the model to eager attention; `eval_mode` does that only for a call.
-        attention = getattr(model.config, "_attn_implementation", None)
+        # TransformerLens replaces the attention modules of the model it boots on and switches it to
+        # eager attention: it boots on a copy of the module tree that shares every parameter and
+        # buffer with `model` (no weight is copied), so the caller's model is left as it is and a
+        # second call does not wrap the wrapped modules again.
+        tensors = {id(t): t for t in (*model.parameters(), *model.buffers())}
+        structure = copy.deepcopy(model, memo=tensors)
         try:
-            bridge = TransformerBridge.boot_transformers(label, hf_model=model, tokenizer=tokenizer)
+            return TransformerBridge.boot_transformers(label, hf_model=structure, tokenizer=tokenizer)
         except Exception as err:
             raise ModelLoadError(f"model: TransformerLens cannot wrap this {type(model).__name__} ({one_line(err)})") from None
-        if attention not in (None, "eager"):
-            model.set_attn_implementation(attention)
-        return bridge
     raise ModelLoadError(
         f"model: not a TransformerBridge, a Hugging Face PreTrainedModel or a model name or path ({type(model).__name__}); "
         "boot it with TransformerBridge.boot_transformers"
