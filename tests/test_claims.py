@@ -217,7 +217,7 @@ def test_example_notes_primary_roles_are_read_right():
     ("latest delimiter 17% (14x)", [("17%", "last_delimiter"), ("14x", "last_delimiter_lift")]),
     ("last delimiter 9%; most recent delimiter 8%", [("9%", "last_delimiter"), ("8%", "last_delimiter")]),
     ("delimiters 20%; commas and full stops 0.2", [("20%", "delimiter"), ("0.2", "delimiter")]),
-    ("44% of its attention goes to the first token", [("44%", "start_of_text")]),
+    ("44% of its attention goes to the first token", [("44%", "explained")]),  # the role's Explained share
     ("44% on BOS; start of text 0.4; first token 41%; a sink (40%)",
      [("44%", "start_of_text"), ("0.4", "start_of_text"), ("41%", "start_of_text"), ("40%", "start_of_text")]),
     ("current token 30%, itself 0.3, self 31%", [("30%", "current"), ("0.3", "current"), ("31%", "current")]),
@@ -230,13 +230,28 @@ def test_example_notes_primary_roles_are_read_right():
     ("a 2.4x induction share", [("2.4x", "induction_lift")]),
     ("previous token (23%, 13x)", [("23%", "previous"), ("13x", "previous_lift")]),
     ("a current-token head, 0.45; duplicate-token 3%", [("0.45", "current"), ("3%", "duplicate")]),
-    ("45 percent of its attention goes to the previous token", [("45 percent", "previous")]),
+    ("45 percent of its attention goes to the previous token", [("45 percent", "explained")]),
+    ("~11% of its attention on delimiters (13x uniform)", [("11%", "explained"), ("13x", "lift")]),
+    ("Spreads over the last few tokens: 69% of its attention, 13x uniform", [("69%", "explained"), ("13x", "lift")]),
+    ("66% of a continuation piece's attention, 68x uniform", [("66%", "explained_where_available"), ("68x", "lift")]),
+    ("holds on an earlier word, hold around 50%", [("50%", "hold")]),
+    ("ablating it costs about 0.03 nats; ablation -0.002", [("0.03", "ablation"), ("-0.002", "ablation")]),
     ("previous token 23% (lift 13), BOS 5% (2-fold)", [("23%", "previous"), ("lift 13", "previous_lift"),
                                                         ("5%", "start_of_text"), ("2-fold", "start_of_text_lift")]),
     ("max attention 0.5; the first token of the word 30%", [("0.5", "max_weight"), ("30%", "word_start")]),
 ])
 def test_numbers_are_tied_to_the_metric_their_words_name(text, read):
     assert [(n.text, n.column) for n in read_numbers(text)] == read
+
+
+@pytest.mark.parametrize("text, role", [
+    ("~11% of its attention on delimiters (13x uniform).", "delimiter"),
+    ("Spreads attention over the last few tokens: 69% of its attention, 13x uniform.", "local"),
+    ("From a word's later pieces, attends to its first piece: 66% of a continuation piece's attention.", "word-start"),
+    ("Attends to earlier delimiters: 15% of a query after a delimiter's attention, 16x uniform.", "delimiter"),
+])
+def test_a_share_of_its_attention_beside_a_role_is_that_roles_explained_share(text, role):
+    assert {n.role for n in read_numbers(text)} == {role}
 
 
 @pytest.mark.parametrize("text", [
