@@ -236,6 +236,7 @@ def test_example_notes_primary_roles_are_read_right():
     ("66% of a continuation piece's attention, 68x uniform", [("66%", "explained_where_available"), ("68x", "lift")]),
     ("holds on an earlier word, hold around 50%", [("50%", "hold")]),
     ("ablating it costs about 0.03 nats; ablation -0.002", [("0.03", "ablation"), ("-0.002", "ablation")]),
+    ("inside speech, 29% on the opening quote mark (29x)", [("29%", "quote_start"), ("29x", "quote_start_lift")]),
     ("previous token 23% (lift 13), BOS 5% (2-fold)", [("23%", "previous"), ("lift 13", "previous_lift"),
                                                         ("5%", "start_of_text"), ("2-fold", "start_of_text_lift")]),
     ("max attention 0.5; the first token of the word 30%", [("0.5", "max_weight"), ("30%", "word_start")]),

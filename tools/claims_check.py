@@ -86,12 +86,18 @@ def reading_check(notes: str | Path, answers: str | Path) -> ReadingScore:
     """The claimed primary role of every keyed head of `notes` against `answers`."""
     rows = [replace(d, layer=d.layer if d.layer is not None else 0) for d in read_descriptions(notes)]
     described = {(d.layer, d.head): d for d in combine(rows)}
+
+    def same_as(label: str) -> HeadClaims | None:  # "Same as 2.3": that head's claims
+        found = parse_head_id(label)
+        head = described.get((found[0] or 0, found[1])) if found else None
+        return extract_claims(head.text) if head is not None else None
+
     rows = []
     for answer in read_answers(answers):
         key = (int(answer["layer"]), int(answer["head"]))
         if key not in described:
             raise InputError(f"{answers}: head {key[0]}.{key[1]} is not described in {notes}")
-        claimed = extract_claims(described[key].text).claimed_primary
+        claimed = extract_claims(described[key].text, same_as=same_as).claimed_primary
         acceptable = tuple(answer["acceptable"])
         right = claimed in acceptable if acceptable else claimed is None
         rows.append({"layer": key[0], "head": key[1], "text": described[key].text, "claimed": claimed,

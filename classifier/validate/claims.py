@@ -11,6 +11,12 @@ head-level claim. Numbers are read apart, by the metric their own words name
 (`classifier.validate.numbers`). Hedges (`~`, `~~`, `?`, "maybe", "weak") lower a claim's
 `weight` instead of dropping it.
 
+The reader's rule order (`extract_claims`): a role named alone before a colon ("Start-of-text
+sink: ...") is the primary claim; "same as HEAD" takes that head's; else the first role named
+outside a condition; a description made only of scoped statements claims the widest scope's
+role. Manner words ("spreads", "across the whole story") claim `broad` only when no target is
+named, and uniform attention named as a reference ("13x uniform") claims nothing.
+
 Roles are found with a lexicon of regular expressions (`LEXICON`; an earlier role wins an
 overlap); a sentence the lexicon does not cover falls back to `ClaimMatcher`, TF-IDF similarity
 to per-role glossaries. This module does not read tables, load measurements or judge claims.
@@ -91,7 +97,8 @@ _NOUN = r"(?:tokens?|toks?|words?|positions?|ones?|pieces?)"
 _COPY = r"(?:occurrences?|cop(?:y|ies)|instances?|appearances?|mentions?)"
 _OF_SAME = r"(?: of (?:the |this |that |its )?(?:same |current |identical )?(?:tokens?|words?|itself))?"
 _DET = r"(?:the |its |a |this |each |every |any |their )?"
-_FEW = r"(?:few|several|two|three|four|five|six|(?:a )?couple of|handful of|one or two|two or three|\d+\s*(?:-|–|to)\s*\d+|[2-9])"
+_FEW = (r"(?:few|several|two|three|four|five|six|(?:a )?couple of|handful of|one or two|two or three|"
+        r"\d+\s*(?:-|–|to)\s*\d+|[2-9])")
 _BACK = r"(?:back|before|earlier|behind|ago|to the left)"
 # Phrases (regular expressions, matched case-insensitively on whole words) per role. Ordered: an
 # earlier role wins where two matches overlap ("nothing I can name" is unclear; "earlier pieces of the same word" is word-start,
@@ -144,7 +151,8 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"(?:attention )?sinks?", r"sot", r"eot(?: token)?",
     )),
     ("positional", (
-        r"positional(?: heads?)?", r"(?:two|three|four|2|3|4) (?:tokens? |toks? |positions? |words? |steps? |pieces? )?" + _BACK,
+        r"positional(?: heads?)?",
+        r"(?:two|three|four|2|3|4) (?:tokens? |toks? |positions? |words? |steps? |pieces? )?" + _BACK,
         r"fixed (?:offset|distance|position)", r"(?:constant |fixed )?offset(?: of)?[- ]?[2-9]", r"skip[- ]?(?:1|one|2|two)",
         r"(?:token|word) before the (?:previous|preceding|last) (?:one|token|word)", r"[itn] ?- ?[2-9]",
         r"previous[- ]but[- ]one",
@@ -238,7 +246,8 @@ SCOPE_WORDS: tuple[tuple[ScopeKind, str], ...] = (
     ("word_start", r"word[- ]initial|word[- ]start(?:ing)? (?:tokens|pieces)|first pieces|(?:tokens|pieces) that "
                    r"(?:start|begin) (?:a )?words?|(?:at|on) (?:the )?start of (?:a )?word|whole[- ]word tokens"),
     ("speech", r"(?:inside|within|in) (?:a |the |each )?(?:speech|quotations?|quotes|dialogue|quotation marks"
-               r"|speech marks)|(?:enclosed by|between|within) (?:the )?(?:speech|quotation|quote) marks|quoted (?:tokens|words|text|pieces)|(?:direct )?speech|dialogue"),
+               r"|speech marks)|(?:enclosed by|between|within) (?:the )?(?:speech|quotation|quote) marks"
+               r"|quoted (?:tokens|words|text|pieces)|(?:direct )?speech|dialogue"),
     ("delimiter", r"punctuation|full[- ]stops?|periods?|commas?|delimiters?|speech marks?|quot(?:e|ation) marks?"
                   r"|newlines?|dots?|closing|sentence ends?|exclamation marks?|question marks?"),
     ("name", r"names?|proper nouns?|capitali[sz]ed"),
@@ -543,7 +552,8 @@ def extract_claims(text: str, matcher: ClaimMatcher | None = None, *,
     for sentence in sentences(body):
         found = _sentence_claims(sentence, lead_hedge, matcher)
         if not verdict:
-            named = [c for c in found if c.role and c.kind in ("main", "secondary") and _is_verdict(sentence, c, found)][:1]
+            named = [c for c in found
+                     if c.role and c.kind in ("main", "secondary") and _is_verdict(sentence, c, found)][:1]
             verdict = [_with(c, kind="main") for c in named]
             found = [c for c in found if not any(c is n for n in named)]
         claims.extend(found)

@@ -11,6 +11,11 @@ next to it, in this order:
 3. a multiplier is the lift (`<column>_lift`) of the target it follows: the number or metric
    just before it ("latest delimiter 17% (14x)", "clause start 3x"), else the metric right after
    it ("a 2.4x induction share").
+A share "of its attention" (also "of its attention on delimiters") is the share a role explains,
+the report's Explained column (`explained`, the role named with it or else the primary claim's);
+"of a continuation piece's attention" is that share over the queries the role's target exists
+for; a multiplier after either is the role's Lift. `hold` and `ablation` (nats) are named by
+their own words ("hold around 50%", "ablating it costs about 0.03 nats").
 A number whose metric the words do not tell, or whose words name something no `metrics.csv`
 column holds (argmax shares, shares of the non-BOS attention, other delimiters, three back, a
 reference value such as uniform's, raw entropy in nats, a statement scoped to one kind of query,
@@ -43,6 +48,8 @@ METRIC_WORDS: tuple[tuple[str | None, str, str], ...] = (  # (column, reason whe
                            r"|punctuation(?: mark| token)?|comma(?: or full stop)?|full stop(?: or comma)?)s?"),
     ("delimiter", "", r"delim(?:iter)?s?(?: tokens?)?|commas?(?: and full stops?)?|full stops?(?: and commas?)?"
                       r"|punctuation(?: marks?| tokens?)?|(?:speech|quotation|quote) marks?"),
+    ("quote_start", "", r"(?:opening|first|starting) (?:speech|quote|quotation) marks?|opening quotes?|first quote"
+                        r"|(?:start|beginning) of (?:the |its |this )?quotation|quote[- ]starts?"),
     ("word_start", "", r"word[- ]starts?(?: pieces?)?|word'?s (?:own )?(?:first|initial|starting) (?:piece|token|part"
                        r"|sub-?word)s?|(?:first|initial|starting|leading) (?:piece|part|sub-?word|sub-?token)s?"
                        r"(?: of (?:the|its|this|a|each|their) (?:same |current |own )?words?)?"
@@ -147,7 +154,8 @@ OF_ITS_ATTENTION = re.compile(r"\s*of (?:all )?(?:its|the head's|this head's) at
 METRIC_ROLES = {**{r.headline: name for name, r in ROLE_REGISTRY.items() if r.headline}, "last_delimiter": "delimiter"}
 # A statement scoped to a kind of query measures the metric only there, unless that kind is the
 # metric's own query set (word_start is defined on continuation pieces).
-OWN_SCOPES = {"word_start": ("continuation",), "duplicate": ("repeated",), "induction": ("repeated",)}
+OWN_SCOPES = {"word_start": ("continuation",), "duplicate": ("repeated",), "induction": ("repeated",),
+              "quote_start": ("speech",)}
 
 
 @dataclass(frozen=True)
