@@ -281,7 +281,9 @@ def test_settling_sentences_read_as_a_researcher_writes_them():
     assert sentences == [
         "0.0 becomes a previous-token head by step 200 and stays.",
         "0.1 is a previous-token head from step 0 on.",
-        "0.2 becomes an induction head by step 300 and stays (first at step 0; 3 role changes in all).",
+        # reached again only at the last checkpoint: no claim that it stays
+        "0.2 is an induction head at the last checkpoint (step 300) only; no later checkpoint says whether it stays "
+        "(also at step 0; 3 role changes in all).",
         "0.3 has no clear role from step 100 on.",
         "0.4 has no clear role at any checkpoint.",
     ]
@@ -346,7 +348,9 @@ def test_a_training_run_gets_figures_settling_sentences_and_identity_comparisons
     text = files["track.md"].decode()
     assert "## Training run dev" in text and "(roles-dev.png)" in text and "(headline-dev.png)" in text
     assert "- 0 becomes a previous-token head by step 50 and stays" in text
-    assert "- 1 becomes a start-of-text head by step 100 and stays" in text
+    # first reached at the last checkpoint: no claim that it stays
+    assert "- 1 is a start-of-text head at the last checkpoint (step 100) only; no later checkpoint says" in text
+    assert "At step 100, 2 heads: 2 with a firm role, 0 in doubt (*), 0 broad, 0 unclear" in text
     assert "Command: `head-roles track dev`" in text
     assert {"roles-dev.png", "headline-dev.png", "track.csv"} <= set(files)
 
