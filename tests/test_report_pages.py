@@ -150,3 +150,17 @@ def test_a_role_is_written_by_one_rule_and_counted_with_its_doubt():
                           "confidence": [0.9, 0.2, 0.3, np.nan, 0.8]})
     assert role_counts(frame) == ("5 heads: 2 with a firm role, 1 in doubt (?), 1 broad, 1 unclear; "
                                   "delimiter 2 (1?), broad 1 (1?), local 1, unclear 1")
+
+
+def test_every_term_a_page_defines_is_in_docs_metrics_and_no_page_points_outside_the_project(tmp_path):
+    from classifier.render.definitions import DEFINITIONS
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "metrics.md").read_text()
+    for term, _ in DEFINITIONS:
+        word = {"n/a": "`n/a`", "Ablation (nats)": "**Ablation**"}.get(term, f"**{term}**")
+        assert word in doc or f"`{term}`" in doc, term
+    write_report(load_run(REPORTS / "demo"), tmp_path / "demo", figures=False)
+    for text in ((root / "README.md").read_text(), *(p.read_text() for p in (tmp_path / "demo").glob("report.*"))):
+        assert "shared/design/head-roles.md" not in text and "design notes" not in text  # definitions stay in the project
+        assert "docs/metrics.md" in text
