@@ -129,7 +129,7 @@ def test_the_matters_line_splits_the_ranking_at_half_a_percent_of_the_clean_loss
     low = pd.read_csv(REPORTS / "stories260K" / "metrics.csv")["ablation_lo"]
     assert int((low > 0.0063645).sum()) == 15
     assert "Clean loss (no head ablated) on the first 20 stories: 1.273 nats per predicted token" in md
-    assert "above 0.5% of the clean loss (0.006 nats): 15 of 40 heads do." in md
+    assert "above 0.5% of the clean loss (0.0064 nats): 15 of 40 heads do." in md
     assert "### Heads that matter (15)" in md
     above = next(t for t in md_tables(md) if t and "Share of loss" in t[0])
     assert len(above) == 15

@@ -8,6 +8,7 @@ checkpoints under step-N names, once in one process and once with --jobs 2.
 """
 
 import json
+import re
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -529,12 +530,14 @@ def test_a_training_folder_is_tracked_head_by_head_in_step_order(training):
             continue
         role = planted[100]
         article = "an" if role[0] in "aeiou" else "a"
-        expected = (f"- {head} is {article} {role} head from step 0 on" if planted[0] == role
-                    else f"- {head} becomes {article} {role} head by step 100 and stays")
-        assert expected in text, expected
-        checked.add("from step 0" if planted[0] == role else "becomes")
+        # step 100 is the last checkpoint: a role first reached there makes no claim that it stays;
+        # a role in doubt carries the grids' star
+        expected = (rf"- {head} is {article} {re.escape(role)}\*? head from step 0 on" if planted[0] == role
+                    else rf"- {head} is {article} {re.escape(role)}\*? head at the last checkpoint \(step 100\) only")
+        assert re.search(expected, text), expected
+        checked.add("from step 0" if planted[0] == role else "at the last")
         count += 1
-    assert count >= 5 and checked == {"from step 0", "becomes"}
+    assert count >= 5 and checked == {"from step 0", "at the last"}
 
 
 @pytest.mark.slow

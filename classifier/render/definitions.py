@@ -27,8 +27,8 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
      "a scope (`on multi-piece words:`) marks one that holds only on the few queries that have its target."),
     ("Explained", "share of all the head's attention in the budget part(s) the role names."),
     ("Lift", "that share divided by the share uniform attention (1/(i+1) on every key of query i) would give the same parts."),
-    ("Margin", "how far the role's share above uniform leads the next disjoint target's share above uniform, "
-     "in points of attention (n/a for broad, positional and unclear heads)."),
+    ("Margin", "how far the role's share above uniform leads the best other target's, each taken over the queries "
+     "that have its target (n/a for broad, positional and unclear heads)."),
     ("Sink", "share of all attention on BOS (position 0)."),
     ("Hold", "share of queries whose top key (BOS, itself and the previous token aside, at least "
      f"{TOP_KEY_NOTABLE_LIFT:g}x uniform) is also the top key of at least {HOLD_MIN_QUERIES - 1} other queries of the story."),

@@ -148,7 +148,7 @@ def importance_intro(run) -> list[str]:
     if math.isfinite(loss):
         said = [f"Clean loss (no head ablated) on {stories}: {nats(loss)} nats per predicted token. A head **matters** "
                 f"when its ablation's 95% interval lies above zero and above {percent(MATTERS_SHARE_OF_LOSS, 1)} of the "
-                f"clean loss ({nats(line)} nats): {len(above)} of {len(run.roles)} heads do."]
+                f"clean loss ({line:.4f} nats): {len(above)} of {len(run.roles)} heads do."]
     else:
         said = [f"This run did not record the clean loss on {stories}, so no share of it is shown and a head **matters** "
                 f"when its ablation's 95% interval lies above zero: {len(above)} of {len(run.roles)} heads do."]
