@@ -136,6 +136,11 @@ def test_the_matters_line_splits_the_ranking_at_half_a_percent_of_the_clean_loss
     # 4.0: 0.044032 / 1.2729 = 3.46% of the clean loss
     assert above[0]["Head"] == "4.0" and above[0]["Share of loss"] == "3.5%"
     assert "Spearman correlation" in md
+    # the overview grid shades heads by ablation, relative to the largest (4.0: 0.044); a negative one is blank
+    from classifier.render.html import page_data as html_data
+
+    shades = {h["label"]: h["ablation_shade"] for h in html_data(dataclasses.replace(run, metrics=metrics))["heads"]}
+    assert shades["4.0"] == 1.0 and shades["1.0"] == 0.0 and shades["4.3"] == pytest.approx(0.040 / 0.044, abs=0.01)
     role_table = next(t for t in md_tables(md) if t and "Confidence" in t[0])
     assert "Attribution" not in role_table[0]  # exact values exist: attribution is no column of the main table
 
