@@ -323,33 +323,19 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
         head-roles validate notes.md --run reports/1L --json verdicts.json
         head-roles validate notes.md --model tiny-stories-1L-21M --stories 200 --strict
     """
-    for path, option in ((out_file, "--out"), (json_file, "--json")):  # before any model is loaded
-        if path:
-            check_output_file(path, option=option)
-            if Path(path).resolve() == Path(descriptions).resolve():
-                raise InputError(f"{option} {path}: is the notes file being validated; write elsewhere")
-    if out_file and json_file and Path(out_file).resolve() == Path(json_file).resolve():
-        raise InputError(f"--json {json_file}: the same file as --out")
-    from classifier.outputs import write_file
     from classifier.validate.check import validate_notes
-    from classifier.validate.report import render_json, render_validation
+    from classifier.validate.report import render_validation
 
-    settings = None
-    if model is not None and run_dir is None:  # a bad model argument is said before the notes are read
-        from classifier.load.models import parse_model
-
-        model = parse_model(model, revision=revision, tokenizer=tokenizer)
-        settings = make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories=0)
-    result = validate_notes(descriptions, run_dir=run_dir, model=model, corpus=corpus, settings=settings, prompt=prompt)
-    text = render_validation(result)
-    if json_file:
-        write_file(json_file, render_json(result))
+    settings = None if model is None else make_settings(stories, max_tokens, seed, batch_size, bootstrap, device,
+                                                        ablation_stories=0)
+    result = validate_notes(descriptions, run_dir=run_dir, model=model, revision=revision, tokenizer=tokenizer,
+                            corpus=corpus, settings=settings, prompt=prompt,
+                            out=out_file, json_file=json_file)
     if out_file:
-        write_file(out_file, text)
         counts = result.summary["corpus"]["counts"]
         click.echo(f"{out_file}: " + ", ".join(f"{v} {n}" for v, n in counts.items() if n))
     else:
-        click.echo(text, nl=False)
+        click.echo(render_validation(result), nl=False)
     if strict and result.any_contradicted:
         click.get_current_context().exit(1)
 

@@ -94,8 +94,8 @@ class Role:
     parts: tuple[tuple[PartName, ...], ...]
     kind: RuleKind
     color: str  # report.html's and track's colour (hex)
-    # Target roles whose target only some queries have: those queries (one of them: "a continuation
-    # piece"), and the scope of the role when it is a secondary role on them ("on multi-piece words").
+    # Target roles whose target only some queries have: those queries ("continuation pieces", as in
+    # "the attention of continuation pieces"), and the scope of the role when it is a secondary role on them ("on multi-piece words").
     queries: str = ""
     scope: str = ""
 
@@ -111,22 +111,22 @@ ROLE_REGISTRY: dict[str, Role] = {r.name: r for r in (
          "start_of_text", (("sink",),), "sink", "#7f7f7f"),
     Role("delimiter", "DELIM", "Attends to earlier delimiters (commas, full stops, speech marks)",
          "commas and full stops", "delimiter", (("last_delimiter",), ("last_delimiter", "other_delimiter")), "target", "#2ca02c",
-         queries="a query after a delimiter", scope="after delimiters"),
+         queries="queries that follow a delimiter", scope="after delimiters"),
     Role("clause-start", "CLAUSE", "Attends to the start of the current clause", "the start of the clause",
-         "clause_start", (("clause_start",),), "target", "#17becf", queries="a query inside a clause", scope="inside clauses"),
+         "clause_start", (("clause_start",),), "target", "#17becf", queries="queries inside a clause", scope="inside clauses"),
     Role("proper-noun", "NAME", "Attends to earlier names", "names", "proper_noun", (("name",),), "target", "#e377c2",
-         queries="a query after a name", scope="after names"),
+         queries="queries that follow a name", scope="after names"),
     Role("local", "LOCAL", "Spreads attention over the last few tokens", "the last few tokens", "local",
          (("self", "previous", "local_rest"),), "local", "#ff7f0e"),
     Role("word-start", "WORD", "From a word's later pieces, attends to its first piece", "the word's first piece",
-         "word_start", (("word_start",),), "target", "#8c564b", queries="a continuation piece", scope="on multi-piece words"),
+         "word_start", (("word_start",),), "target", "#8c564b", queries="continuation pieces", scope="on multi-piece words"),
     Role("broad", "BROAD", "Spreads attention broadly", "everything", "entropy", (("rest",),), "broad", "#bcbd22"),
     Role("duplicate-token", "DUP", "Attends to earlier copies of the current token", "earlier copies of the token",
          "duplicate", (("duplicate",),), "target", "#393b79",
-         queries="a repeated token", scope="on repeated tokens"),
+         queries="repeated tokens", scope="on repeated tokens"),
     Role("induction", "IND", "Attends to the token after an earlier copy of the current token",
          "tokens after earlier copies", "induction", (("induction",),), "target", "#843c39",
-         queries="a repeated token", scope="on repeated tokens"),
+         queries="repeated tokens", scope="on repeated tokens"),
     # Held keys are measured apart from the budget (`hold` in classifier.measure.scoring): a held key
     # may be of any part, so the role names no part.
     Role("hold", "HOLD", "Holds one earlier word for a run of queries", "one held earlier word", "hold",

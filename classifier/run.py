@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from classifier.errors import InputError
+from classifier.formatting import role_counts
 from classifier.settings import ScoreSettings
 
 RUN_FILES = ("run.json", "metrics.csv", "budget.csv", "roles.json", "pairs.csv",
@@ -92,7 +93,7 @@ class Run:
     def __repr__(self) -> str:
         return (f"Run(model={self.model.name!r}, {self.model.n_layers}x{self.model.n_heads} heads, "
                 f"corpus={self.corpus.get('name')!r} ({self.corpus.get('stories')} stories, {self.n_tokens:,} tokens), "
-                f"roles={ {role: int(n) for role, n in self.roles['role'].value_counts().items()} }, notices={list(self.notices)})")
+                f"roles: {role_counts(self.roles)}, notices={list(self.notices)})")
 
     def record(self) -> dict:
         """run.json."""

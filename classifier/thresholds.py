@@ -34,6 +34,15 @@ HOLD_PEAK_LIFT = 2.0
 TOP_KEY_MIN_OCCURRENCES = 20
 TOP_KEY_MIN_STORIES = 5
 
+# --- Bootstrap over stories ----------------------------------------------------------------------
+# Below this many stories the bootstrap over stories has too few distinct resamples for its 95%
+# intervals, the role stability and the confidence to mean anything: with one story every resample
+# is that story (a one-story report showed stability 100%, confidence 100% and an ablation interval
+# "0.533 to 0.533"); with n stories there are C(2n - 1, n) distinct resamples, 92,378 at n = 10,
+# enough for 1,000 resamples to be nearly all distinct. Under it they are shown as n/a (and every
+# named role is in doubt); the ablation's interval uses the stories it ran on.
+MIN_STORIES_FOR_BOOTSTRAP = 10
+
 # --- Display -----------------------------------------------------------------------------------
 # A label with a confidence under this is written with a `?` in every table (`delimiter?`, the
 # notation researchers use for a hedged label): below it the label wins fewer than half of the
@@ -42,6 +51,26 @@ DOUBT_CONFIDENCE = 0.5
 # A top key is "preferred" (named in descriptions) when it gets at least this multiple of what
 # uniform attention gives it; below, it is frequent, not preferred (`.` and ` a` top every head).
 TOP_KEY_NOTABLE_LIFT = 2.0
+# A head description names what an unclear head leans towards only when that target gets at least
+# this multiple of uniform attention and UNCLEAR_NOTABLE_SHARE of its attention: the calibration
+# models' noise heads reach about 2x on some part by chance.
+UNCLEAR_NOTABLE_LIFT = 2.0
+UNCLEAR_NOTABLE_SHARE = 0.05
+# A role's target exists for (nearly) every query above this share of queries: its share of all
+# attention needs no "of the attention of queries that ..." beside it.
+ALL_QUERIES = 0.95
+# Top keys named in a description and in the role table's cell (the first of the head's one list).
+KEYS_NAMED = 3
+# A description mentions the start-of-text sink when it holds at least this share of the head's
+# attention (the start-of-text role's own bar, Thresholds.sink_share).
+SINK_MENTIONED = 0.2
+# "Which heads matter": a head matters when its ablation interval lies above zero and above this
+# share of the clean loss (its effect is then both measured and worth a sentence). stories260K on
+# the first 20 stories of corpora/: clean loss 1.273 nats per token, so the line is 0.0064 nats;
+# 36 of its 40 heads have an interval above zero (most of them cost 0.008-0.014 nats, a flat
+# spread), 15 lie above the line, 4 above a 1% line (the four layer-4 heads at 0.024-0.044), 27
+# above a 0.25% line. Half a percent of the loss splits the clear costs from the flat middle.
+MATTERS_SHARE_OF_LOSS = 0.005
 # A key token with under this share of the head's attention describes nothing (it prints as 0.0%):
 # a head that keeps all its attention on BOS, itself or the previous token has no top keys.
 TOP_KEY_MIN_SHARE = 0.0005

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from classifier.errors import InputNotice
 from classifier.load.corpora import BANANA_PROMPT, BUNDLED_PATH, CorpusError, load_corpus, split_stories
 
 TXT = 'Lily had a red ball.\nShe liked it.\n<|endoftext|>\nTom said, "Hi!"\n<|endoftext|>\n\nBen ran.\n<|endoftext|>\n'
@@ -73,3 +74,17 @@ def test_bundled_corpus_has_a_hundred_stories_and_the_banana_prompt():
     assert len(texts) >= 101
     assert BANANA_PROMPT in texts
     assert sum('"' in t or "“" in t for t in texts) >= 50  # dialogue in speech marks
+
+
+def test_a_txt_without_separator_lines_reads_blank_line_separated_stories_with_one_note(tmp_path):
+    path = tmp_path / "paragraphs.txt"
+    path.write_text("Lily saw a cat.\nThe cat was big.\n\nTom had a ball.\n \t\n\nBen ran home.\n")
+    with pytest.warns(InputNotice) as caught:
+        corpus = load_corpus(str(path), stories=None, seed=0)
+    assert corpus.texts == ("Lily saw a cat.\nThe cat was big.", "Tom had a ball.", "Ben ran home.")
+    said = [n for n in corpus.notices if "blank lines" in n]
+    assert said == [f"{path}: no line reads <|endoftext|>, so stories are read as separated by blank lines (3 stories)."]
+    assert sum("blank lines" in str(w.message) for w in caught) == 1
+    # with a separator line, blank lines stay inside stories
+    path.write_text("One.\n\nStill one.\n<|endoftext|>\nTwo.\n")
+    assert split_stories(path.read_text()) == ["One.\n\nStill one.", "Two."]

@@ -39,7 +39,7 @@ def test_a_head_no_role_names_is_described_by_its_top_keys():
 def test_a_role_on_some_queries_gives_their_share_and_the_share_of_all_attention():
     row = label(role="word-start", explained=0.2, available=0.3, lift=66.0, confidence=0.9)
     text = describe_head(row, METRICS_ROW, None)
-    assert "67% of a continuation piece's attention, 66x uniform; 20% of all its attention" in text
+    assert "67% of the attention of continuation pieces, 66x uniform; 20% of all its attention" in text
     whole = describe_head(label(role="previous-token", explained=0.45, available=1.0, lift=35.0), METRICS_ROW, None)
     assert "45% of its attention, 35x uniform" in whole
     # every percentage in a description is followed by what it is a share of

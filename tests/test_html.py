@@ -114,7 +114,7 @@ def test_role_measures_become_columns_and_the_explained_share():
     budget = data["heads"][1]["budget"]
     assert [p for p, _ in budget] == list(PARTS) and sum(s for _, s in budget) == pytest.approx(1, abs=1e-3)
     titles = [c[1] for c in data["columns"]]
-    assert titles[5:9] == ["Explained", "Lift", "Margin", "Stability"]
+    assert titles[5:10] == ["Explained", "Lift", "Margin", "Sink", "Stability"]  # report.md's titles
     assert data["heads"][0]["explained"] == 0.8
     assert data["heads"][0]["facts"][:3] == [["80%", "of attention the label explains"],
                                              ["30x", "over uniform attention"], ["50%", "lead over the next role"]]

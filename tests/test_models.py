@@ -100,3 +100,18 @@ def test_a_model_argument_is_parsed_once_into_a_typed_reference(tmp_path, monkey
     monkeypatch.setattr(models, "check_model_argument", lambda *a, **k: calls.append(a) or checked(*a, **k))
     loaded = models.load_model(embedded, device="cpu")  # a parsed reference is not checked again
     assert calls == [] and loaded.n_layers == 5 and loaded.name == "stories260K"
+
+
+def test_a_folder_of_training_checkpoints_points_to_track_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from classifier.cli import main
+
+    run = tmp_path / "run"
+    for step in ("checkpoint-100", "checkpoint-200"):
+        (run / step).mkdir(parents=True)
+        (run / step / "config.json").write_text('{"model_type": "gpt_neo"}')
+    result = CliRunner().invoke(main, ["report", "--model", str(run), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: --model {run}: a folder of training checkpoints: use `head-roles track {run}`"]

@@ -228,3 +228,15 @@ def test_a_sharp_role_on_a_sliver_stays_primary_but_not_confident():
     frame = assign_roles(sharp).frame
     assert frame.loc[0, "role"] == "word-start" and frame.loc[0, "stability"] == 1.0
     assert frame.loc[0, "confidence"] < 0.5
+
+
+def test_unclear_has_no_confidence_and_too_few_stories_have_no_stability():
+    import dataclasses
+
+    # head 0: a clear previous-token head; head 1: nothing above uniform (unclear)
+    measured = measurement([{"previous": 0.5}, {}], resamples=50, noise=0.001)
+    frame = assign_roles(measured).frame
+    assert frame["role"].tolist() == ["previous-token", "unclear"]
+    assert frame.loc[0, "confidence"] == pytest.approx(1.0) and np.isnan(frame.loc[1, "confidence"])
+    few = assign_roles(dataclasses.replace(measured, n_texts=9)).frame  # MIN_STORIES_FOR_BOOTSTRAP is 10
+    assert few["stability"].isna().all() and few["confidence"].isna().all()

@@ -88,7 +88,8 @@ def test_every_model_step_and_head_is_in_the_page(table):
     assert [h["label"] for h in lone["heads"]] == ["0", "1", "2"]  # one layer: the head alone
     assert [[cell[0] for cell in cells] for cells in run["cells"]] == [list(r) for r in RUN_ROLES]
     assert run["cells"][0][0][1:5] == [0.8, 5.0, run["cells"][0][0][3], 0.9]  # role, explained, lift, headline, confidence
-    assert run["cells"][0][0][5:] == [None, None]  # no ablation or attribution measured in that table
+    assert run["cells"][0][0][5:7] == [None, None]  # no ablation or attribution measured in that table
+    assert run["cells"][0][0][7] == "?"  # the code as written: unclear's code, never starred
     assert lone["cells"][0][0][1] is None  # no share explained in that run: null, not NaN
 
 

@@ -3,7 +3,8 @@
 Shared by report.md and report.html; reads a head's role row (with its top keys), metrics row and
 budget row. Every number says what it is a share of: "of its attention" is a share of all the
 head's attention; a role whose target only some queries have gives the share of those queries'
-attention first ("65% of a continuation piece's attention"), then the share of all of it.
+attention first ("65% of the attention of continuation pieces"), then the share of all of it.
+How a role is written (`delimiter?` in doubt) is decided once, by `classifier.formatting.written_role`.
 """
 
 from __future__ import annotations
@@ -13,18 +14,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from classifier.formatting import percent, times, token
+from classifier.formatting import percent, times, token, written_role
 from classifier.registry import ROLE_REGISTRY
-from classifier.thresholds import DOUBT_CONFIDENCE, HOLD_MIN_QUERIES, TOP_KEY_NOTABLE_LIFT
-
-# An unclear head's description names a target only when it gets this multiple of uniform
-# attention (and >= 5% of attention): below that the "preference" is noise.
-UNCLEAR_NOTABLE_LIFT = 2.0
-# A role's target exists for (nearly) every query above this share of queries: its share of all
-# attention needs no "of X's attention" beside it.
-ALL_QUERIES = 0.95
-# Top keys named in a description.
-KEYS_NAMED = 3
+from classifier.thresholds import (
+    ALL_QUERIES, HOLD_MIN_QUERIES, KEYS_NAMED, SINK_MENTIONED, TOP_KEY_NOTABLE_LIFT, UNCLEAR_NOTABLE_LIFT,
+    UNCLEAR_NOTABLE_SHARE,
+)
 
 # Budget parts named in descriptions (unclear heads, secondary roles).
 PART_PHRASES = {
@@ -54,15 +49,9 @@ def _finite(value) -> bool:
         return False
 
 
-def doubtful(label) -> bool:
-    """A named role whose confidence is under DOUBT_CONFIDENCE (unclear is no claim to doubt)."""
-    confidence = label.get("confidence", np.nan)
-    return label["role"] != "unclear" and _finite(confidence) and float(confidence) < DOUBT_CONFIDENCE
-
-
 def role_label(label) -> str:
-    """The role as tables write it: `delimiter?` when the label is doubtful."""
-    return label["role"] + ("?" if doubtful(label) else "")
+    """A head's role row as every table writes it (`written_role`): `delimiter?` in doubt."""
+    return written_role(label["role"], label.get("confidence", np.nan))
 
 
 def secondary_label(label) -> str:
@@ -76,7 +65,8 @@ def secondary_label(label) -> str:
 
 
 def confidence_text(label) -> str:
-    """The confidence as tables write it: none for unclear heads (no label to be confident in)."""
+    """The confidence as tables write it: none for unclear heads (no label to be confident in),
+    n/a where it was not measured (too few stories for the bootstrap)."""
     return "" if label["role"] == "unclear" else percent(label.get("confidence", np.nan))
 
 
@@ -95,15 +85,25 @@ def key_text(key: dict, what: str = "of its attention") -> str:
     return f"{token(key['token'])} ({small_percent(key['share'])} {what}, {times(key['lift'])})"
 
 
+def top_keys_list(label) -> list[dict]:
+    """The head's one list of top keys: those it prefers (lift >= TOP_KEY_NOTABLE_LIFT) by share,
+    then the others by share. The table shows its first KEYS_NAMED, the head card all of it."""
+    preferred = preferred_keys(label, None)
+    return preferred + [k for k in top_keys_of(label) if k not in preferred]
+
+
+def key_cell(key: dict) -> str:
+    """One top key as tables and the head card write it: "` to` 31% 9.0x"."""
+    return f"{token(key['token'])} {small_percent(key['share'])} {times(key['lift'])}"
+
+
 def top_keys_text(label, n: int = KEYS_NAMED) -> str:
-    """The head's top keys as a table cell, the keys it prefers first: "` to` 31% 9x, `.` 5% 1.1x"."""
-    preferred = preferred_keys(label, n)
-    keys = preferred + [k for k in top_keys_of(label) if k not in preferred][: n - len(preferred)]
-    return ", ".join(f"{token(k['token'])} {small_percent(k['share'])} {times(k['lift'])}" for k in keys)
+    """The first `n` of the head's top keys as a table cell: "` to` 31% 9.0x, `.` 5% 1.1x"."""
+    return ", ".join(key_cell(k) for k in top_keys_list(label)[:n])
 
 
-def preferred_keys(label, n: int = KEYS_NAMED) -> list[dict]:
-    """Top keys the head prefers (lift >= TOP_KEY_NOTABLE_LIFT), by share."""
+def preferred_keys(label, n: int | None = KEYS_NAMED) -> list[dict]:
+    """Top keys the head prefers (lift >= TOP_KEY_NOTABLE_LIFT), by share (all when n is None)."""
     return [k for k in top_keys_of(label) if _finite(k.get("lift")) and k["lift"] >= TOP_KEY_NOTABLE_LIFT][:n]
 
 
@@ -133,13 +133,13 @@ def _keys_description(label, lead: str) -> str:
 
 def _share_phrase(label, role: str) -> str:
     """"20% of its attention, 68x uniform", or for a role whose target only some queries have
-    "65% of a continuation piece's attention, 66x uniform; 20% of all its attention"."""
+    "65% of the attention of continuation pieces, 66x uniform; 20% of all its attention"."""
     explained, lift, available = label.get("explained", np.nan), label.get("lift", np.nan), label.get("available", np.nan)
     queries = ROLE_REGISTRY[role].queries
     # A role of several part groups (delimiter: the latest or any) has no exact share of queries
     # with a target (`available` is the largest group's); where the ratio passes 1 it is not said.
     if queries and _finite(available) and 0 < available < ALL_QUERIES and explained <= available:
-        return (f"{percent(explained / available)} of {queries}'s attention, {times(lift)} uniform; "
+        return (f"{percent(explained / available)} of the attention of {queries}, {times(lift)} uniform; "
                 f"{percent(explained)} of all its attention")
     return f"{percent(explained)} of its attention, {times(lift)} uniform"
 
@@ -162,7 +162,7 @@ def describe_head(label: pd.Series, metrics: pd.Series, budget: pd.Series | None
     """One sentence in the register of a researcher's table, with the numbers behind it."""
     role, offset = label["role"], int(label["offset"])
     sink = (f"; {percent(label['sink'])} of its attention parked on BOS"
-            if label["sink"] >= 0.2 and role != "start-of-text" else "")
+            if label["sink"] >= SINK_MENTIONED and role != "start-of-text" else "")
     if role == "unclear":
         if top_keys_of(label):
             return _keys_description(label, "No structural role") + sink + "."
@@ -170,7 +170,7 @@ def describe_head(label: pd.Series, metrics: pd.Series, budget: pd.Series | None
             return "No role passes."
         lifts = {p: budget[p] / budget[f"{p}_uniform"] for p in PART_PHRASES if budget[f"{p}_uniform"] > 0}
         best = max(lifts, key=lifts.get, default=None)
-        if best is None or lifts[best] < UNCLEAR_NOTABLE_LIFT or budget[best] < 0.05:
+        if best is None or lifts[best] < UNCLEAR_NOTABLE_LIFT or budget[best] < UNCLEAR_NOTABLE_SHARE:
             return f"No clear preference: no target gets {UNCLEAR_NOTABLE_LIFT:g}x what uniform attention gives{sink}."
         return f"No role passes; leans towards {_budget_phrase(budget, best)}{sink}."
     entry = ROLE_REGISTRY[role]

@@ -33,7 +33,7 @@ from classifier.registry import (  # noqa: F401  (ROLES etc. re-exported for cal
     RoleName,
     check_role_names,
 )
-from classifier.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from classifier.thresholds import DEFAULT_THRESHOLDS, MIN_STORIES_FOR_BOOTSTRAP, Thresholds
 
 # The metric that carries a role's headline number in tables and descriptions.
 HEADLINE_METRIC: dict[str, str] = {name: r.headline for name, r in ROLE_REGISTRY.items() if r.headline}
@@ -267,7 +267,11 @@ def assign_roles(
     kinds = _KIND[np.minimum(primary, len(SCORED_ROLES) - 1)]
     on_sliver = named & np.isin(kinds, ["target", "hold"]) & (primary_explained < thresholds.primary_share)
     fit = np.where(on_sliver, np.minimum(fit, primary_explained / (2 * thresholds.primary_share)), fit)
-    confidence = stability * fit
+    # Too few stories for the bootstrap: no stability, so no confidence (shown as n/a); an unclear
+    # head is no label to be confident in.
+    if measurement.n_texts < MIN_STORIES_FOR_BOOTSTRAP:
+        stability = np.full(primary.shape, np.nan)
+    confidence = np.where(named, stability * fit, np.nan)
 
     excess = evidence.excess
     sliver = slivers(evidence, thresholds)

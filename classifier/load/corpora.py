@@ -4,6 +4,8 @@ real TinyStories stories, or a local file.
 Everything is read through Hugging Face `datasets`; this module only picks the source, checks
 the input and draws a reproducible sample. It does not tokenize.
 
+A .txt file's stories are separated by lines that read `<|endoftext|>`; a file with no such line
+but with blank lines reads its blank-line-separated paragraphs as stories (a common format).
 Input that works but not as the user may think (a .txt without separator lines, fewer stories
 than asked, too few stories for the bootstrap intervals, the bundled corpus standing in for an
 unreachable hub) is said at once: each becomes one `classifier.errors.InputNotice` warning when
@@ -14,6 +16,7 @@ records in run.json and the report header).
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,7 @@ import numpy as np
 from classifier.errors import InputError, notify
 from classifier.load.hub import hub_reachable
 from classifier.load.packaged import BUNDLED_PATH, SAMPLE_NAME, SAMPLE_PATH  # noqa: F401 (re-exported)
+from classifier.thresholds import MIN_STORIES_FOR_BOOTSTRAP
 
 TINYSTORIES_DATASET = "roneneldan/TinyStories"
 STORY_SEPARATOR = "<|endoftext|>"
@@ -33,9 +37,8 @@ BANANA_PROMPT = (
 # well mixed while reading only a few MB.
 STREAM_SHUFFLE_BUFFER = 10_000
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".parquet")
-# Below this many stories the bootstrap over stories has too few distinct resamples for its 95%
-# intervals and role confidence to mean much (with one story every resample is that story).
-MIN_STORIES_FOR_INTERVALS = 10
+# A line holding only white space between two stories of a file with no separator line.
+BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
 class CorpusError(InputError):
@@ -99,10 +102,10 @@ def sample_notices(corpus: Corpus, stories: int | None) -> tuple[str, ...]:
     n = len(corpus.texts)
     if stories is not None and n < stories:
         notices.append(f"--stories {stories}: {corpus.source} has only {n} stories; using all {n}.")
-    if n < MIN_STORIES_FOR_INTERVALS:
+    if n < MIN_STORIES_FOR_BOOTSTRAP:
         notices.append(
-            f"only {n} stor{'y' if n == 1 else 'ies'}: the 95% intervals and confidences come from a bootstrap over "
-            f"stories and mean little below {MIN_STORIES_FOR_INTERVALS} (with 1 story they have zero width)."
+            f"only {n} stor{'y' if n == 1 else 'ies'}: the 95% intervals, stability and confidence come from a bootstrap "
+            f"over stories, which needs at least {MIN_STORIES_FOR_BOOTSTRAP}; the report shows them as n/a."
         )
     return tuple(notices)
 
@@ -144,8 +147,15 @@ def load_sample(*, stories: int | None, seed: int) -> Corpus:
     return Corpus(**{**corpus.__dict__, "source": SAMPLE_SOURCE})
 
 
+def has_separator_line(text: str) -> bool:
+    return any(line.strip() == STORY_SEPARATOR for line in text.split("\n"))
+
+
 def split_stories(text: str) -> list[str]:
-    """Stories of a TinyStories .txt file: separated by lines that read `<|endoftext|>`."""
+    """Stories of a TinyStories .txt file: separated by lines that read `<|endoftext|>`, or,
+    in a file without such a line, by blank lines."""
+    if not has_separator_line(text):
+        return [s.strip() for s in BLANK_LINE.split(text) if s.strip()]
     stories, current = [], []
     for line in text.split("\n"):
         if line.strip() == STORY_SEPARATOR:
@@ -189,11 +199,13 @@ def _quiet_datasets():
 
 
 def unsplit_notice(path: Path, texts: list[str]) -> str | None:
-    """A remark when a .txt file holds one story and no `<|endoftext|>` separator line."""
-    if path.suffix != ".txt" or len(texts) != 1:
+    """A remark when a .txt file has no `<|endoftext|>` separator line: its stories were read as
+    separated by blank lines, or, with no blank line either, the whole file is one story."""
+    if path.suffix != ".txt" or has_separator_line(path.read_text(encoding="utf-8")):
         return None
-    if any(line.strip() == STORY_SEPARATOR for line in path.read_text(encoding="utf-8").split("\n")):
-        return None  # one story, properly ended by its separator line
+    if len(texts) > 1:
+        return (f"{path}: no line reads {STORY_SEPARATOR}, so stories are read as separated by blank lines "
+                f"({len(texts):,} stories).")
     inline = " (it appears inside lines, which does not count)" if STORY_SEPARATOR in texts[0] else ""
     return (
         f"{path}: no line reads {STORY_SEPARATOR}{inline}, so the whole file ({len(texts[0]):,} characters) "

@@ -277,6 +277,8 @@ def check_model_argument(model: str, *, option: str = "--model") -> str:
         if not path.is_dir():
             raise ModelLoadError(f"{option} {model}: not a checkpoint directory or a llama2.c .bin file")
         if not (path / "config.json").is_file():
+            if any((inside / "config.json").is_file() for inside in path.iterdir() if inside.is_dir()):
+                raise ModelLoadError(f"{option} {model}: a folder of training checkpoints: use `head-roles track {model}`")
             raise ModelLoadError(f"{option} {model}: no config.json in this directory (not a Hugging Face checkpoint)")
         return "directory"
     if model.startswith((".", "/", "~")) or (model.count("/") > 1):

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from classifier.formatting import head_label
+from classifier.formatting import head_label, written_role
 from classifier.registry import METRICS
 
 # Metrics that are shares of attention (shown as percentages); the others are plain numbers.
@@ -71,7 +71,7 @@ def prompt_grid(run) -> bytes:
     gap = max(2, size // 4)  # blank above each pattern (its title) and to its right
     cell = size + gap
     canvas = np.full((rows * cell, columns * cell - gap), np.nan, dtype=np.float32)  # NaN: background
-    roles = run.roles.set_index(["layer", "head"])["role"]
+    roles = {(r.layer, r.head): written_role(r.role, getattr(r, "confidence", np.nan)) for r in run.roles.itertuples()}
     fig = plt.figure(figsize=(2.2 * columns, 2.3 * rows), dpi=90)
     ax = fig.add_axes((0.005, 0.005, 0.99, 0.94))
     ax.axis("off")

@@ -23,16 +23,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from classifier.formatting import head_label, percent, times
+from classifier.formatting import head_label, number, percent, role_counts, times, written_role
+from classifier.render.definitions import BUDGET, DEFINITIONS, METRICS_DOC
 from classifier.render.figures import SHARE_METRICS, lift_metrics
-from classifier.render.importance import card_extras, importance_html
+from classifier.render.importance import ablation_cell, card_extras, importance_html
+from classifier.render.view import scored_tokens, shown_run
 from classifier.thresholds import HOLD_MIN_QUERIES
 from classifier.registry import METRICS, PARTS, ROLE_COLORS, ROLE_REGISTRY, ROLES  # noqa: F401 (ROLE_COLORS re-exported)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-# Role measures the role rule may add to the roles frame (issue 11); shown when present.
+# Role measures the role rule may add to the roles frame (issue 11); shown when present. Titles
+# are report.md's, so that a column means one thing on both pages.
 ROLE_MEASURES = (("explained", "Explained", "pct"), ("lift", "Lift", "times"),
-                 ("margin", "Margin", "pct"), ("stability", "Stability", "pct"))
+                 ("margin", "Margin", "pct"), ("sink", "Sink", "pct"), ("stability", "Stability", "pct"))
 PAIRS_SHOWN = 5
 # Heatmap colour range in log2 lift (as figures.lift_heatmap): 1/16x .. 64x.
 HEAT_LOW, HEAT_HIGH = -4.0, 6.0
@@ -105,15 +108,33 @@ def table_columns(run) -> list[tuple[str, str, str]]:
     columns = [("head", "Head", "text"), ("layer", "Layer", "int"), ("role", "Role", "text"),
                ("secondary", "Also", "text"), ("confidence", "Confidence", "pct")]
     columns += [c for c in ROLE_MEASURES if c[0] in run.roles.columns]
-    columns += [(c, c, "nats") for c in ("ablation", "attribution") if c in run.metrics.columns]
+    # Exact ablation only: attribution is shown in "Which heads matter", beside its rank agreement.
+    columns += [("ablation", "Ablation (nats)", "nats")] if "ablation" in run.metrics.columns else []
     columns += [("top_keys", "Top keys", "text")]
     columns += [(m, m, "pct" if m in SHARE_METRICS else "num") for m in METRICS if m in run.metrics.columns]
     return columns
 
 
+def cell_text(key: str, kind: str, value, role_row: pd.Series, metrics: pd.Series) -> str:
+    """A role-table cell as report.md writes it (rounded once, by classifier.formatting)."""
+    from classifier.label.describe import confidence_text
+
+    if key == "confidence":
+        return confidence_text(role_row)
+    if key == "ablation":
+        return next(iter(ablation_cell(metrics).values()), "n/a")
+    if kind == "text" or kind == "int":
+        return str(value)
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    return {"pct": percent, "times": times, "num": number}[kind](float(value))
+
+
 def head_records(run) -> list[dict]:
     """One record per head, in (layer, head) order: what the card, overview and table show."""
-    from classifier.label.describe import describe_head, key_kind, role_label, secondary_label, top_keys_text
+    from classifier.label.describe import (
+        describe_head, key_kind, role_label, secondary_label, small_percent, top_keys_list, top_keys_text,
+    )
 
     n_layers = run.model.n_layers
     metrics = run.metrics.set_index(["layer", "head"])
@@ -136,11 +157,14 @@ def head_records(run) -> list[dict]:
                   "role": r["role"], "secondary": secondary_label(r), "top_keys": top_keys_text(r),
                   # unclear is no label to be confident in: no confidence shown
                   "confidence": None if r["role"] == "unclear" else r.get("confidence")}
-        shown = {"head": label, "role": role_label(r)}
+        shown = {"head": label, "role": role_label(r), "layer": str(layer), "secondary": values["secondary"],
+                 "top_keys": values["top_keys"]}
+        explained = _explained(r, m)
         records.append({
             "layer": int(layer), "head": int(head), "label": label, "role": r["role"], "role_label": role_label(r),
-            "code": ROLE_REGISTRY[r["role"]].code if r["role"] in ROLE_REGISTRY else r["role"],
-            "secondary": list(r["secondary"]), "explained": _number(_explained(r, m)),
+            "code": written_role(r["role"], r.get("confidence"), code=True),
+            "secondary": list(r["secondary"]), "explained": _number(explained),
+            "explained_text": percent(explained) if math.isfinite(explained) else "",
             "facts": [list(f) for f in _facts(r, m)],
             "description": describe_head(r, m, budget.loc[(layer, head)] if budget is not None else None),
             "prompt_role": prompt_roles.get((layer, head)) if len(prompt_roles) else None,
@@ -149,10 +173,12 @@ def head_records(run) -> list[dict]:
                        _number(getattr(p, "top_rate", None)), _number(getattr(p, "weight", None))]
                       for p in group.head(PAIRS_SHOWN).itertuples()]
             if group is not None else [],
-            "top_keys": [[str(k["token"]), _number(k["share"]), _number(k["lift"])] for k in (r.get("top_keys") or [])],
+            # The head's one top-keys list (the table shows its first entries), rounded here once.
+            "top_keys": [[str(k["token"]), small_percent(k["share"]), times(k["lift"])] for k in top_keys_list(r)],
             "row": [values[key] if kind == "text" and key != "head" else _number(values.get(key))
                     for key, _, kind in columns],
-            "cells": [shown.get(key) for key, _, _ in columns],
+            "cells": [shown[key] if key in shown else cell_text(key, kind, values.get(key), r, m)
+                      for key, _, kind in columns],
             **card_extras(run, m, r),
         })
     return records
@@ -193,7 +219,7 @@ def _heat_color(lift: float) -> str:
 def heatmap_html(run) -> str:
     """Heads x metrics, each cell the lift over uniform attention; a row selects its head."""
     metrics = lift_metrics(run)
-    roles = run.roles.set_index(["layer", "head"])["role"]
+    roles = run.roles.set_index(["layer", "head"])
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
     rows = []
     for r in run.metrics.itertuples():
@@ -204,9 +230,11 @@ def heatmap_html(run) -> str:
             for name in metrics
         )
         k = int(r.layer) * run.model.n_heads + int(r.head)
-        role = roles.get((r.layer, r.head), "")
+        row = roles.loc[(r.layer, r.head)] if (r.layer, r.head) in roles.index else None
+        role = row["role"] if row is not None else ""
+        written = written_role(role, row.get("confidence")) if row is not None else ""
         rows.append(f'<tr data-head="{k}"><th class="text">{head_label(r.layer, r.head, run.model.n_layers)} '
-                    f'<span style="color:{ROLE_COLORS.get(role, "#888")}">{html.escape(role)}</span></th>{cells}</tr>')
+                    f'<span style="color:{ROLE_COLORS.get(role, "#888")}">{html.escape(written)}</span></th>{cells}</tr>')
     return (f'<table class="heat"><thead><tr><th class="text">head</th>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 
@@ -228,7 +256,8 @@ def evidence_html(records: list[dict], n_heads: int) -> str:
                               + (f"top key of {percent(rate)} of its queries, weight {percent(weight)}"
                                  if rate is not None and weight is not None else percent(s))
                               for q, key, s, kind, rate, weight in r["pairs"][:3])
-            parts.append(f'<li data-head="{k}"><b>{html.escape(r["label"])}</b>: {html.escape(r["description"])}'
+            doubt = f" {html.escape(r['role_label'])}" if r["role_label"] != r["role"] else ""
+            parts.append(f'<li data-head="{k}"><b>{html.escape(r["label"])}</b>{doubt}: {html.escape(r["description"])}'
                          + (f" <span class=\"hint\">Pairs: {pairs}</span>" if pairs else "") + "</li>")
         parts.append("</ul>")
     return "".join(parts)
@@ -236,15 +265,14 @@ def evidence_html(records: list[dict], n_heads: int) -> str:
 
 def header_html(run) -> str:
     model, corpus, settings = run.model, run.corpus, run.settings
-    counts = run.roles["role"].value_counts()
     lines = [
         f"Model <code>{html.escape(model.resolved)}</code>"
         + (f" (revision <code>{html.escape(model.revision)}</code>)" if model.revision else "")
         + f", {model.n_layers} layer(s) x {model.n_heads} heads",
         f"Corpus {html.escape(str(corpus.get('name')))} ({html.escape(str(corpus.get('source')))}), "
-        f"{corpus.get('stories')} stories, {run.n_tokens:,} tokens; max {settings.max_tokens} tokens per story, "
+        f"{corpus.get('stories')} stories, {run.n_tokens:,} tokens; {html.escape(scored_tokens(run))}; "
         f"seed {settings.seed}, {settings.bootstrap} bootstrap resamples",
-        "Roles: " + ", ".join(f"{html.escape(role)} {n}" for role, n in counts.items()),
+        "Roles: " + html.escape(role_counts(run.roles)),
     ]
     if run.command:
         lines.append(f"Command <code>{html.escape(run.command)}</code>" + (f", {html.escape(run.created)}" if run.created else ""))
@@ -275,8 +303,21 @@ def _script_json(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
 
 
+def definitions_html() -> str:
+    """The definitions the page uses, inline (the page stays self-contained)."""
+    def code(text: str) -> str:
+        parts = html.escape(text).split("`")
+        return "".join(f"<code>{p}</code>" if k % 2 else p for k, p in enumerate(parts))
+
+    items = "".join(f"<dt>{html.escape(term)}</dt><dd>{code(text)}</dd>" for term, text in DEFINITIONS)
+    return (f'<section id="definitions"><h2>Definitions</h2><p>{code(BUDGET)}</p><dl class="definitions">{items}</dl>'
+            f'<p class="hint">Formulas for every metric, budget part, role and column: <code>{METRICS_DOC}</code> in the '
+            "head-roles project; thresholds with the figures behind them in <code>classifier/thresholds.py</code>.</p></section>")
+
+
 def render_html(run) -> str:
     """report.html of one run: a single self-contained page."""
+    run = shown_run(run)
     data = page_data(run)
     evidence = evidence_html(data["heads"], run.model.n_heads)
     no_texts = "" if data["texts"] else '<p class="hint">This run saved no attention patterns (an older run directory).</p>'
@@ -288,6 +329,7 @@ def render_html(run) -> str:
         heatmap=heatmap_html(run),
         importance=importance_html(run),
         evidence=evidence,
+        definitions=definitions_html(),
         appendix_note='<p class="hint">The Markdown report (report.md) has the planted-versus-measured table.</p>'
         if run.appendix else "",
         data=_script_json(data),
@@ -315,7 +357,7 @@ PAGE_HEAD = """<!DOCTYPE html>
 
 PAGE = PAGE_HEAD + """<section id="explorer">
 <h2>Every head</h2>
-<div class="hint">Click a head, or step with <kbd>←</kbd> <kbd>→</kbd> (heads) and <kbd>↑</kbd> <kbd>↓</kbd> (layers).
+<div class="hint">Thumbnails are shaded by the head's ablation (darker: the loss rises more without it). Click a head, or step with <kbd>←</kbd> <kbd>→</kbd> (heads) and <kbd>↑</kbd> <kbd>↓</kbd> (layers).
 Hover or click a token; <kbd>[</kbd> <kbd>]</kbd> step the selected token. Darker blue is more attention
 (tokens: in proportion to the weight; pattern pictures: to its square root, so that soft heads show).</div>
 {no_texts}
@@ -340,7 +382,7 @@ Hover or click a token; <kbd>[</kbd> <kbd>]</kbd> step the selected token. Darke
 </section>
 <section>
 <h2>Role table</h2>
-<div class="hint">Click a column to sort; click a row to open the head. Shares are token-weighted over the corpus (definitions: section 3 of the design notes).</div>
+<div class="hint">Click a column to sort; click a row to open the head. Shares are token-weighted over the corpus; every column is defined under <a href="#definitions">Definitions</a>.</div>
 {appendix_note}
 <div class="scroll"><table class="sortable" id="roles"></table></div>
 </section>
@@ -354,6 +396,7 @@ Hover or click a token; <kbd>[</kbd> <kbd>]</kbd> step the selected token. Darke
 <h2>Evidence by role</h2>
 {evidence}
 </section>
+{definitions}
 <section class="hint">Written by head-roles; self-contained (no network). Patterns are quantised to steps of 1/255.</section>
 <script type="application/json" id="run-data">{data}</script>
 <script>

@@ -16,13 +16,22 @@ import pandas as pd
 from classifier.label.describe import (
     confidence_text, describe_head, key_kind, role_label, secondary_label, top_keys_text,
 )
-from classifier.formatting import head_label, markdown_table, percent, times, token
+from classifier.formatting import head_label, markdown_table, percent, role_counts, times, token, written_role
+from classifier.render.definitions import BUDGET, DEFINITIONS, METRICS_DOC
 from classifier.render.importance import ablation_cell, importance_lines
-from classifier.thresholds import DEFAULT_THRESHOLDS, DOUBT_CONFIDENCE, HOLD_MIN_QUERIES
+from classifier.render.view import scored_tokens, shown_run
 
 # Evidence pairs shown per head, and the prompt's strongest arrows shown per head.
 PAIRS_SHOWN = 3
 PROMPT_ARROWS_SHOWN = 3
+def definitions_lines() -> list[str]:
+    """report.md's Definitions section (the same text report.html carries)."""
+    return (["## Definitions", "", BUDGET, ""] + [f"- **{term}**: {text}" for term, text in DEFINITIONS]
+            + ["", f"Formulas for every metric, budget part, role and column: `{METRICS_DOC}` in the head-roles "
+               "project; rules in `classifier/label/roles.py`, thresholds (with the figures behind them) in "
+               "`classifier/thresholds.py`.", ""])
+
+
 def role_table(run) -> pd.DataFrame:
     """The researcher-style table: one row per head, display strings."""
     n_layers = run.model.n_layers
@@ -84,16 +93,16 @@ def prompt_lines(run) -> list[str]:
         arrows = ", ".join(
             f"{token(tokens[i])} -> {token(tokens[pattern[i].argmax()])} ({pattern[i].max():.2f})" for i in strongest
         )
-        prompt_role = roles.loc[(layer, head), "role"]
-        corpus_role = corpus_roles.loc[(layer, head), "role"]
-        agree = "" if prompt_role == corpus_role else f" (corpus: {corpus_role})"
+        prompt = roles.loc[(layer, head)]
+        corpus = corpus_roles.loc[(layer, head)]
+        prompt_role = written_role(prompt["role"], prompt.get("confidence", np.nan))
+        agree = "" if prompt["role"] == corpus["role"] else f" (corpus: {written_role(corpus['role'], corpus.get('confidence', np.nan))})"
         lines.append(f"- **{head_label(layer, head, run.model.n_layers)}**: {prompt_role}{agree}; {arrows}")
     return lines
 
 
 def header_lines(run) -> list[str]:
     model, corpus, settings = run.model, run.corpus, run.settings
-    counts = run.roles["role"].value_counts()
     lines = [
         f"# Head roles: {model.name}",
         "",
@@ -101,38 +110,25 @@ def header_lines(run) -> list[str]:
         + (f", tokenizer `{model.tokenizer}`" if model.tokenizer else "")
         + f", {model.n_layers} layer(s) x {model.n_heads} heads",
         f"- Corpus: {corpus.get('name')} ({corpus.get('source')}), {corpus.get('stories')} stories, {run.n_tokens:,} tokens",
-        f"- Settings: max {settings.max_tokens} tokens per story (BOS included), seed {settings.seed}, "
+        f"- Settings: {scored_tokens(run)}; seed {settings.seed}, "
         f"{settings.bootstrap} bootstrap resamples over stories, batch {settings.batch_size}, device {model.device}",
         f"- Versions: {', '.join(f'{k} {v}' for k, v in run.versions.items())}",
     ]
     if run.command:
         lines.append(f"- Command: `{run.command}`")
     lines += [f"- Note: {notice}" for notice in run.notices]
-    lines.append(f"- Roles: {', '.join(f'{role} {n}' for role, n in counts.items())}")
+    lines.append(f"- Roles: {role_counts(run.roles)}")
     return lines
 
 
 def render_report(run, figures: dict[str, str] | None = None) -> str:
     """report.md of one run; `figures` maps figure files to their titles."""
+    run = shown_run(run)
     lines = header_lines(run) + [
         "",
         "## Roles",
         "",
-        "Each query's attention is split into disjoint parts by the most specific target each key is "
-        "(BOS, itself, the previous token, the word's first piece, the latest delimiter, the clause start, names, "
-        "other delimiters, earlier copies, induction targets, the rest of the last five tokens, everything else). "
-        "**Explained**: share of all attention in the part(s) the role names; **Lift**: that share over what "
-        "uniform attention would give; **Margin**: how far the role's share above uniform leads the next target's; "
-        "**Sink**: share parked on BOS; **Hold**: share of queries whose top key (BOS, itself and the previous token "
-        f"aside) is also the top key of {HOLD_MIN_QUERIES - 1} other queries of the story; **Top keys**: the key tokens (BOS, itself and "
-        "the previous token aside) with the largest share of its attention, and their lift over uniform attention; "
-        "**Stability**: share of bootstrap resamples over stories giving the same role; "
-        "**Confidence**: stability, scaled down when the margin is under "
-        f"{percent(DEFAULT_THRESHOLDS.margin_full)} of attention; a role under {percent(DOUBT_CONFIDENCE)} is written "
-        "with a `?`, and `unclear` has none. Secondary roles prefixed by a scope (`on multi-piece words:`) explain too "
-        f"little of all the head's attention (under {percent(DEFAULT_THRESHOLDS.primary_share)}) to be its primary "
-        "role. Rules in `classifier/label/roles.py`, thresholds in "
-        "`classifier/thresholds.py`; per-part shares in budget.csv, section-3 metrics in metrics.csv.",
+        f"{BUDGET} Every column is defined under Definitions at the end of this page; formulas in `{METRICS_DOC}`.",
         "",
         markdown_table(role_table(run)),
         "",
@@ -164,6 +160,7 @@ def render_report(run, figures: dict[str, str] | None = None) -> str:
             *prompt_lines(run),
             "",
         ]
+    lines += definitions_lines()
     return "\n".join(lines)
 
 

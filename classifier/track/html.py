@@ -20,7 +20,7 @@ import html
 import pandas as pd
 
 from classifier.errors import InputError
-from classifier.formatting import head_label
+from classifier.formatting import head_label, written_role
 from classifier.render.html import ASSETS, PAGE_HEAD, _number, _script_json, page_script
 from classifier.registry import ROLE_COLORS, ROLE_REGISTRY, ROLES, role_code
 from classifier.thresholds import DOUBT_CONFIDENCE
@@ -63,7 +63,7 @@ def _settled(rows: pd.DataFrame, heads: list[tuple[int, int]]) -> list[dict | No
 
 def model_record(name: str, rows: pd.DataFrame, layers_of: dict[str, int]) -> dict:
     """One model: its checkpoints in step order, heads, and per checkpoint and head a cell
-    [role, explained, lift, headline, confidence, ablation, attribution] and the head of another model it was matched
+    [role, explained, lift, headline, confidence, ablation, attribution, code as written] and the head of another model it was matched
     with by metric profile ([label, role, similarity]; `layers_of` gives that model's layers)."""
     rows = rows.sort_values(["step", "layer", "head"], kind="stable", na_position="first")
     n_layers, n_heads = int(rows["n_layers"].iloc[0]), int(rows["n_heads"].iloc[0])
@@ -76,7 +76,8 @@ def model_record(name: str, rows: pd.DataFrame, layers_of: dict[str, int]) -> di
         row_matches: list = [None] * len(heads)
         for r in group.to_dict("records"):
             k = position[(int(r["layer"]), int(r["head"]))]
-            row_cells[k] = [str(r["role"]), *(_number(r.get(c)) for c in CELL_NUMBERS)]
+            row_cells[k] = [str(r["role"]), *(_number(r.get(c)) for c in CELL_NUMBERS),
+                            written_role(str(r["role"]), r.get("confidence"), code=True)]
             if r.get("match") == "similarity" and pd.notna(r.get("matched_layer")):
                 other = layers_of.get(r.get("compared_with"), 2)  # L.H unless known to be one layer
                 row_matches[k] = [head_label(int(r["matched_layer"]), int(r["matched_head"]), other),

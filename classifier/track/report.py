@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from classifier.formatting import head_label, markdown_table, number, percent
-from classifier.label.describe import doubtful
+from classifier.formatting import doubtful, head_label, markdown_table, number, percent, role_counts as counts_text, written_role
 from classifier.registry import METRICS, ROLE_REGISTRY, ROLES, role_code
 from classifier.run import HEAD_IMPORTANCE_COLUMNS
 from classifier.thresholds import DOUBT_CONFIDENCE
@@ -87,9 +86,11 @@ def role_counts(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, checkpoint), group in table.groupby(["model", "checkpoint"], sort=False):
         counts = group["role"].value_counts()
+        doubt = group.loc[[doubtful(r, c) for r, c in zip(group["role"], group["confidence"])], "role"].value_counts()
         rows += [{"model": model, "checkpoint": checkpoint, "step": group["step"].iloc[0], "role": role,
-                  "count": int(counts.get(role, 0)), "share": counts.get(role, 0) / len(group)} for role in roles]
-    return pd.DataFrame(rows, columns=["model", "checkpoint", "step", "role", "count", "share"])
+                  "count": int(counts.get(role, 0)), "share": counts.get(role, 0) / len(group),
+                  "in_doubt": int(doubt.get(role, 0))} for role in roles]
+    return pd.DataFrame(rows, columns=["model", "checkpoint", "step", "role", "count", "share", "in_doubt"])
 
 
 # What a star means, said under every table of role codes.
@@ -99,9 +100,8 @@ DOUBT_NOTE = (f"`*`: a role in doubt, confidence under {percent(DOUBT_CONFIDENCE
 
 def role_cells(heads: pd.DataFrame) -> list[str]:
     """Role codes of `heads` (role and confidence columns), starred where the role is in doubt
-    (`doubtful`: the report writes it with a `?`, which is the code of `unclear` here)."""
-    rows = heads[["role", "confidence"]].to_dict("records")
-    return [role_code(row["role"]) + ("*" if doubtful(row) else "") for row in rows]
+    (`written_role`: the report writes it with a `?`, which is the code of `unclear` here)."""
+    return [written_role(r, c, code=True) for r, c in zip(heads["role"], heads["confidence"])]
 
 
 def role_grid(model: TrackedModel) -> pd.DataFrame:
@@ -113,13 +113,15 @@ def role_grid(model: TrackedModel) -> pd.DataFrame:
 
 
 def _count_table(counts: pd.DataFrame, columns: list[tuple[str, str]]) -> str:
-    """Role x (checkpoint) table of 'count (share)'; only roles some column has."""
+    """Role x (checkpoint) table of 'count (share)', with ', n*' for the n of them in doubt; only
+    roles some column has."""
     counts = counts[counts["checkpoint"].isin([c for c, _ in columns])]
     shown = [r for r in counts["role"].unique() if counts.loc[counts["role"] == r, "count"].sum() > 0]
     table = pd.DataFrame({"Role": [f"{r} ({role_code(r)})" for r in shown]})
     for checkpoint, title in columns:
         mine = counts[counts["checkpoint"] == checkpoint].set_index("role")
-        table[title] = [f"{mine.loc[r, 'count']} ({percent(mine.loc[r, 'share'])})" for r in shown]
+        table[title] = [f"{mine.loc[r, 'count']} ({percent(mine.loc[r, 'share'])})"
+                        + (f", {mine.loc[r, 'in_doubt']}*" if mine.loc[r, "in_doubt"] else "") for r in shown]
     return markdown_table(table)
 
 
@@ -143,22 +145,28 @@ def training_lines(name: str, rows: pd.DataFrame, counts: pd.DataFrame, drawn: s
         lines += [f"![Role of every head at every checkpoint]({roles_png})", ""]
     if headline_png in drawn:
         lines += [f"![Headline measure of the final role over steps]({headline_png})", ""]
-    ended = settled[settled["final_role"] != "unclear"]
-    summary = f"{len(ended)} of {len(settled)} heads end with a role."
+    final_written = {key: written_role(r.role, r.confidence, star=True)
+                     for key, r in zip(last.index, last.itertuples())}
+    firm_keys = {key for key, r in zip(last.index, last.itertuples())
+                 if r.role not in ("unclear", "broad") and not doubtful(r.role, r.confidence)}
+    ended = settled[[(l, h) in firm_keys for l, h in zip(settled["layer"], settled["head"])]]
+    summary = f"At step {int(steps[-1])}, {counts_text(last.reset_index(), code=True)}."
     if len(ended):
         late = ended[ended["settled_step"] == ended["settled_step"].max()]
-        summary += (f" Half of them have settled by step {int(ended['settled_step'].quantile(0.5, interpolation='higher'))}; "
+        summary += (f" Half of the {len(ended)} heads with a firm role have settled by step "
+                    f"{int(ended['settled_step'].quantile(0.5, interpolation='higher'))}; "
                     f"the last settle{'s' if len(late) == 1 else ''} at step {int(late['settled_step'].iloc[0])} "
                     f"({', '.join(head_label(r.layer, r.head, n_layers) for r in late.itertuples())}). "
                     f"{int((ended['first_step'] < ended['settled_step']).sum())} of them held their final role "
                     "earlier, lost it and came back.")
     lines += ["### When each head's final role settles", "",
               summary + " A head *settles* at the first checkpoint from which every later checkpoint gives "
-              "its final role.", ""]
+              "its final role; `*`: the final role is in doubt (confidence under "
+              f"{percent(DOUBT_CONFIDENCE)} or not measured).", ""]
     explained = "explained" in last and last["explained"].notna().any()
     for row in settled.sort_values(["settled_step", "layer", "head"]).itertuples():
         label = head_label(row.layer, row.head, n_layers)
-        sentence = settling_sentence(row, label)
+        sentence = settling_sentence(row, label, final_written[(row.layer, row.head)])
         if row.final_role != "unclear":
             final = last.loc[(row.layer, row.head)]
             metric = headline_metric(row.final_role)

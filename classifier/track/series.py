@@ -110,22 +110,32 @@ def settling(frame: pd.DataFrame) -> pd.DataFrame:
             "layer": int(layer), "head": int(head), "final_role": final,
             "settled_step": int(steps[since]), "first_step": int(steps[np.argmax(same)]),
             "changes": int((roles[1:] != roles[:-1]).sum()), "checkpoints": len(roles),
-            "first_checkpoint": int(steps[0]),
+            "first_checkpoint": int(steps[0]), "last_checkpoint": int(steps[-1]),
         })
     return pd.DataFrame(rows, columns=["layer", "head", "final_role", "settled_step", "first_step",
-                                       "changes", "checkpoints", "first_checkpoint"])
+                                       "changes", "checkpoints", "first_checkpoint", "last_checkpoint"])
 
 
-def settling_sentence(row, label: str) -> str:
-    """'0.6 becomes a previous-token head by step 300 and stays', for one row of `settling`."""
+def settling_sentence(row, label: str, written: str | None = None) -> str:
+    """'0.6 becomes a previous-token head by step 300 and stays', for one row of `settling`;
+    `written` is the final role as the track writes it (`delimiter*` in doubt). A role first
+    reached at the last checkpoint makes no claim that it stays."""
     role = row.final_role
+    written = written or role
     if role == "unclear":
         if row.settled_step == row.first_checkpoint:
             return f"{label} has no clear role at any checkpoint."
+        if row.settled_step == row.last_checkpoint:
+            return f"{label} has no clear role at the last checkpoint (step {row.settled_step})."
         return f"{label} has no clear role from step {row.settled_step} on."
-    noun = f"{article(role)} {role} head"
+    noun = f"{article(role)} {written} head"
     if row.settled_step == row.first_checkpoint:
         return f"{label} is {noun} from step {row.settled_step} on."
+    if row.settled_step == row.last_checkpoint:
+        sentence = f"{label} is {noun} at the last checkpoint (step {row.settled_step}) only; no later checkpoint says whether it stays"
+        if row.first_step < row.settled_step:
+            sentence += f" (also at step {row.first_step}; {row.changes} role changes in all)"
+        return sentence + "."
     sentence = f"{label} becomes {noun} by step {row.settled_step} and stays"
     if row.first_step < row.settled_step:
         sentence += f" (first at step {row.first_step}; {row.changes} role changes in all)"

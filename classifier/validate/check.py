@@ -4,47 +4,38 @@ The steps live in their own modules: `classifier.validate.notes` reads what a no
 (tables, summary tables, list items, paragraphs),
 `classifier.validate.claims` turns each description into a primary claim, secondary claims and scoped
 conditions, `classifier.validate.numbers` ties each written number to the metric its words name,
-`classifier.validate.verdicts` judges them against a run, and `classifier.validate.report` renders
-Markdown and JSON. This module joins them: it loads the measurements (a run directory,
-or a model run through the pipeline by `measure_model`, which imports torch only when called)
-and returns a `Validation`.
+`classifier.validate.verdicts` judges them against a run, `classifier.validate.results` holds the
+outcome as plain data and `classifier.validate.report` renders Markdown and JSON. This module joins
+them: it loads the measurements (a run directory, or a model run through the pipeline by
+`measure_model`, which imports torch only when called), returns a `Validation` and, in
+`validate_notes` (everything the `validate` command does), checks the arguments first and writes
+the outputs.
 
 Every input error is a `ValidateError` (an `InputError`) whose message is one line, "FILE:LINE: ...".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from classifier.validate.claims import Claim, ClaimMatcher, HeadClaims, extract_claims  # noqa: F401 (re-exported)
+from classifier.validate.claims import (  # noqa: F401 (re-exported)
+    Claim, ClaimMatcher, HeadClaims, extract_claims, referenced_head,
+)
 from classifier.errors import InputError
 from classifier.validate.notes import (  # noqa: F401 (re-exported)
     HeadDescription, ValidateError, parse_descriptions, parse_head_id, read_descriptions, resolve_heads,
 )
 from classifier.validate.numbers import read_numbers
+from classifier.validate.results import HeadResult, Listed, Measurements, Validation  # noqa: F401 (re-exported)
 from classifier.validate.verdicts import (  # noqa: F401
     VERDICTS, Judgement, Measured, Verdict, agreement, judge_head, role_verdict,
 )
 
 if TYPE_CHECKING:  # loading models is only needed when `measure_model` is called
     from classifier.load.models import ModelRef
-
-
-@dataclass(frozen=True)
-class Measurements:
-    """What the descriptions are judged against."""
-
-    model: str
-    n_layers: int
-    n_heads: int
-    corpus: Measured
-    prompt: Measured | None
-    prompt_text: str | None
-    source: str  # where the numbers come from, for the report header
 
 
 def _indexed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -109,61 +100,22 @@ def measure_model(model: ModelRef, corpus: str, settings, *, prompt: str) -> Mea
     return measurements_from_analysis(analyse(loaded, sample, settings, prompt=prompt, importance=False))
 
 
-@dataclass(frozen=True)
-class Listed:
-    """A summary table's kind for one head ("previous token" in `| previous token | 4 | 0.6, 1.3 |`),
-    judged over the corpus beside the head's own row."""
-
-    line: int
-    text: str
-    claimed: str | None
-    verdict: Verdict
-
-
-@dataclass(frozen=True)
-class HeadResult:
-    """One described head: what it says, and how it fares over the corpus and on the prompt."""
-
-    description: HeadDescription
-    claims: HeadClaims
-    corpus: Judgement
-    prompt: Judgement | None
-    listed: tuple[Listed, ...] = ()
-
-
-@dataclass(frozen=True)
-class Validation:
-    """Every described head judged, and the agreement statistics."""
-
-    source: str
-    measurements: Measurements
-    heads: tuple[HeadResult, ...]
-    summary: dict
-
-    @property
-    def any_contradicted(self) -> bool:
-        return any(h.corpus.verdict == Verdict.CONTRADICTED for h in self.heads)
-
-    def frame(self) -> pd.DataFrame:
-        """One row per described head (tidy): ids, claimed and measured roles, verdicts."""
-        return pd.DataFrame([{
-            "layer": h.description.layer, "head": h.description.head, "label": h.description.label,
-            "description": h.description.text, "claimed": h.claims.claimed_primary,
-            "claimed_secondary": h.claims.claimed_secondary, "weight": h.claims.weight,
-            "corpus_role": h.corpus.measured, "corpus_verdict": h.corpus.verdict.value,
-            "prompt_role": h.prompt.measured if h.prompt else None,
-            "prompt_verdict": h.prompt.verdict.value if h.prompt else None,
-        } for h in self.heads])
-
-
 def judge(descriptions: list[HeadDescription], measurements: Measurements, *,
           matcher: ClaimMatcher | None = None) -> Validation:
     """Judge every description on the corpus and on the prompt."""
-    resolved = resolve_heads(descriptions, measurements.n_layers, measurements.n_heads)
+    skipped: list[str] = []
+    resolved = resolve_heads(descriptions, measurements.n_layers, measurements.n_heads, skipped)
+    by_head = {(d.layer, d.head): d.text for d in resolved}
+
+    def same_as(label: str) -> HeadClaims | None:  # "Same as 2.3": that head's claims, never a loop
+        found = parse_head_id(label)
+        text = by_head.get((found[0] if found[0] is not None else 0, found[1])) if found else None
+        return extract_claims(text, matcher) if text is not None and referenced_head(text) is None else None
+
     heads = []
     prompt, roles = measurements.prompt, measurements.corpus.roles
     for d in resolved:
-        claims = extract_claims(d.text, matcher)
+        claims = extract_claims(d.text, matcher, same_as=same_as)
         numbers = read_numbers(claims.text) + read_numbers(d.measures)  # read once, checked on each side
         measured = roles.loc[(d.layer, d.head)]
         listed = []
@@ -179,17 +131,43 @@ def judge(descriptions: list[HeadDescription], measurements: Measurements, *,
     if measurements.prompt is not None:
         summary["prompt"] = agreement([h.prompt for h in heads])
     source = descriptions[0].source if descriptions else "<text>"
-    return Validation(source=source, measurements=measurements, heads=tuple(heads), summary=summary)
+    return Validation(source=source, measurements=measurements, heads=tuple(heads), summary=summary,
+                      skipped=tuple(skipped))
+
+
+def _check_outputs(descriptions: str | Path, out: str | Path | None, json_file: str | Path | None) -> None:
+    """Every output file checked before any model is loaded: writable, not the notes file, not each other."""
+    from classifier.outputs import check_output_file
+
+    for path, option in ((out, "--out"), (json_file, "--json")):
+        if path:
+            check_output_file(path, option=option)
+            if Path(path).resolve() == Path(descriptions).resolve():
+                raise InputError(f"{option} {path}: is the notes file being validated; write elsewhere")
+    if out and json_file and Path(out).resolve() == Path(json_file).resolve():
+        raise InputError(f"--json {json_file}: the same file as --out")
 
 
 def validate_notes(descriptions: str | Path, *, run_dir: str | Path | None = None, model=None, corpus: str = "tinystories",
-                   settings=None, prompt: str | None = None) -> Validation:
-    """Judge a notes file against a finished run directory, or against `model` (a parsed
-    `classifier.load.models.ModelRef`) measured over `corpus` with `settings` and on `prompt`."""
+                   settings=None, prompt: str | None = None, revision: str | None = None, tokenizer: str | None = None,
+                   out: str | Path | None = None, json_file: str | Path | None = None) -> Validation:
+    """Judge a notes file against a finished run directory, or against `model` (a name, parsed with
+    `revision` and `tokenizer`, or a `classifier.load.models.ModelRef`) measured over `corpus` with
+    `settings` and on `prompt`; write the Markdown to `out` and the JSON to `json_file` when given.
+    Every argument is checked before the notes are read or a model is loaded."""
     from classifier.load.corpora import BANANA_PROMPT
 
     if (run_dir is None) == (model is None):
         raise InputError("pass exactly one of --run DIR or --model M")
+    _check_outputs(descriptions, out, json_file)
+    if isinstance(model, str):  # a bad model argument is said before the notes are read
+        from classifier.load.models import parse_model
+
+        model = parse_model(model, revision=revision, tokenizer=tokenizer)
+    if model is not None and settings is None:
+        from classifier.settings import ScoreSettings
+
+        settings = ScoreSettings(ablation_stories=0)
     rows = read_descriptions(descriptions)
     if model is not None:  # a bad device is said before the corpus is read
         from classifier.load.models import resolve_device
@@ -201,4 +179,13 @@ def validate_notes(descriptions: str | Path, *, run_dir: str | Path | None = Non
             raise InputError(f"--prompt: {run_dir} has no measurements on this prompt; pass --model to measure it")
     else:
         measured = measure_model(model, corpus, settings, prompt=prompt or BANANA_PROMPT)
-    return judge(rows, measured)
+    validation = judge(rows, measured)
+    if out or json_file:
+        from classifier.outputs import write_file
+        from classifier.validate.report import render_json, render_validation
+
+        if json_file:
+            write_file(json_file, render_json(validation))
+        if out:
+            write_file(out, render_validation(validation))
+    return validation

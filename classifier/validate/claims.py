@@ -11,6 +11,12 @@ head-level claim. Numbers are read apart, by the metric their own words name
 (`classifier.validate.numbers`). Hedges (`~`, `~~`, `?`, "maybe", "weak") lower a claim's
 `weight` instead of dropping it.
 
+The reader's rule order (`extract_claims`): a role named alone before a colon ("Start-of-text
+sink: ...") is the primary claim; "same as HEAD" takes that head's; else the first role named
+outside a condition; a description made only of scoped statements claims the widest scope's
+role. Manner words ("spreads", "across the whole story") claim `broad` only when no target is
+named, and uniform attention named as a reference ("13x uniform") claims nothing.
+
 Roles are found with a lexicon of regular expressions (`LEXICON`; an earlier role wins an
 overlap); a sentence the lexicon does not cover falls back to `ClaimMatcher`, TF-IDF similarity
 to per-role glossaries. This module does not read tables, load measurements or judge claims.
@@ -21,17 +27,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 
 ClaimKind = Literal["primary", "secondary", "condition", "note", "uncheckable"]
-ScopeKind = Literal["continuation", "word_start", "delimiter", "name", "repeated", "token", "other"]
+ScopeKind = Literal["continuation", "word_start", "delimiter", "name", "repeated", "speech", "token", "other"]
 
 # A condition whose scope is the query set a role is defined on is that role's head-level claim.
 ROLE_SCOPES: dict[str, tuple[ScopeKind, ...]] = {
     "word-start": ("continuation",), "duplicate-token": ("repeated",), "induction": ("repeated",),
+    "quote-start": ("speech",),
 }
+# How many queries a kind of scope usually covers, widest first: a description made only of
+# scoped statements claims the widest one's role ("word-initial tokens attend to X; continuation
+# pieces to Y" is an X head with a scoped Y), and the narrower ones stay scoped.
+SCOPE_BREADTH: tuple[ScopeKind, ...] = ("word_start", "other", "delimiter", "continuation", "speech", "repeated",
+                                        "name", "token")
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,8 @@ _NOUN = r"(?:tokens?|toks?|words?|positions?|ones?|pieces?)"
 _COPY = r"(?:occurrences?|cop(?:y|ies)|instances?|appearances?|mentions?)"
 _OF_SAME = r"(?: of (?:the |this |that |its )?(?:same |current |identical )?(?:tokens?|words?|itself))?"
 _DET = r"(?:the |its |a |this |each |every |any |their )?"
-_FEW = r"(?:few|several|two|three|four|five|six|couple of|handful of|\d+\s*(?:-|–|to)\s*\d+|[2-9])"
+_FEW = (r"(?:few|several|two|three|four|five|six|(?:a )?couple of|handful of|one or two|two or three|"
+        r"\d+\s*(?:-|–|to)\s*\d+|[2-9])")
 _BACK = r"(?:back|before|earlier|behind|ago|to the left)"
 # Phrases (regular expressions, matched case-insensitively on whole words) per role. Ordered: an
 # earlier role wins where two matches overlap ("nothing I can name" is unclear; "earlier pieces of the same word" is word-start,
@@ -103,9 +116,18 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"word-initial (?:piece|token|sub-?word)s?", r"(?:first|initial) sub-?(?:word|token|piece)s?",
         r"(?:earlier|previous|other) pieces of (?:the )?same word", r"(?:the )?head of the word",
     )),
+    ("quote-start", (
+        r"(?:opening|first|starting|initial|open|left) (?:double[- ])?(?:speech|quotation|quote|inverted[- ]comma)"
+        r"(?:[- ]marks?)?s?",
+        r"(?:start|beginning|opening|first (?:token|mark))s? of (?:the |its |this |a |each |that )?(?:current |enclosing "
+        r"|same )?(?:quotation|quote|speech|dialogue|direct speech|utterance)",
+        r"quote[- ]starts?", r"quotation'?s (?:first|opening) (?:mark|quote|token)",
+        r"(?:(?:speech|quote|quotation) )?(?:mark|quote) that (?:opened|opens|began|begins|started|starts)"
+        r"(?: (?:it|the quotation|the speech|the quote|this quotation))?",
+    )),
     ("induction", (
         r"induction(?:[- ]like)?(?: heads?)?",
-        r"(?:tokens?|words?|ones?) (?:right |just |that came |that comes )?after (?:an? |the |its )?"
+        r"(?:tokens?|words?|ones?) (?:right |just |that came |that comes )?(?:after|following) (?:an? |the |its )?"
         r"(?:earlier|previous|prior|last|past) " + _COPY + _OF_SAME,
         r"what (?:came|followed|comes) (?:next|after)[\w ]*(?:before|last time|previously)",
         r"prefix[- ]match\w*",
@@ -129,6 +151,7 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"(?:attention )?sinks?", r"sot", r"eot(?: token)?",
     )),
     ("positional", (
+        r"positional(?: heads?)?",
         r"(?:two|three|four|2|3|4) (?:tokens? |toks? |positions? |words? |steps? |pieces? )?" + _BACK,
         r"fixed (?:offset|distance|position)", r"(?:constant |fixed )?offset(?: of)?[- ]?[2-9]", r"skip[- ]?(?:1|one|2|two)",
         r"(?:token|word) before the (?:previous|preceding|last) (?:one|token|word)", r"[itn] ?- ?[2-9]",
@@ -173,6 +196,24 @@ LEXICON: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"current(?! (?:clause|sentence|story|word's|(?:and|or|&) (?:earlier|previous|past|prior|other)\b))", r"itself", r"themselves", r"self(?:[- ]attention)?",
         r"(?:main )?diagonal", r"(?:its|their) own position",
     )),
+    ("hold", (
+        r"hold(?:s|ing)?(?: on(?:to)?| onto| to)?(?: (?:one|an?|the|a single|some) (?:earlier |salient |single |recent "
+        r"|particular |previous )?(?:word|token|key|position|noun|name|subject)s?)?(?:[- ]heads?)?",
+        r"held (?:earlier )?(?:word|key|token|position)s?", r"locks? (?:on)?to", r"latch(?:es)? onto",
+        r"keeps? (?:returning|going back|coming back) to",
+    )),
+)
+# Broad words that say how a head attends, not where: "spreads its attention over full stops
+# across the whole story" is a delimiter claim. They claim `broad` only when no target is named.
+MANNER = (r"spreads?|spread|evenly|broad(?:ly)?|diffuse(?:ly)?|thin(?:ly)?|widely|long[- ]range"
+          r"|whole (?:sentence|clause|context|story|text|prefix)|averag(?:e|es|ing) over")
+# "13x uniform", "against 0.005 under uniform attention": uniform attention as the reference a
+# number is compared with, never a claim that the head is uniform.
+REFERENCE_UNIFORM = (
+    r"(?:\d[\d.]*\s*[x×]|times|fold|over|than|vs\.?|versus|under|against|to|of|from|for|with|above|below"
+    r"|relative to|compared (?:with|to)|lift)\s+(?:the\s+|a\s+)?uniform(?:'s)?(?:\s+(?:attention|baseline"
+    r"|expectation|share|level|distribution|value))?"
+    r"|\buniform(?:'s)?(?:\s+attention)?\s+(?:gives?|would give|baseline|expectation|level)"
 )
 # Claims about things no attention-position metric measures: reported, never forced into a role.
 UNCHECKABLE = (
@@ -204,13 +245,16 @@ SCOPE_WORDS: tuple[tuple[ScopeKind, str], ...] = (
                      r"|inner pieces|rest of (?:a |the )?word|split words?"),
     ("word_start", r"word[- ]initial|word[- ]start(?:ing)? (?:tokens|pieces)|first pieces|(?:tokens|pieces) that "
                    r"(?:start|begin) (?:a )?words?|(?:at|on) (?:the )?start of (?:a )?word|whole[- ]word tokens"),
+    ("speech", r"(?:inside|within|in) (?:a |the |each )?(?:speech|quotations?|quotes|dialogue|quotation marks"
+               r"|speech marks)|(?:enclosed by|between|within) (?:the )?(?:speech|quotation|quote) marks"
+               r"|quoted (?:tokens|words|text|pieces)|(?:direct )?speech|dialogue"),
     ("delimiter", r"punctuation|full[- ]stops?|periods?|commas?|delimiters?|speech marks?|quot(?:e|ation) marks?"
-                  r"|quotes|newlines?|dots?|closing|opening|sentence ends?|exclamation marks?|question marks?"),
+                  r"|newlines?|dots?|closing|sentence ends?|exclamation marks?|question marks?"),
     ("name", r"names?|proper nouns?|capitali[sz]ed"),
     ("repeated", r"repeated (?:tokens?|words?)|repeats?|(?:has |have )?appeared (?:before|earlier)|seen before"
                  r"|second (?:occurrence|copy|time)|recurring"),
     ("other", r"nouns?|verbs?|adjectives?|pronouns?|articles?|spaces?|the word|the token|bos|conjunctions?"
-              r"|speech|dialogue|quotes?|tokens? after|tokens? before|first token"),
+              r"|quotes?|tokens? after|tokens? before|first token"),
 )
 VERB = (r"(?:attends?|attend(?:ing)?|puts?|sends?|spreads?|looks?|goes|go|gives?|places?|focus(?:es)?|points?"
         r"|prefers?|parks?|dumps?|splits?|keeps?|mostly|tend|tends|has|have|get|gets|is|are)")
@@ -224,7 +268,7 @@ HEAD_SUBJECT = re.compile(
 )
 LEAD_IN = re.compile(
     r"^\s*(?P<lead>(?:(?:inside|within|in the middle of) (?:a |the |each )?word"
-    r"|(?:from|for|on|at|after|in|when|whenever|if|where|once|given) [^,:]{1,60}?))"
+    r"|(?:from|for|on|at|after|in|inside|within|when|whenever|if|where|once|given) [^,:]{1,60}?))"
     r"(?:,\s*|\s+(?=(?:it |this head |the head )?" + VERB + r"\b))",
     re.IGNORECASE,
 )
@@ -316,6 +360,11 @@ def _compiled():
     return [(role, _whole_words(phrases)) for role, phrases in LEXICON], _whole_words(UNCHECKABLE), scopes
 
 
+@lru_cache(maxsize=1)
+def _manner_and_reference() -> tuple[re.Pattern, re.Pattern]:
+    return re.compile(rf"^(?:{MANNER})", re.IGNORECASE), re.compile(REFERENCE_UNIFORM, re.IGNORECASE)
+
+
 # --- sentences and scopes ------------------------------------------------------------------
 
 
@@ -389,12 +438,18 @@ def _hedge(sentence: str, lead: str) -> tuple[str, float]:
 
 
 def _role_matches(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, role) of every lexicon phrase, earlier roles winning overlaps, in text order."""
+    """(start, end, role) of every lexicon phrase, earlier roles winning overlaps, in text order.
+    Uniform attention named as a reference ("13x uniform") claims nothing; a manner word
+    ("spreads", "across the whole story") claims `broad` only when no other role is named."""
+    manner, reference = _manner_and_reference()
+    text = reference.sub(lambda m: " " * len(m.group()), text)
     matches: list[tuple[int, int, str]] = []
     for role, pattern in _compiled()[0]:
         for found in pattern.finditer(text):
             if all(found.end() <= s or found.start() >= e for s, e, _ in matches):
                 matches.append((found.start(), found.end(), role))
+    if any(role not in ("broad", "unclear") for _, _, role in matches):
+        matches = [(s, e, role) for s, e, role in matches if role != "broad" or not manner.match(text[s:e])]
     return sorted(matches)
 
 
@@ -438,11 +493,16 @@ def _sentence_claims(sentence: str, lead_hedge: str, matcher: ClaimMatcher | Non
             for s, e, role in inside:
                 claims.append(Claim(state, role, sentence[s:e], sentence, hedge, weight))
     if not claims and matcher is not False:
-        closest = (matcher or default_matcher()).closest(sentence[rest_start:])
+        unreferenced = _manner_and_reference()[1].sub(" ", sentence[rest_start:])
+        closest = (matcher or default_matcher()).closest(unreferenced)
         if closest:
             kind = "secondary" if re.search(SECONDARY, sentence, re.IGNORECASE) else "main"
             claims = [Claim(kind, closest[0], closest[1], sentence, hedge, weight, source="tf-idf",
                             similarity=closest[2])]
+    main = [c for c in claims if c.kind == "main" and c.role]
+    if any(c.role == "local" for c in main) and {c.role for c in main} <= {"local", "current-token", "previous-token"}:
+        # "itself and the last one or two tokens": the window, of which self and previous are parts
+        claims = sorted(claims, key=lambda c: not (c.kind == "main" and c.role == "local"))
     if scope is not None:  # scoped: conditions, unless the scope is the role's own definition
         claims = [_with(c, scope=scope) if c.role is None or scope in ROLE_SCOPES.get(c.role, ())
                   else _with(c, kind="condition", scope=scope) for c in claims]
@@ -457,19 +517,55 @@ def _with(claim: Claim, **changes) -> Claim:
     return replace(claim, **changes)
 
 
-def extract_claims(text: str, matcher: ClaimMatcher | None = None) -> HeadClaims:
-    """The claims of one description: one primary, then secondary claims, conditions, notes."""
+# "Same as 2.3: ...", "Identical to L1H5.": the head's claim is the named head's.
+SAME_AS = re.compile(
+    r"^\s*(?:(?:the )?same(?: pattern| role| thing)? as|identical to|as for|ditto|a copy of|copy of)\s+(?:head\s+)?"
+    r"(?P<head>L?\d+(?:\s*[.:]\s*|H)\d+|\d+)\b[\s.,;:)-]*",
+    re.IGNORECASE,
+)
+
+
+def referenced_head(text: str) -> str | None:
+    """The head a description says it is the same as ("Same as 2.3: ..." gives "2.3"), or None."""
+    found = SAME_AS.match(re.sub(r"^\s*~+\s*", "", text))
+    return found.group("head") if found else None
+
+
+def extract_claims(text: str, matcher: ClaimMatcher | None = None, *,
+                   same_as: Callable[[str], HeadClaims | None] | None = None) -> HeadClaims:
+    """The claims of one description: one primary, then secondary claims, conditions, notes.
+
+    The reader's rule order: a sentence that is only a role's name (with a "head" or "sink" and
+    hedges: "Local:", "Start-of-text sink:") is the primary claim; else "same as HEAD" takes that
+    head's primary claim (`same_as` looks it up); else the first head-level role named; a
+    description made only of statements scoped to kinds of query claims the widest scope's role.
+    """
     lead = re.match(r"\s*(~~|~)?(?=\s*[A-Za-z(\"“'])", text)
     lead_hedge = (lead.group(1) or "") if lead else ""
+    body = re.sub(r"^\s*~+\s*", "", text)
+    reference = SAME_AS.match(body)
+    referenced = same_as(reference.group("head")) if reference and same_as else None
+    if reference:
+        body = body[reference.end():]
     claims: list[Claim] = []
     verdict: list[Claim] = []
-    for sentence in sentences(re.sub(r"^\s*~+\s*", "", text)):
+    for sentence in sentences(body):
         found = _sentence_claims(sentence, lead_hedge, matcher)
         if not verdict:
-            named = [c for c in found if c.role and c.kind in ("main", "secondary") and _is_verdict(sentence, c)][:1]
+            named = [c for c in found
+                     if c.role and c.kind in ("main", "secondary") and _is_verdict(sentence, c, found)][:1]
             verdict = [_with(c, kind="main") for c in named]
             found = [c for c in found if not any(c is n for n in named)]
         claims.extend(found)
+    if not verdict and referenced is not None and referenced.primary is not None:
+        verdict = [_with(referenced.primary, kind="main", phrase=f"same as {reference.group('head')}",
+                         sentence=text.strip())]
+    head_level = [c for c in claims if c.kind in ("main", "secondary") and c.role]
+    scopes = {c.scope for c in claims if c.kind == "condition"}
+    if not verdict and not head_level and len(scopes) >= 2:  # only scoped statements: the widest is the claim
+        widest = min((c for c in claims if c.kind == "condition"), key=lambda c: SCOPE_BREADTH.index(c.scope))
+        verdict = [_with(widest, kind="main")]
+        claims = [c for c in claims if c is not widest]
     claims = verdict + claims  # the author's one-word verdict ("Unclear.", "Local:") is the primary claim
     if not claims:  # nothing recognisable: say so rather than guess
         hedge, weight = _hedge(text, lead_hedge)
@@ -477,14 +573,23 @@ def extract_claims(text: str, matcher: ClaimMatcher | None = None) -> HeadClaims
     return HeadClaims(text, _rank(claims))
 
 
-def _is_verdict(sentence: str, claim: Claim) -> bool:
+def _is_verdict(sentence: str, claim: Claim, found: list[Claim]) -> bool:
     """Whether the sentence is nothing but the claim's role name, as authors open or close a cell:
     "Unclear.", "Local:", "Start-of-text?", "Broad? (nearly uniform)"."""
     def words(text: str) -> list[str]:
-        return re.findall(r"[a-z]+", text.lower())
+        return [w for w in re.findall(r"[a-z]+", text.lower()) if w not in VERDICT_FILLER]
 
     bare = re.sub(r"\([^)]*\)", " ", sentence)
-    return claim.source == "lexicon" and bool(words(bare)) and words(bare) == words(claim.phrase)
+    phrases = " ".join(c.phrase for c in found if c.role == claim.role and c.source == "lexicon")
+    return claim.source == "lexicon" and bool(words(bare)) and words(bare) == words(phrases)
+
+
+# Words a role's name may carry when an author opens a cell with it ("Start-of-text sink:",
+# "Clear previous-token head:", "Probably a delimiter head?").
+VERDICT_FILLER = frozenset(
+    "head heads like pattern role kind type a an the weak weakly strong strongly soft sharp clear clearly "
+    "probably maybe mostly mainly mixed classic".split()
+)
 
 
 def _rank(claims: list[Claim]) -> tuple[Claim, ...]:

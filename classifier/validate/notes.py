@@ -416,10 +416,13 @@ def combine(descriptions: list[HeadDescription]) -> list[HeadDescription]:
     return sorted(own.values(), key=lambda d: (d.layer if d.layer is not None else -1, d.head))
 
 
-def resolve_heads(descriptions: list[HeadDescription], n_layers: int, n_heads: int) -> list[HeadDescription]:
+def resolve_heads(descriptions: list[HeadDescription], n_layers: int, n_heads: int,
+                  skipped: list[str] | None = None) -> list[HeadDescription]:
     """Give every head its layer, check it exists and combine what is said of it (`combine`);
     a bare index needs a one-layer model (in prose, "Head 3" of a deeper model is skipped with a
-    `Note:` when the file says something else about heads)."""
+    `Note:` when the file says something else about heads). A head the model does not have is a
+    `Note:` (and a line in `skipped`), the others are still checked; when no head is left, a
+    ValidateError."""
     resolved = []
     ambiguous = [d for d in descriptions if d.layer is None and n_layers != 1 and not d.in_table]
     if ambiguous and len(ambiguous) < len(descriptions):
@@ -436,8 +439,15 @@ def resolve_heads(descriptions: list[HeadDescription], n_layers: int, n_heads: i
             )
         layer = 0 if d.layer is None else d.layer
         if not (0 <= layer < n_layers and 0 <= d.head < n_heads):
-            raise ValidateError(
-                f"{where}: head {d.label} is out of range: the model has {n_layers} layer(s) x {n_heads} heads"
-            )
+            message = f"{where}: head {d.label} is out of range: the model has {n_layers} layer(s) x {n_heads} heads"
+            if skipped is None:
+                raise ValidateError(message)
+            skipped.append(message)
+            continue
         resolved.append(replace(d, layer=layer))
+    if skipped and not resolved:  # nothing left to check: the first one, as an error
+        more = f" (and {len(skipped) - 1} more heads; none is in the model)" if len(skipped) > 1 else ""
+        raise ValidateError(skipped[0] + more)
+    for message in skipped or ():
+        notify(message + "; not checked")
     return combine(resolved)

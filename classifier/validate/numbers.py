@@ -11,6 +11,11 @@ next to it, in this order:
 3. a multiplier is the lift (`<column>_lift`) of the target it follows: the number or metric
    just before it ("latest delimiter 17% (14x)", "clause start 3x"), else the metric right after
    it ("a 2.4x induction share").
+A share "of its attention" (also "of its attention on delimiters") is the share a role explains,
+the report's Explained column (`explained`, the role named with it or else the primary claim's);
+"of a continuation piece's attention" is that share over the queries the role's target exists
+for; a multiplier after either is the role's Lift. `hold` and `ablation` (nats) are named by
+their own words ("hold around 50%", "ablating it costs about 0.03 nats").
 A number whose metric the words do not tell, or whose words name something no `metrics.csv`
 column holds (argmax shares, shares of the non-BOS attention, other delimiters, three back, a
 reference value such as uniform's, raw entropy in nats, a statement scoped to one kind of query,
@@ -28,7 +33,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from classifier.validate.claims import sentence_scope, sentences
+from classifier.registry import ROLE_REGISTRY
+from classifier.validate.claims import _role_matches, sentence_scope, sentences
 
 NumberKind = Literal["share", "lift", "value"]  # a percentage; a multiplier; a decimal or bare number
 Bound = Literal["", "at least", "at most"]
@@ -42,6 +48,8 @@ METRIC_WORDS: tuple[tuple[str | None, str, str], ...] = (  # (column, reason whe
                            r"|punctuation(?: mark| token)?|comma(?: or full stop)?|full stop(?: or comma)?)s?"),
     ("delimiter", "", r"delim(?:iter)?s?(?: tokens?)?|commas?(?: and full stops?)?|full stops?(?: and commas?)?"
                       r"|punctuation(?: marks?| tokens?)?|(?:speech|quotation|quote) marks?"),
+    ("quote_start", "", r"(?:opening|first|starting) (?:speech|quote|quotation) marks?|opening quotes?|first quote"
+                        r"|(?:start|beginning) of (?:the |its |this )?quotation|quote[- ]starts?"),
     ("word_start", "", r"word[- ]starts?(?: pieces?)?|word'?s (?:own )?(?:first|initial|starting) (?:piece|token|part"
                        r"|sub-?word)s?|(?:first|initial|starting|leading) (?:piece|part|sub-?word|sub-?token)s?"
                        r"(?: of (?:the|its|this|a|each|their) (?:same |current |own )?words?)?"
@@ -73,6 +81,10 @@ METRIC_WORDS: tuple[tuple[str | None, str, str], ...] = (  # (column, reason whe
     ("max_weight", "", r"max(?:imum|\.)? (?:attention )?weight|max(?:imum|\.)? attention|(?:peak|top|largest) "
                        r"(?:attention )?weight|peak attention"),
     ("distance", "", r"(?:mean |average |median |typical )?(?:attention )?distance"),
+    ("hold", "", r"hold(?: share| rate)?"),
+    ("explained", "", r"explain(?:s|ed)(?: share)?"),
+    ("ablation", "", r"(?:mean[- ])?ablat(?:ion|ing|ed)(?: (?:it|the head|this head|its output))?(?: \(nats\))?"
+                     r"(?: (?:costs?|raises?|adds?|increases?|hurts?)(?: the loss)?(?: by)?)?|loss (?:increase|rise)"),
     (None, ARGMAX, r"arg-?max(?:es)?|top key"),
     (None, "a share of the non-BOS attention; metrics.csv holds shares of all attention",
      r"non[- ](?:bos|sink|start[- ]of[- ]text)(?: attention)?"),
@@ -93,7 +105,8 @@ NUMBER = re.compile(
     rf"|(?P<pct>{_NUM})\s*(?:%|percent\b|per cent\b)"
     rf"|(?<![\w.])[x×]\s?(?P<xpre>{_NUM})(?![\w.])"
     rf"|(?P<mult>{_NUM})\s*(?:[x×](?![\w])|\s+times\b|-?\s*fold\b)|\blift\s*(?:of|=|:)?\s*(?P<liftword>{_NUM})(?![\d.]|\s*[x×%])"
-    rf"|(?<![\w.\-–/])(?P<plain>{_NUM})(?![\w%/]|\.\d)",
+    rf"|(?<![\w.\-–/])(?P<plain>{_NUM})(?![\w%/]|\.\d)"
+    rf"|(?:(?<=[\s(:])|^)(?P<negative>[-−]{_NUM})(?![\w%/.])",
     re.IGNORECASE,
 )
 # A number that names a head ("like 0.0", "L1H5", "head 3") or a position is no measurement.
@@ -130,10 +143,19 @@ REFERENCE_AFTER = re.compile(r"^\s*(?:for |under |with |in )?uniform\b", re.IGNO
 RAW_ENTROPY = re.compile(r"^\s*(?:nats?|bits?)\b", re.IGNORECASE)
 # Metrics that hold a share of attention (0-1); the others hold an entropy (0-1 of its maximum,
 # as metrics.csv defines it), a weight (0-1) or a distance in tokens.
-UNIT_FREE = ("distance",)
+UNIT_FREE = ("distance", "ablation")
+# "20% of its attention" (or "of all its attention", "of its attention on delimiters") beside a role
+# is the share the role explains (roles.json `explained`, the report's Explained column); "66% of a
+# continuation piece's attention" is that share over the queries the role's target exists for.
+EXPLAINED = "explained"
+EXPLAINED_WHERE_AVAILABLE = "explained_where_available"
+OF_ITS_ATTENTION = re.compile(r"\s*of (?:all )?(?:its|the head's|this head's) attention\b", re.IGNORECASE)
+# A metric's role, for "N% of its attention on <metric's words>".
+METRIC_ROLES = {**{r.headline: name for name, r in ROLE_REGISTRY.items() if r.headline}, "last_delimiter": "delimiter"}
 # A statement scoped to a kind of query measures the metric only there, unless that kind is the
 # metric's own query set (word_start is defined on continuation pieces).
-OWN_SCOPES = {"word_start": ("continuation",), "duplicate": ("repeated",), "induction": ("repeated",)}
+OWN_SCOPES = {"word_start": ("continuation",), "duplicate": ("repeated",), "induction": ("repeated",),
+              "quote_start": ("speech",)}
 
 
 @dataclass(frozen=True)
@@ -149,12 +171,15 @@ class WrittenNumber:
     reason: str = ""  # why `metric` is None
     bound: Bound = ""
     hedged: bool = False  # "~", "about", "roughly": a looser reading
+    role: str | None = None  # for `explained`: the role whose share it is (None: the primary claim's)
 
     @property
     def column(self) -> str | None:
         """The metrics.csv column compared: `metric`, or `<metric>_lift` for a multiplier."""
         if self.metric is None:
             return None
+        if self.metric in (EXPLAINED, EXPLAINED_WHERE_AVAILABLE) and self.kind == "lift":
+            return "lift"  # the role's lift: the Lift column
         return f"{self.metric}_lift" if self.kind == "lift" else self.metric
 
 
@@ -202,7 +227,7 @@ def _parse(match: re.Match) -> tuple[NumberKind, float, float, float]:
             digits = match.group(group)
             value, half = float(digits), _precision(digits)
             return kind, scale * value, scale * (value - half), scale * (value + half)
-    digits = match.group("plain")
+    digits = match.group("plain") or match.group("negative").replace("−", "-")
     value, half = float(digits), _precision(digits)
     return "value", value, value - half, value + half
 
@@ -228,7 +253,8 @@ def _unit_reason(metric: str, kind: NumberKind, value: float) -> str:
     if kind == "lift":
         return ""
     if metric in UNIT_FREE:
-        return "a percentage, but distance is in tokens" if kind == "share" else ""
+        unit = "nats" if metric == "ablation" else "tokens"
+        return f"a percentage, but {metric} is in {unit}" if kind == "share" else ""
     return f"{value:g} is no share: {metric} lies between 0 and 1" if value > 1 else ""
 
 
@@ -254,16 +280,24 @@ def _tie(sentence: str, start: int, end: int, kind: NumberKind, mentions: list[_
     before = [m for m in mentions if m.end <= start and not any(a <= m.start < b for a, b in asides)]
     sentence = "".join(" " if any(a <= k < b for a, b in asides) else c for k, c in enumerate(sentence))
     gap = AFTER_GAP.match(sentence, end)
-    if gap and after and after[0].start <= gap.end() < after[0].end:  # a metric's name may hold its "the"
-        return after[0].metric, after[0].reason
+    named = next((m for m in after if m.start <= gap.end() < m.end), None) if gap else None
+    if OF_ITS_ATTENTION.match(sentence, end):  # "20% of its attention (on delimiters)": a role's share
+        return EXPLAINED, ""
+    if named is not None:  # a metric's name may hold its "the"
+        return named.metric, named.reason
+    scoped = _QUERIES_ATTENTION.match(sentence, end)
+    if scoped:
+        return EXPLAINED_WHERE_AVAILABLE, ""
     last_number_end = max((e for _, e, _ in earlier), default=-1)
     if kind == "lift":
-        items = [(m.end, m.metric, m.reason) for m in before]
-        items += [(e, n.metric, n.reason) for _, e, n in earlier]
+        items = [(m.end, False, m.metric, m.reason) for m in before]
+        items += [(e, True, n.metric, n.reason) for _, e, n in earlier]  # a number wins a tie with its own words
         if items:
-            item_end, metric, reason = max(items, key=lambda i: i[0])
+            item_end, _, metric, reason = max(items, key=lambda i: i[:2])
             if LIFT_GAP.fullmatch(sentence[item_end:start]):
                 return metric, reason
+        if re.search(r"\blift\s*[:=]?\s*$", sentence[:start], re.IGNORECASE):  # "Lift 68x": the role's lift
+            return EXPLAINED, ""
     elif before and before[-1].end > last_number_end:
         behind = before[-1]
         fits = BEFORE_GAP.fullmatch(sentence[behind.end:start])
@@ -273,6 +307,49 @@ def _tie(sentence: str, start: int, end: int, kind: NumberKind, mentions: list[_
     if after and re.fullmatch(r"\s+", sentence[end:after[0].start]):  # "12% previous", "a 2.4x induction share"
         return after[0].metric, after[0].reason
     return None, "no metric named next to it"
+
+
+def _queries_phrase(role) -> str:
+    return role.queries.removeprefix("a ").removeprefix("an ").lower()
+
+
+# "`ed` (5% of its attention, 3.5x)": a quoted key token's own share.
+TOKEN_SHARE = re.compile(r"[`\"”']\s*\(\s*$")
+_QUERIES_ATTENTION = re.compile(
+    r"\s*of (?:a |an )?(?P<queries>"
+    + "|".join(re.escape(_queries_phrase(r)) for r in ROLE_REGISTRY.values() if r.queries)
+    + r")(?:'s|’s) attention\b", re.IGNORECASE)
+# One kind of query may be several roles' ("a repeated token": duplicate-token and induction).
+_QUERIES_ROLES: dict[str, tuple[str, ...]] = {
+    _queries_phrase(r): tuple(name for name, other in ROLE_REGISTRY.items() if other.queries == r.queries)
+    for r in ROLE_REGISTRY.values() if r.queries
+}
+
+
+def _explained_role(sentence: str, start: int, end: int, metric: str, mentions: list[_Mention]) -> str | None:
+    """The role whose share an `explained` number is: the metric named after "of its attention on",
+    the queries named in "of a continuation piece's attention", else the last role named before it."""
+    before = [role for s, _, role in _role_matches(sentence[:start])]
+    if metric == EXPLAINED_WHERE_AVAILABLE:
+        roles = _QUERIES_ROLES[_QUERIES_ATTENTION.match(sentence, end).group("queries").lower()]
+        return next((role for role in reversed(before) if role in roles), roles[0])
+    of = OF_ITS_ATTENTION.match(sentence, end)
+    gap = AFTER_GAP.match(sentence, of.end()) if of else None
+    named = next((m for m in mentions if gap and m.start <= gap.end() < m.end and m.start >= of.end()), None)
+    if named is not None and named.metric in METRIC_ROLES:
+        return METRIC_ROLES[named.metric]
+    return before[-1] if before else None
+
+
+def _share_phrase_end(sentence: str, end: int, mentions: list[_Mention]) -> int:
+    """Where an explained share's own words end: "11% of its attention on delimiters" is one phrase,
+    so the multiplier after it ("(13x uniform)") is its lift, not the delimiter metric's."""
+    of = OF_ITS_ATTENTION.match(sentence, end) or _QUERIES_ATTENTION.match(sentence, end)
+    if of is None:
+        return end
+    gap = AFTER_GAP.match(sentence, of.end())
+    named = next((m for m in mentions if gap and m.start >= of.end() and m.start <= gap.end() < m.end), None)
+    return named.end if named else of.end()
 
 
 def _masked(text: str) -> str:
@@ -329,10 +406,16 @@ def read_numbers(text: str) -> tuple[WrittenNumber, ...]:
             if context:
                 metric, reason = None, context
             bound: Bound = "at least" if AT_LEAST.search(prefix) else "at most" if AT_MOST.search(prefix) else ""
+            if metric in (EXPLAINED, EXPLAINED_WHERE_AVAILABLE) and TOKEN_SHARE.search(sentence[:start]):
+                metric, reason = None, "a share on one key token (a top key), not a role's share"
+            explained = metric in (EXPLAINED, EXPLAINED_WHERE_AVAILABLE)
+            role = _explained_role(masked, start, end, metric, mentions) if explained and kind != "lift" else None
+            if kind == "lift" and explained:
+                role = next((n.role for _, _, n in reversed(earlier) if n.metric == metric), None)
             written = WrittenNumber(
                 text=sentence[start:end].strip(), kind=kind, value=value, low=low, high=high, metric=metric,
-                reason="" if metric else reason, bound=bound, hedged=bool(HEDGE.search(prefix)),
+                reason="" if metric else reason, bound=bound, hedged=bool(HEDGE.search(prefix)), role=role,
             )
-            earlier.append((start, end, written))
+            earlier.append((start, _share_phrase_end(masked, end, mentions) if explained else end, written))
             numbers.append(written)
     return tuple(numbers)

@@ -12,17 +12,16 @@ multiplier, null when not checked), `measured`, `low`, `high`, `agrees`). All nu
 
 from __future__ import annotations
 
-import re
-
 import json
 import math
+import re
 
 import pandas as pd
 
 from classifier.validate.claims import Claim, HeadClaims
 from classifier.formatting import head_label, markdown_table, number, percent, times
-from classifier.validate.check import HeadResult, Validation
 from classifier.thresholds import NUMBER_AGREEMENT
+from classifier.validate.results import HeadResult, Validation
 from classifier.validate.verdicts import VERDICTS, Evidence, Judgement, NumberCheck, Verdict
 
 ORDER = {Verdict.SUPPORTED: 3, Verdict.SECONDARY: 2, Verdict.CONTRADICTED: 1, Verdict.NOT_CHECKABLE: 0}
@@ -93,7 +92,7 @@ def _measured_cell(j: Judgement | None) -> str:
     if j is None:
         return "not measured"
     extra = f" (+{', '.join(j.secondary)})" if j.secondary else ""
-    confidence = f", {percent(j.confidence)} stable" if math.isfinite(j.confidence) else ""
+    confidence = f", confidence {percent(j.confidence)}" if math.isfinite(j.confidence) else ""
     return f"{j.measured}{extra}{confidence}"
 
 
@@ -182,6 +181,8 @@ def render_validation(validation: Validation) -> str:
             lines.append(f"- {_label(h, m.n_layers)}: {what}: “{_hedged(c.phrase, c)}”"
                          + (" (not measured per kind of query)" if c.kind == "condition" else ""))
         lines.append("")
+    if validation.skipped:
+        lines += ["## Heads not checked", "", *[f"- Note: {note}" for note in validation.skipped], ""]
     lines += [
         "## Summary",
         "",

@@ -26,7 +26,7 @@ import pandas as pd
 from classifier.registry import OFFSETS, ROLE_REGISTRY
 from classifier.thresholds import NUMBER_AGREEMENT
 from classifier.validate.claims import Claim, HeadClaims
-from classifier.validate.numbers import WrittenNumber
+from classifier.validate.numbers import EXPLAINED, EXPLAINED_WHERE_AVAILABLE, WrittenNumber
 
 
 class Verdict(StrEnum):
@@ -161,11 +161,44 @@ def number_agrees(number: WrittenNumber, low: float, high: float) -> bool:
     return high >= written_low and low <= written_high
 
 
-def check_number(number: WrittenNumber, metrics: pd.Series) -> NumberCheck:
-    """Compare a written number with the metrics.csv column its words name."""
+def _explained_check(number: WrittenNumber, metrics: pd.Series, roles: pd.Series | None,
+                     budget: pd.Series | None, claimed: str | None) -> NumberCheck:
+    """A share said of a role ("20% of its attention", "66% of a continuation piece's attention")
+    or its multiplier, against the role's Explained share or Lift: the run's own (roles.json) for
+    the measured role, the budget's for another."""
+    role = number.role or claimed
+    nan = float("nan")
+    if role is None:
+        return NumberCheck(number, "", nan, nan, nan, None, "no role named to say whose share it is")
+    measured = roles is not None and role == roles["role"] and math.isfinite(_get(roles, "explained"))
+    if measured:
+        share, lift, low, high = _get(roles, "explained"), _get(roles, "lift"), nan, nan
+    else:
+        evidence = role_evidence(role, metrics, budget)
+        share, lift, low, high = evidence.share, evidence.lift, evidence.low, evidence.high
+    if number.metric == EXPLAINED_WHERE_AVAILABLE and number.kind != "lift":
+        if not measured:
+            return NumberCheck(number, "", nan, nan, nan, None, f"{role} is not the measured role: no share "
+                               "over its queries")
+        share, low, high = share / _get(roles, "available"), nan, nan
+    value = lift if number.kind == "lift" else share
+    label = f"{role} {'lift' if number.kind == 'lift' else 'explained'}"
+    if not math.isfinite(value):
+        return NumberCheck(number, label, value, nan, nan, None, f"{label} is not measured")
+    if number.kind == "lift" or not (math.isfinite(low) and math.isfinite(high)):
+        low = high = value
+    return NumberCheck(number, label, value, low, high, number_agrees(number, low, high))
+
+
+def check_number(number: WrittenNumber, metrics: pd.Series, roles: pd.Series | None = None,
+                 budget: pd.Series | None = None, claimed: str | None = None) -> NumberCheck:
+    """Compare a written number with the metrics.csv column its words name (a role's share or
+    lift with the run's Explained and Lift; `claimed`: the primary claim's role)."""
     column = number.column
     if column is None:
         return NumberCheck(number, "", float("nan"), float("nan"), float("nan"), None, number.reason)
+    if number.metric in (EXPLAINED, EXPLAINED_WHERE_AVAILABLE):
+        return _explained_check(number, metrics, roles, budget, claimed)
     value = _get(metrics, column)
     if not math.isfinite(value):
         return NumberCheck(number, column, value, float("nan"), float("nan"), None, f"{column} is not measured")
@@ -193,7 +226,7 @@ def judge_head(claims: HeadClaims, layer: int, head: int, side: Measured, *,
         verdict=role_verdict(claimed, roles), claimed=claimed, measured=roles["role"],
         secondary=tuple(roles["secondary"]), confidence=confidence, claimed_evidence=claimed_evidence,
         measured_evidence=measured_evidence(roles, metrics, budget), weight=claims.weight, also=also,
-        numbers=tuple(check_number(n, metrics) for n in numbers),
+        numbers=tuple(check_number(n, metrics, roles, budget, claimed) for n in numbers),
     )
 
 

@@ -76,11 +76,14 @@ function buildOverview() {
   DATA.heads.forEach((h, k) => {
     if (layered && h.head % columns === 0) grid.append(el("div", { class: "layer-label" }, h.head === 0 ? `L${h.layer}` : ""));
     const canvas = el("canvas");
-    const share = h.explained === null ? "" : pct(h.explained);
+    const share = h.explained_text;
     const cap = el("div", { class: "cap" }, el("b", {}, h.label), share ? ` ${share}` : "", el("br"),
       el("span", { style: `color:${roleColor(h.role)}` }, h.code));
-    const title = `${h.label}: ${h.role}` + (share ? `, explains ${share} of attention` : "");
-    const box = el("div", { class: "thumb", "data-k": k, title, onclick: () => select(k) }, canvas, cap);
+    const title = `${h.label}: ${h.role_label}` + (share ? `, explains ${share} of attention` : "")
+      + (h.ablation_title ? `; ${h.ablation_title}` : "");
+    // Shaded by ablation (the darker, the more the loss rises without the head), as rounded by Python.
+    const shadeStyle = h.ablation_shade ? `background:rgba(214,96,77,${(0.6 * h.ablation_shade).toFixed(3)})` : "";
+    const box = el("div", { class: "thumb", "data-k": k, title, style: shadeStyle, onclick: () => select(k) }, canvas, cap);
     grid.append(box);
   });
   drawOverview();
@@ -128,7 +131,7 @@ function card() {
   if (h.top_keys && h.top_keys.length) {
     node.append(el("div", { class: "hint" }, "Top keys (BOS, itself and the previous token aside): share of its attention, lift over uniform:"));
     const keys = el("ul", { class: "pairs" });
-    for (const [key, share, lift] of h.top_keys) keys.append(el("li", {}, el("code", {}, quoted(key)), ` ${pct(share)}, ${times(lift)}`));
+    for (const [key, share, lift] of h.top_keys) keys.append(el("li", {}, el("code", {}, quoted(key)), ` ${share}, ${lift}`));
     node.append(keys);
   }
   if (h.pairs.length) {
@@ -235,7 +238,8 @@ function fillTable() {
     const tr = el("tr", { "data-head": k, class: k === state.head ? "selected" : "", onclick: () => { select(k); document.getElementById("explorer").scrollIntoView(); } });
     DATA.columns.forEach(([key, , kind], c) => {
       const v = h.row[c];
-      const text = v === null ? "n/a" : kind === "pct" ? pct(v) : kind === "times" ? times(v) : kind === "num" ? v.toFixed(2) : kind === "nats" ? v.toFixed(3) : String(h.cells[c] ?? v);
+      // Every cell's text comes rounded from Python (the same strings as report.md); `row` only sorts.
+      const text = h.cells[c] ?? (v === null ? "n/a" : String(v));
       const td = el("td", { class: kind === "text" ? "text" : "" }, text);
       if (key === "role") td.style.color = roleColor(h.role);
       tr.append(td);

@@ -3,7 +3,7 @@
 //   roles[name]        code, colour, headline metric (and whether it is a share of attention)
 //   models[m]          one training run (or a lone model): heads[k] (k = layer * n_heads + head,
 //                      label), checkpoints[c] (name, step), cells[c][k] = [role, explained, lift,
-//                      headline, confidence, ablation, attribution] or null, matches[c][k] = [head, role, similarity]
+//                      headline, confidence, ablation, attribution, code as written (`DELIM*` in doubt)] or null, matches[c][k] = [head, role, similarity]
 //                      or null, settled[k] = {final, settled, first, changes} or null.
 // Views: the role grid at the chosen checkpoint, the role counts there, the clicked head's
 // history over every checkpoint. Keys: left / right step the checkpoint, Home / End jump.
@@ -59,8 +59,7 @@ function drawGrid() {
       return;
     }
     const [name, explained, , , confidence] = cell;
-    const doubtful = name !== "unclear" && confidence !== null && confidence < DATA.low_confidence;
-    node.querySelector("b").textContent = role(name).code + (doubtful ? "*" : "");
+    node.querySelector("b").textContent = cell[7];  // written by Python (classifier.formatting.written_role)
     const colour = cellColour(name, explained);
     node.style.background = colour.background; node.style.color = colour.color;
     node.style.boxShadow = `inset 5px 0 0 ${colour.full}`;
@@ -125,7 +124,7 @@ function history() {
     const colour = at ? cellColour(at[0], at[1]) : { background: "#fff", color: "", full: "#fff" };
     strip.append(el("div", { class: x === state.checkpoint ? "current" : "",
       style: `background:${colour.background};color:${colour.color};box-shadow:inset 0 -4px 0 ${colour.full}`,
-      title: `${stepName(c)}: ${at ? at[0] : "absent"}`, onclick: () => setCheckpoint(x) }, at ? role(at[0]).code : "–"));
+      title: `${stepName(c)}: ${at ? at[0] : "absent"}`, onclick: () => setCheckpoint(x) }, at ? at[7] : "–"));
   });
   node.append(strip);
   // Explained and lift only where the role rule gives them for some head of this model.
