@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from classifier.errors import InputError
+from classifier.formatting import role_counts
 from classifier.label.describe import role_label, secondary_label
 from classifier.registry import ROLE_COLORS
 from classifier.render.html import head_records, render_html
@@ -27,7 +28,7 @@ TABLE_STYLE = ("border-collapse:collapse;font-size:12px", "padding:2px 6px;borde
 
 def _header(run) -> str:
     corpus = run.corpus
-    counts = ", ".join(f"{role} {n}" for role, n in run.roles["role"].value_counts().items())
+    counts = role_counts(run.roles)
     lines = [f"<b>{html.escape(run.model.name)}</b>: {run.model.n_layers} layer(s) x {run.model.n_heads} heads, "
              f"{corpus.get('stories')} stories of {html.escape(str(corpus.get('name')))}, {run.n_tokens:,} tokens. "
              f"{html.escape(counts)}"]
