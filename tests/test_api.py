@@ -132,6 +132,7 @@ def test_head_card_reads_as_the_report_card():
     assert card.secondary == ("proper-noun", "previous-token")
     assert ("100%", "on BOS (attention sink)") not in card.facts and card.facts[0] == ("20%", "of attention the label explains")
     assert str(card).startswith("Head 1.0: delimiter? (+proper-noun, previous-token)\n")
+    assert card.top_keys.empty  # the synthetic run measured none; the notebook test reads real ones
     with pytest.raises(InputError, match=r"^head \(2, 0\): the model has 2 layer\(s\) x 3 heads$"):
         classifier.Result(doubtful_run()).head(2, 0)
 

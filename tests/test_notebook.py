@@ -26,5 +26,6 @@ def test_the_notebook_runs_top_to_bottom(monkeypatch):
     table, card, saved, view = html[3], html[8], outputs[12], html[13]
     assert table.count("<tr>") == 1 + 32 and 'class="role"' in table  # the role table of 32 heads
     assert card.startswith('<div class="head-card"><h4>Head ') and "previous-token" in card
+    assert "<th>token</th>" in card and "<th>lift</th>" in card  # its top keys, as numbers
     assert "report.html" in saved[0]["data"]["text/plain"] and "metrics.csv" in saved[0]["data"]["text/plain"]
     assert view.startswith('<iframe class="head-roles-report" srcdoc=')

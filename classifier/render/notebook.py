@@ -14,7 +14,7 @@ import pandas as pd
 
 from classifier.errors import InputError
 from classifier.formatting import role_counts
-from classifier.label.describe import role_label, secondary_label
+from classifier.label.describe import role_label, secondary_label, top_keys_list
 from classifier.registry import ROLE_COLORS
 from classifier.render.html import head_records, render_html
 from classifier.render.report import role_table
@@ -72,7 +72,7 @@ class HeadCard:
     secondary: tuple[str, ...]
     confidence: float | None  # None for unclear heads
     description: str
-    top_keys: pd.DataFrame  # token, share, lift
+    top_keys: pd.DataFrame  # token, share, lift: the keys it prefers first, then the others, by share
     facts: tuple[tuple[str, str], ...]
     pairs: pd.DataFrame  # query, key, share, kind, top_rate, weight: the characteristic pairs
     importance: tuple[tuple[str, str], ...]
@@ -112,7 +112,8 @@ def head_card(run, layer: int, head: int) -> HeadCard:
         secondary=tuple(record["secondary"]),
         confidence=None if record["role"] == "unclear" else float(roles.loc[(layer, head), "confidence"]),
         description=record["description"],
-        top_keys=pd.DataFrame(record["top_keys"], columns=["token", "share", "lift"]),
+        top_keys=pd.DataFrame([{"token": k["token"], "share": float(k["share"]), "lift": float(k["lift"])}
+                               for k in top_keys_list(roles.loc[(layer, head)])], columns=["token", "share", "lift"]),
         facts=tuple(tuple(f) for f in record["facts"]),
         pairs=pd.DataFrame(record["pairs"], columns=["query", "key", "share", "kind", "top_rate", "weight"]),
         importance=tuple(tuple(f) for f in record["importance_facts"]),
