@@ -161,6 +161,12 @@ window.addEventListener("error", (e) => window.__errors.push("error: " + e.messa
 const __consoleError = console.error;
 console.error = (...args) => { window.__errors.push("console: " + args.join(" ")); __consoleError(...args); };
 </script>"""
+# The end of every harness: what it saw (`out`) and the errors, into the DOM that --dump-dom returns.
+HARNESS_RESULT = """  out.errors = window.__errors;
+  const pre = document.createElement("pre");
+  pre.id = "harness-result";
+  pre.textContent = JSON.stringify(out);
+  document.body.append(pre);"""
 HARNESS_TAIL = """<script>
 (() => {
   const out = { ready: document.body.dataset.ready || "no" };
@@ -191,11 +197,7 @@ HARNESS_TAIL = """<script>
     const pattern = document.getElementById("pattern");
     out.patternSize = [pattern.width, pattern.height];
   } catch (err) { window.__errors.push("harness: " + err.message); }
-  out.errors = window.__errors;
-  const pre = document.createElement("pre");
-  pre.id = "harness-result";
-  pre.textContent = JSON.stringify(out);
-  document.body.append(pre);
+""" + HARNESS_RESULT + """
 })();
 </script>"""
 

@@ -14,8 +14,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "classifier"
 CORE = ("errors", "formatting", "versions", "console", "settings", "outputs", "registry", "thresholds", "run")
 # Data path, low to high: a stage imports only stages of lower rank (and CORE, rank 0).
+# `api` (the Python front door) sits above every stage and below the CLI; the package itself
+# (`classifier/__init__.py`) only re-exports api's names, lazily.
 RANK = {"load": 1, "measure": 2, "label": 3, "render": 4, "pipeline": 4, "reporting": 5,
-        "validate": 5, "track": 5, "calibrate": 5, "cli": 6}
+        "validate": 5, "track": 5, "calibrate": 5, "api": 6, "cli": 7, "classifier": 7}
 
 
 def module_name(path: Path) -> str:
@@ -45,7 +47,7 @@ def graph() -> dict[str, set[str]]:
 def stage(module: str) -> str:
     parts = module.split(".")
     name = parts[1] if len(parts) > 1 else "classifier"
-    return "core" if name in CORE or name == "classifier" else name
+    return "core" if name in CORE else name
 
 
 def rank(module: str) -> int:

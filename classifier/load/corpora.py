@@ -284,3 +284,51 @@ def _load_tinystories(*, stories: int | None, seed: int) -> Corpus:
         name="tinystories", source=f"{TINYSTORIES_DATASET} (validation, streamed, shuffle seed {seed})",
         texts=tuple(texts), indices=None, total=None,
     )
+
+
+# A corpus argument of the Python API that is a string: a corpus name or a file, never a story.
+CORPUS_NAMES = ("tinystories", "bundled", SAMPLE_NAME)
+
+
+def stories_corpus(stories, *, n_stories: int | None, seed: int, default_stories: int | None) -> Corpus:
+    """The Python API's `stories`: a list of story strings (sampled to `n_stories`, all when None)
+    or a corpus name or file as `--corpus` takes it (sampled to `n_stories`, `default_stories`
+    when None). The same checks, sampling and notices (warned, and kept) as the command line."""
+    texts = check_stories(stories)
+    if texts is None:
+        return load_corpus(str(stories), stories=default_stories if n_stories is None else n_stories, seed=seed)
+    indices = sample_indices(len(texts), n_stories or None, seed)
+    listed = Corpus(name="stories", source=f"a list of {len(texts)} stories", texts=tuple(texts[i] for i in indices),
+                    indices=tuple(int(i) for i in indices), total=len(texts))
+    notices = sample_notices(listed, n_stories or None)
+    for notice in notices:
+        notify(notice)
+    return Corpus(**{**listed.__dict__, "notices": notices})
+
+
+def check_stories(stories) -> list[str] | None:
+    """The Python API's `stories` checked without reading a corpus: a list (or any iterable) of
+    non-blank strings (returned), or a corpus name or file (None); CorpusError (one line) otherwise."""
+    if isinstance(stories, (str, Path)):
+        spec = str(stories)
+        if spec not in CORPUS_NAMES and Path(spec).suffix not in LOCAL_SUFFIXES:
+            raise CorpusError(
+                f"stories: one string that is not a corpus name ({', '.join(CORPUS_NAMES)}) or a "
+                f"{'/'.join(LOCAL_SUFFIXES)} file; pass a list of stories ([text] for one)"
+            )
+        check_corpus_spec(spec)
+        return None
+    try:
+        texts = list(stories)
+    except TypeError:
+        raise CorpusError(
+            f"stories: not a list of stories, a corpus name or a file ({type(stories).__name__})"
+        ) from None
+    if not texts:
+        raise CorpusError("stories: an empty list; give at least one story")
+    for k, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise CorpusError(f"stories[{k}]: not a string ({type(text).__name__})")
+        if not text.strip():
+            raise CorpusError(f"stories[{k}]: a blank story")
+    return texts
