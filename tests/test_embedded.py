@@ -104,11 +104,11 @@ def test_embedded_model_works_in_validate_and_track(tmp_path, monkeypatch):
 
     # track's own step, scoring or reusing one model (the CLI around it is tested in test_track).
     from classifier.settings import ScoreSettings
-    from classifier.track.store import parse_model, score_and_store, stored_run
+    from classifier.track.store import model_spec, score_and_store, stored_run
 
     sample = load_corpus("tinystories-sample", stories=3, seed=0)
     settings = ScoreSettings(stories=3, max_tokens=96, bootstrap=10, device="cpu")
-    spec = parse_model("stories260K")
+    spec = model_spec("stories260K")
     assert stored_run(spec, sample, settings, store=tmp_path / "store") is None
     (tmp_path / "store").mkdir()
     path = score_and_store(spec, sample, settings, store=tmp_path / "store", progress=False)
