@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from classifier.load import models
@@ -69,6 +70,7 @@ def test_an_explicit_model_never_falls_back(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_report_without_a_model_offline_writes_a_real_report_of_the_embedded_model(tmp_path):
     out = tmp_path / "default"
     result = CliRunner().invoke(main, ["report", *QUICK, "--out", str(out), "--no-figures"])
@@ -86,6 +88,7 @@ def test_report_without_a_model_offline_writes_a_real_report_of_the_embedded_mod
     assert str(DATA_DIR) not in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_embedded_model_works_in_validate_and_track(tmp_path, monkeypatch):
     notes = tmp_path / "notes.md"
     notes.write_text("| Head | Description |\n| --- | --- |\n| 0.0 | attends to the previous token |\n")
