@@ -567,7 +567,8 @@ def test_ablation_stories_are_part_of_the_key_so_importance_is_never_stale(calib
         result = CliRunner().invoke(main, ["track", model, str(root / "one-s1"), *options, "--store", str(store),
                                            "--out", str(root / f"out-ablation-{ablation_stories}")])
         assert result.exit_code == 0, result.output
-        line = next(line for line in result.output.splitlines() if f"{model}:" in line)
+        line = next(line for line in result.output.splitlines() if f"{model}: computed (" in line
+                    or f"{model}: reused (" in line)
         metrics = pd.read_csv(Path(line.rsplit("(", 1)[1].rstrip(")")) / "metrics.csv")
         return line, metrics
 
