@@ -98,9 +98,8 @@ def settings_options(function, omit: tuple[str, ...] = ()):
     """One option per `ScoreSettings` field (help from the field), named after the field; none
     for the fields in `omit`."""
     for spec in reversed([spec for spec in option_fields() if spec.name not in omit]):
-        default = 500 if spec.name == "stories" else spec.default
-        function = click.option(f"--{spec.name.replace('_', '-')}", spec.name, type=type(default),
-                                default=default, show_default=True, help=spec.metadata["help"])(function)
+        function = click.option(f"--{spec.name.replace('_', '-')}", spec.name, type=type(spec.default),
+                                default=spec.default, show_default=True, help=spec.metadata["help"])(function)
     return function
 
 
@@ -352,8 +351,9 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
               help="Compare each checkpoint with the one before it, or with the first.")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Models scored at once, in separate processes (each holds its own model: memory grows with N).")
-@click.option("--store", "store", type=click.Path(file_okay=False), default="reports/track/runs", show_default=True,
-              help="Finished runs, reused when model, stories, settings and code are unchanged.")
+@click.option("--store", "store", type=click.Path(file_okay=False), default=None,
+              help="Finished runs, reused when model, stories, settings and code are unchanged "
+              "[default: OUT/runs].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports/track", show_default=True,
               help="Where track.md, track.csv, track.html and the figures go. Other files there are kept.")
 @click.option("--figures", is_flag=True, help="Also draw each run's own PNG figures in the store.")

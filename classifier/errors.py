@@ -29,7 +29,12 @@ def notify(message: str) -> str:
     return message
 
 
-def one_line(err: BaseException) -> str:
-    """The first line of an error's message (its type name when it has none)."""
+def one_line(err: BaseException | str) -> str:
+    """The first line of an error's message (or of a message). An error outside the ValueError
+    family (a bug, a damaged file read by a library) keeps its type name in front, so that a
+    one-line reason still says what kind of failure it was; with no message, the type name alone."""
     text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    first = text.splitlines()[0] if text else ""
+    if isinstance(err, (str, ValueError)) and first:
+        return first
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__

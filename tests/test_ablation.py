@@ -114,12 +114,36 @@ def test_exact_ablation_on_a_gpt_neo_equals_the_plain_hf_loop(small_neo_dir, sto
     assert np.abs(result.effect - expected).max() < 1e-4
 
 
-def test_story_losses_skip_padding_and_the_last_position():
-    vocab = 3
-    logits = torch.zeros(2, 4, vocab)  # uniform predictions: every predicted token costs ln 3
+@pytest.mark.slow
+def test_passes_shrunk_to_a_tiny_budget_give_the_same_effects(stories, monkeypatch):
+    """A budget of one row of one variant beside its clean copy, and logits a few positions at a
+    time: the same effects as the default budget's passes (16 variants and 6 stories a pass)."""
+    import classifier.measure.ablation as ablation
+    import classifier.measure.batches as batches
+
+    model = loaded("stories260K")
+    texts = stories[:6]
+    variants = single_head_variants(model.n_layers, model.n_heads)[:16]
+    settings = dict(max_tokens=48, batch_size=6, bootstrap=0, seed=0)
+    wide = mean_ablation(model, texts, variants, **settings)
+    tiny = 2 * model.n_heads * 48**2
+    monkeypatch.setattr(ablation, "PASS_BUDGET", tiny)
+    monkeypatch.setattr(batches, "PASS_BUDGET", tiny)
+    assert ablation.variants_per_pass(model, model_stories(model, texts, 48).ids, len(variants)) == 1
+    narrow = mean_ablation(model, texts, variants, **settings)
+    assert np.abs(narrow.effect - wide.effect).max() < 1e-5 and np.abs(wide.effect).max() > 1e-3
+    assert narrow.clean_loss == pytest.approx(wide.clean_loss, abs=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 100])
+def test_story_losses_skip_padding_and_the_last_position_in_chunks_of_any_size(chunk):
+    """The identity as unembedding: residuals are the logits. Row 0's first prediction is sure
+    (loss ~0); every other predicted token is uniform over 3 tokens and costs ln 3."""
+    residual = torch.zeros(2, 4, 3)
+    residual[0, 0, 1] = 50.0  # position 0 of row 0 predicts token 1, nearly surely: loss ~0
     tokens = torch.tensor([[0, 1, 2, 1], [0, 2, 0, 0]])
-    losses = story_losses(logits, tokens, torch.tensor([4, 2]))
-    assert torch.allclose(losses, torch.tensor([3 * np.log(3), 1 * np.log(3)], dtype=torch.float32))
+    losses = story_losses(lambda x: x, residual, tokens, torch.tensor([4, 2]), chunk)
+    assert torch.allclose(losses, torch.tensor([2 * np.log(3), 1 * np.log(3)], dtype=torch.float32), atol=1e-6)
 
 
 def test_group_masks_ablate_all_their_heads_and_single_masks_one():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from classifier.load import models
@@ -69,6 +70,7 @@ def test_an_explicit_model_never_falls_back(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_report_without_a_model_offline_writes_a_real_report_of_the_embedded_model(tmp_path):
     out = tmp_path / "default"
     result = CliRunner().invoke(main, ["report", *QUICK, "--out", str(out), "--no-figures"])
@@ -86,6 +88,7 @@ def test_report_without_a_model_offline_writes_a_real_report_of_the_embedded_mod
     assert str(DATA_DIR) not in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_embedded_model_works_in_validate_and_track(tmp_path, monkeypatch):
     notes = tmp_path / "notes.md"
     notes.write_text("| Head | Description |\n| --- | --- |\n| 0.0 | attends to the previous token |\n")
@@ -104,11 +107,11 @@ def test_embedded_model_works_in_validate_and_track(tmp_path, monkeypatch):
 
     # track's own step, scoring or reusing one model (the CLI around it is tested in test_track).
     from classifier.settings import ScoreSettings
-    from classifier.track.store import parse_model, score_and_store, stored_run
+    from classifier.track.store import model_spec, score_and_store, stored_run
 
     sample = load_corpus("tinystories-sample", stories=3, seed=0)
     settings = ScoreSettings(stories=3, max_tokens=96, bootstrap=10, device="cpu")
-    spec = parse_model("stories260K")
+    spec = model_spec("stories260K")
     assert stored_run(spec, sample, settings, store=tmp_path / "store") is None
     (tmp_path / "store").mkdir()
     path = score_and_store(spec, sample, settings, store=tmp_path / "store", progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from classifier.cli import main
@@ -10,6 +11,7 @@ QUICK = ["--corpus", "tinystories-sample", "--stories", "12", "--max-tokens", "9
 RENDERED = ("report.md", "report.html", "run.json", "metrics.csv", "budget.csv", "roles.json", "pairs.csv")
 
 
+@pytest.mark.slow
 def test_report_then_render_gives_the_same_files_byte_for_byte(tmp_path):
     scored, rendered = tmp_path / "scored", tmp_path / "rendered"
     result = CliRunner().invoke(main, ["report", "--model", "stories260K", *QUICK, "--out", str(scored), "--no-figures"])

@@ -36,6 +36,7 @@ def test_one_story_ended_by_its_separator_line_is_not_called_unsplit(tmp_path):
     assert "no line reads <|endoftext|>" in load_corpus(str(bare), stories=None, seed=0).notice
 
 
+@pytest.mark.slow
 def test_stories_cut_at_max_tokens_are_counted_in_a_notice(tmp_path):
     from classifier.errors import InputNotice
     from classifier.pipeline import analyse_model

@@ -3,6 +3,7 @@ said early, and commands that do not score start without torch."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -69,7 +70,8 @@ def test_report_validate_and_track_keep_the_users_files(small_neo_dir, corpus_fi
     assert result.exit_code == 0, result.output
     assert (out / "validation.md").exists() and snapshot(out) == before
 
-    result = runner.invoke(main, ["track", str(small_neo_dir), *common, "--stories", "3",
+    copy = shutil.copytree(small_neo_dir, tmp_path / "copy")
+    result = runner.invoke(main, ["track", str(small_neo_dir), str(copy), *common, "--stories", "3",
                                   "--store", str(out / "runs"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "track.md").exists() and snapshot(out) == before

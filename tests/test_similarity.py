@@ -15,7 +15,7 @@ def test_identical_heads_score_one_and_disjoint_heads_zero():
     previous = [[1, 0, 0], [1, 0, 0], [0, 1, 0]]  # query 1 -> BOS (its previous token), query 2 -> 1
     current = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
     queries = torch.tensor([[False, True, True]])
-    sums = overlap_sums(patterns_of(previous, previous, current), queries) / queries.sum()
+    sums = overlap_sums([patterns_of(previous, previous, current)], queries) / queries.sum()
     assert sums[0, 1] == 1.0
     assert sums[0, 2] == 0.0 and sums[2, 0] == 0.0
     assert sums.diagonal().tolist() == [1.0, 1.0, 1.0]
@@ -26,10 +26,10 @@ def test_overlap_is_one_minus_total_variation_averaged_over_counted_queries():
     b = [[1, 0, 0], [1.0, 0.0, 0], [0.2, 0.5, 0.3]]
     # query 1: TV = 0.5 -> 0.5; query 2: TV = 0.2 -> 0.8; query 0 not counted.
     queries = torch.tensor([[False, True, True]])
-    sums = overlap_sums(patterns_of(a, b), queries)
+    sums = overlap_sums([patterns_of(a, b)], queries)
     assert np.isclose(float(sums[0, 1]) / 2, (0.5 + 0.8) / 2)
     padded = torch.tensor([[False, True, False]])  # query 2 is padding
-    assert np.isclose(float(overlap_sums(patterns_of(a, b), padded)[0, 1]), 0.5)
+    assert np.isclose(float(overlap_sums([patterns_of(a, b)], padded)[0, 1]), 0.5)
 
 
 def test_similar_heads_lists_the_others_most_similar_first_with_layer_and_head():
@@ -86,7 +86,7 @@ def test_overlap_sums_in_small_chunks_equal_the_pairwise_minima(monkeypatch):
     patterns = torch.tensor(raw / raw.sum(-1, keepdims=True), dtype=torch.float32)
     queries = torch.tensor([[False] + [True] * 8, [False] + [True] * 5 + [False] * 3])
     monkeypatch.setattr(similarity, "ENTRIES_PER_CHUNK", 7)
-    sums = similarity.overlap_sums(patterns, queries).numpy()
+    sums = similarity.overlap_sums([patterns[:, :2], patterns[:, 2:]], queries).numpy()  # two "layers"
     weights = patterns.double().numpy()
     counted = queries.numpy()
     expected = np.zeros((n_heads, n_heads))

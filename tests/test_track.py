@@ -7,9 +7,11 @@ on bundled stories once, then re-run from the store; and a "training run" of cal
 checkpoints under step-N names, once in one process and once with --jobs 2.
 """
 
+import dataclasses
 import json
 import re
 import os
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,7 +38,7 @@ from classifier.track.store import (
     corpus_identity,
     model_identity,
     model_labels,
-    parse_model,
+    model_spec,
     run_path,
     store_key,
 )
@@ -47,32 +49,32 @@ from classifier.track.series import Checkpoint, expand_arguments, settling, sett
 
 
 def test_revision_is_split_on_the_last_at():
-    assert parse_model("roneneldan/TinyStories-33M@v1@abc") == ModelSpec(
+    assert model_spec("roneneldan/TinyStories-33M@v1@abc") == ModelSpec(
         "roneneldan/TinyStories-33M@v1@abc", "roneneldan/TinyStories-33M@v1", "abc"
     )
-    assert parse_model("tiny-stories-1M").revision is None
+    assert model_spec("tiny-stories-1M").revision is None
 
 
 def test_an_existing_path_with_an_at_is_not_split(tmp_path):
     checkpoint = tmp_path / "run@3"
     checkpoint.mkdir()
-    assert parse_model(str(checkpoint)) == ModelSpec(str(checkpoint), str(checkpoint), None)
+    assert model_spec(str(checkpoint)) == ModelSpec(str(checkpoint), str(checkpoint), None)
 
 
 @pytest.mark.parametrize("argument", ["", "model@", "@main"])
 def test_malformed_model_arguments_are_rejected(argument):
     with pytest.raises(ValueError):
-        parse_model(argument)
+        model_spec(argument)
 
 
 def test_labels_are_short_unless_they_clash():
-    specs = [parse_model(a) for a in ["runs/a/final", "runs/b/final", "roneneldan/TinyStories-1M@v2"]]
+    specs = [model_spec(a) for a in ["runs/a/final", "runs/b/final", "roneneldan/TinyStories-1M@v2"]]
     assert model_labels(specs) == ["runs/a/final", "runs/b/final", "TinyStories-1M@v2"]
 
 
 def test_a_model_given_twice_is_rejected():
     with pytest.raises(ValueError, match="more than once: x"):
-        model_labels([parse_model("x"), parse_model("x")])
+        model_labels([model_spec("x"), model_spec("x")])
 
 
 def test_pairs_are_consecutive_or_against_the_reference():
@@ -91,16 +93,26 @@ class FakeCorpus:
 
 
 def _key(directory, settings=ScoreSettings(), texts=("a story",)):
-    spec = parse_model(str(directory))
+    spec = model_spec(str(directory))
     return run_path(Path("store"), spec, store_key(model_identity(spec), FakeCorpus(texts), settings))
 
 
-def test_store_key_changes_with_any_setting_that_changes_a_number(tmp_path):
+# A value other than the default for every ScoreSettings field: a new field fails here until it
+# is given one (and so decided: does it change a number?).
+OTHER_VALUES = {"stories": 400, "max_tokens": 256, "seed": 1, "batch_size": 3, "bootstrap": 10, "device": "cpu",
+                "ablation_stories": 5}
+SPEED_ONLY = {"batch_size", "device"}  # change how fast a run is made, never a number
+
+
+def test_store_key_changes_with_every_setting_but_batch_size_and_device(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     base = _key(tmp_path)
     assert _key(tmp_path) == base
-    for changed in [dict(seed=1), dict(stories=400), dict(max_tokens=256), dict(bootstrap=10)]:
-        assert _key(tmp_path, ScoreSettings(**changed)) != base, changed
+    assert {f.name for f in dataclasses.fields(ScoreSettings)} == set(OTHER_VALUES)
+    for name, value in OTHER_VALUES.items():
+        assert getattr(ScoreSettings(), name) != value, name
+        changed = _key(tmp_path, ScoreSettings(**{name: value}))
+        assert (changed == base) == (name in SPEED_ONLY), name
     assert _key(tmp_path, texts=("another story",)) != base
 
 
@@ -111,9 +123,20 @@ def test_store_key_changes_with_the_code_that_computes_roles(tmp_path, monkeypat
     assert _key(tmp_path) != before
 
 
-def test_store_key_ignores_batch_size_and_device(tmp_path):
-    (tmp_path / "config.json").write_text("{}")
-    assert _key(tmp_path, ScoreSettings(batch_size=3, device="cpu")) == _key(tmp_path)
+@pytest.mark.parametrize("module", ["measure/ablation.py", "measure/similarity.py", "measure/importance.py",
+                                    "measure/batches.py", "label/roles.py", "thresholds.py"])
+def test_a_change_to_any_module_the_pipeline_imports_changes_the_code_identity(module, tmp_path, monkeypatch):
+    """A copy of the package with one line added to `module`: another code identity."""
+    import classifier.sources as sources
+    from classifier.track import store
+
+    copy = tmp_path / "classifier"
+    shutil.copytree(sources.PACKAGE, copy, ignore=shutil.ignore_patterns("data", "__pycache__", "assets"))
+    monkeypatch.setattr(sources, "PACKAGE", copy)
+    before = store.code_identity()
+    with open(copy / module, "a") as source:
+        source.write("# changed\n")
+    assert store.code_identity() != before
 
 
 def test_store_key_changes_when_a_checkpoint_file_changes(tmp_path):
@@ -304,7 +327,7 @@ def _fake_model(series, step, roles, *, n_layers=1, explained=None, rng=None):
                             **{f"{m}_lift": 1 + rng.random(len(roles)) for m in METRICS}})
     run = SimpleNamespace(roles=frame, metrics=metrics, model=SimpleNamespace(n_layers=n_layers, n_heads=n_heads))
     label = f"{series}/step-{step}" if step is not None else series
-    return TrackedModel(label, parse_model(label), "reused", run=run, series=series, step=step, path=f"store/{label}")
+    return TrackedModel(label, model_spec(label), "reused", run=run, series=series, step=step, path=f"store/{label}")
 
 
 def _fake_tracking(models, comparisons=()):
@@ -388,6 +411,51 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, arguments, message):
     result = CliRunner().invoke(main, ["track", *arguments, "--store", str(tmp_path / "s"), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_one_model_is_nothing_to_compare(tmp_path, small_neo_dir):
+    result = CliRunner().invoke(main, ["track", str(small_neo_dir), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "one model, nothing to compare" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_store_goes_under_out_and_a_note_about_the_sample_is_said_once(tmp_path, small_neo_dir, monkeypatch):
+    """Two checkpoints whose stories are all cut at --max-tokens: one Note, not one per model; the
+    run store in OUT/runs, nothing in the current folder."""
+    copy = shutil.copytree(small_neo_dir, tmp_path / "copy")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["track", str(small_neo_dir), str(copy), "--corpus", "bundled", "--stories", "3",
+                                       "--max-tokens", "8", "--bootstrap", "0", "--ablation-stories", "0",
+                                       "--device", "cpu", "--out", "out", "--no-figures"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "longer than 8 tokens" in line]
+    assert len(notes) == 1, result.output
+    assert len(list((tmp_path / "out" / "runs").iterdir())) == 2
+    assert not (tmp_path / "reports").exists()
+
+
+def test_steps_spanning_decades_are_on_a_log_axis_and_hold_is_a_share_of_queries(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from classifier.track import figures
+
+    for steps, scale in [([0, 25, 50, 100, 400, 2500], "symlog"), ([0, 10, 20, 30], "linear")]:
+        ax = plt.figure().add_subplot()
+        figures.step_axis(ax, steps)
+        assert ax.get_xscale() == scale, steps
+        assert list(ax.get_xticks()) == steps  # ticks at the steps' values, not their ranks
+        plt.close("all")
+    drawn = []
+    monkeypatch.setattr(figures, "_png", lambda fig: drawn.append(fig) or b"")
+    rows = pd.DataFrame({"layer": 0, "head": [0, 0, 0], "step": [0, 25, 2500], "hold": [0.1, 0.4, 0.6]})
+    figures.headline_steps(rows, pd.DataFrame({"layer": [0], "head": [0], "final_role": ["hold"]}), "run")
+    ax = drawn[0].axes[0]
+    assert ax.get_ylabel() == "share of queries" and ax.get_xscale() == "symlog"
+    assert list(ax.lines[0].get_xdata()) == [0, 25, 2500]
 
 
 # --- whole tracks over calibration models (slow) ---------------------------------------------------
@@ -483,14 +551,36 @@ def test_a_changed_setting_is_a_store_miss(calibration):
     store = root / "store"
     before = set(store.iterdir())
     options = [*TRACK_OPTIONS[:-4], "--max-tokens", "64", "--device", "cpu"]
-    result = CliRunner().invoke(main, ["track", str(root / "one-s1"), *options,
+    result = CliRunner().invoke(main, ["track", str(root / "one-s1"), str(root / "two-s0"), *options,
                                        "--store", str(store), "--out", str(root / "out-64")])
     assert result.exit_code == 0, result.output
-    assert ": computed (" in result.output
+    assert result.output.count(": computed (") == 2
     added = set(store.iterdir()) - before
-    assert len(added) == 1 and before <= set(store.iterdir())
-    key = json.loads((added.pop() / "key.json").read_text())
-    assert key["settings"]["max_tokens"] == 64
+    assert len(added) == 2 and before <= set(store.iterdir())
+    assert {json.loads((path / "key.json").read_text())["settings"]["max_tokens"] for path in added} == {64}
+
+
+@pytest.mark.slow
+def test_ablation_stories_are_part_of_the_key_so_importance_is_never_stale(calibration):
+    """The store holds one-s0 with importance on 2 stories; asked with 0, it scores again (no
+    ablation figures); asked with 2 again, it serves the run that has them."""
+    root = calibration["root"]
+    store, model = root / "store", str(root / "one-s0")
+
+    def tracked(ablation_stories):
+        options = [*TRACK_OPTIONS[:-2], "--ablation-stories", str(ablation_stories)]
+        result = CliRunner().invoke(main, ["track", model, str(root / "one-s1"), *options, "--store", str(store),
+                                           "--out", str(root / f"out-ablation-{ablation_stories}")])
+        assert result.exit_code == 0, result.output
+        line = next(line for line in result.output.splitlines() if f"{model}: computed (" in line
+                    or f"{model}: reused (" in line)
+        metrics = pd.read_csv(Path(line.rsplit("(", 1)[1].rstrip(")")) / "metrics.csv")
+        return line, metrics
+
+    line, metrics = tracked(0)
+    assert ": computed (" in line and metrics["ablation"].isna().all()
+    line, metrics = tracked(2)
+    assert ": reused (" in line and metrics["ablation"].notna().all()
 
 
 # --- a training run of calibration checkpoints (slow) -----------------------------------------------

@@ -28,7 +28,7 @@ from classifier.settings import ScoreSettings
 from classifier.track.tracking import TrackedModel, Tracking, compare_models
 from classifier.track.html import page_data, render_track_html
 from classifier.track.report import track_files, track_table
-from classifier.track.store import parse_model
+from classifier.track.store import model_spec
 from test_html import HARNESS_HEAD, chromium, run_in_chromium
 
 RUN = "dev <run>"
@@ -52,7 +52,7 @@ def fake_model(series, step, roles, *, n_layers, explained=None, seed=0):
                             **{f"{m}_lift": 1 + rng.random(len(roles)) for m in METRICS}})
     run = SimpleNamespace(roles=frame, metrics=metrics, model=SimpleNamespace(n_layers=n_layers, n_heads=n_heads))
     label = f"{series}/step-{step}" if step is not None else series
-    return TrackedModel(label, parse_model(label), "reused", run=run, series=series, step=step, path=f"store/{label}")
+    return TrackedModel(label, model_spec(label), "reused", run=run, series=series, step=step, path=f"store/{label}")
 
 
 def synthetic_tracking() -> Tracking:

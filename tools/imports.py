@@ -1,5 +1,5 @@
-"""Import scan of the package: every `classifier` import (module level and inside functions),
-checked against the stage order so that imports flow one way (`python -m tools.imports`).
+"""Import scan of the package (classifier.sources: every `classifier` import, module level and
+inside functions), checked against the stage order so that imports flow one way (`python -m tools.imports`).
 
 Rank of a module: its stage package's, or CORE's for the top-level modules below the stages.
 A module may import its own package and anything of lower rank; nothing may import upwards or
@@ -7,41 +7,17 @@ sideways into another stage of the same rank, and the graph has no circle.
 """
 from __future__ import annotations
 
-import ast
 import sys
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "classifier"
-CORE = ("errors", "formatting", "versions", "console", "settings", "outputs", "registry", "thresholds", "run")
+from classifier.sources import graph
+
+CORE = ("errors", "formatting", "versions", "console", "settings", "outputs", "registry", "thresholds", "run",
+        "sources")
 # Data path, low to high: a stage imports only stages of lower rank (and CORE, rank 0).
 # `api` (the Python front door) sits above every stage and below the CLI; the package itself
 # (`classifier/__init__.py`) only re-exports api's names, lazily.
 RANK = {"load": 1, "measure": 2, "label": 3, "render": 4, "pipeline": 4, "reporting": 5,
         "validate": 5, "track": 5, "calibrate": 5, "api": 6, "cli": 7, "classifier": 7}
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """The package modules `path` imports (`from classifier.x import y` counts y when y is a module)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "classifier":
-            for alias in node.names:
-                child = f"{node.module}.{alias.name}"
-                found.add(child if child in modules else node.module)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.split(".")[0] == "classifier")
-    return found - {module_name(path)}
-
-
-def graph() -> dict[str, set[str]]:
-    paths = sorted(PACKAGE.rglob("*.py"))
-    modules = {module_name(p) for p in paths}
-    return {module_name(p): imports_of(p, modules) for p in paths}
 
 
 def stage(module: str) -> str:

@@ -9,10 +9,17 @@ included. The effect is ablated loss - clean loss, in nats, with a bootstrap int
 
 `mean_ablation` is exact: one clean pass (loss and the mean z), then every ablation runs as a
 full forward pass. Ablations are batched: a forward pass holds the stories of one length batch
-once per ablation ("variant"), and the z hook of each layer overwrites, row by row, the heads
-that variant ablates (a boolean mask (variants, L, H): single heads, or a group at once). It is
-the (heads + 1)-forward-passes method; each pass reruns the whole model because a later layer
-sees the change (for a one-layer model only the embedding and attention are rerun needlessly).
+once clean and once per ablation ("variant") of a chunk of variants, and the z hook of each
+layer overwrites, row by row, the heads that variant ablates (a boolean mask (variants, L, H):
+single heads, or a group at once). An effect is the difference of two rows of the same pass, so
+float noise of differently shaped batches does not enter it. Chunk and rows shrink so that a
+pass keeps copies x rows x heads x T^2 attention weights within PASS_BUDGET. It is the
+(heads + 1)-forward-passes method (plus one clean copy per chunk); each pass reruns the whole
+model because a later layer sees the change.
+
+Every pass stops where the unembedding starts (its input, the final residual stream), and the
+loss is taken over chunks of at most PASS_BUDGET logits (`story_losses`): a 50,257-token
+vocabulary never holds rows x T x vocab logits at once (16 stories of 512 tokens: 1.6 GB).
 
 `attribution` is the linear estimate: with g = dLoss/dz from one forward and one backward pass,
 the effect of head (l, h) is about sum over positions of (mean_z - z) . g. That is linear in
@@ -28,14 +35,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from classifier.load.models import LoadedModel
-from classifier.measure.batches import model_stories, padded_batches, valid_positions
-from classifier.measure.scorer import bootstrap_weights, hook_layer
+from torch.utils.checkpoint import checkpoint
 
-# Logit elements one forward pass may hold (float32: 512 MiB). The unembedding dominates the
-# memory of a full forward pass at a 50,257-token vocabulary (16 stories of 512 tokens: 1.6 GB
-# of logits, twice that inside the cross-entropy), so rows per pass are capped by this budget.
-LOGIT_BUDGET = 2**27
+from classifier.load.models import LoadedModel
+from classifier.measure.batches import attention_batches, attention_cost, model_stories, valid_positions
+from classifier.measure.scorer import bootstrap_weights, hook_layer
+from classifier.settings import PASS_BUDGET
+
+# The bridge's hook on the unembedding's input: the final residual stream (R, T, d_model).
+UNEMBED_INPUT = "unembed.hook_in"
+# Copies of a layer's attention weights a forward and backward pass keeps per layer (scores and
+# pattern, saved for the backward pass).
+BACKWARD_COPIES = 2
 
 
 # A forward and backward pass costs about three forward passes: what attribution counts on a bar.
@@ -70,26 +81,56 @@ class Ablation:
     n_tokens: int  # predicted tokens
 
 
-def padded_passes(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int, copies: int = 1):
-    """Padded batches (`classifier.measure.batches.Batch`) on the model's device, cut so that
-    `copies` copies of a batch keep their logits within LOGIT_BUDGET."""
-    vocab = model.bridge.cfg.d_vocab
-    return padded_batches(token_lists, batch_size, pad_id=model.bos_token_id, device=model.device,
-                          row_cost=lambda longest: copies * longest * vocab, budget=LOGIT_BUDGET)
+class _ResidualSeen(Exception):
+    """Raised at the unembedding's input: the loss is taken from there in chunks."""
 
 
-def story_losses(logits: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Summed next-token cross-entropy of each row over positions 0..T-2 predicting 1..T-1 of its
-    own length (padding excluded). logits (R, T, V), tokens (R, T) -> (R,)."""
-    rows, length, vocab = logits.shape
-    losses = F.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), tokens[:, 1:].reshape(-1), reduction="none")
-    predicted = torch.arange(1, length, device=tokens.device) < lengths[:, None]  # (R, T-1)
-    return (losses.view(rows, length - 1) * predicted).sum(1)
+def final_residual(model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, hooks) -> torch.Tensor:
+    """The residual stream the unembedding reads, (R, T, d_model), of `tokens` run with `hooks`;
+    the pass stops there."""
+    seen = {}
 
+    def keep(residual: torch.Tensor, hook) -> None:
+        seen["residual"] = residual
+        raise _ResidualSeen
 
-def forward_logits(model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, hooks) -> torch.Tensor:
     mask = valid_positions(tokens, lengths).long()
-    return model.bridge.run_with_hooks(tokens, fwd_hooks=hooks, attention_mask=mask)
+    try:
+        model.bridge.run_with_hooks(tokens, fwd_hooks=[*hooks, (UNEMBED_INPUT, keep)], attention_mask=mask)
+    except _ResidualSeen:
+        pass
+    return seen["residual"]
+
+
+def _chunk_loss(unembed, residual: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(unembed(residual[None])[0].float(), targets, reduction="none")
+
+
+def story_losses(unembed, residual: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
+                 chunk: int) -> torch.Tensor:
+    """Summed next-token cross-entropy of each row over positions 0..T-2 predicting 1..T-1 of its
+    own length (padding excluded), the logits `unembed` (a (1, n, d) -> (1, n, V) map) gives of
+    `residual` (R, T, d) taken `chunk` positions at a time, (R,). Under autograd each chunk's
+    logits are recomputed for the backward pass rather than kept."""
+    rows, length = tokens.shape
+    predicted = torch.arange(1, length, device=tokens.device) < lengths[:, None]  # (R, T-1)
+    inputs, targets = residual[:, :-1][predicted], tokens[:, 1:][predicted]  # (M, d), (M,)
+    row = predicted.nonzero()[:, 0]
+    losses = torch.zeros(rows, device=residual.device)
+    for start in range(0, len(targets), chunk):
+        part = slice(start, start + chunk)
+        if residual.requires_grad:
+            loss = checkpoint(_chunk_loss, unembed, inputs[part], targets[part], use_reentrant=False)
+        else:
+            loss = _chunk_loss(unembed, inputs[part], targets[part])
+        losses = losses.index_add(0, row[part], loss)
+    return losses
+
+
+def model_losses(model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, hooks) -> torch.Tensor:
+    """`story_losses` of `tokens` (R, T) run with `hooks`, logits PASS_BUDGET at a time, (R,)."""
+    residual = final_residual(model, tokens, lengths, hooks)
+    return story_losses(model.bridge.unembed, residual, tokens, lengths, max(1, PASS_BUDGET // model.bridge.cfg.d_vocab))
 
 
 def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int, bar=None):
@@ -98,7 +139,7 @@ def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: in
     losses = np.zeros(len(token_lists))
     z_sums: dict[int, torch.Tensor] = {}
     positions = 0
-    for batch in padded_passes(model, token_lists, batch_size):
+    for batch in attention_batches(model, token_lists, batch_size):
         indices, tokens, lengths, valid = batch.indices, batch.tokens, batch.lengths, batch.valid
 
         def add_z(z: torch.Tensor, hook) -> None:
@@ -108,44 +149,52 @@ def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: in
 
         hooks = [(z_hook_name(layer), add_z) for layer in range(model.n_layers)]
         with torch.inference_mode():
-            logits = forward_logits(model, tokens, lengths, hooks)
-            losses[indices] = story_losses(logits, tokens, lengths).cpu().numpy()
+            losses[indices] = model_losses(model, tokens, lengths, hooks).cpu().numpy()
         positions += int(lengths.sum())
         advance(bar, len(indices))
     mean_z = torch.stack([z_sums[layer] for layer in range(model.n_layers)]) / positions
     return losses, mean_z
 
 
-def ablated_losses(
+def variants_per_pass(model: LoadedModel, token_lists: list[np.ndarray], n_variants: int) -> int:
+    """Variants a pass carries beside its clean copy: as many as keep one row of the longest
+    story, clean + variants, within PASS_BUDGET (at least one)."""
+    longest = max(len(t) for t in token_lists)
+    return int(min(n_variants, max(1, PASS_BUDGET // attention_cost(model.n_heads, longest) - 1)))
+
+
+def ablated_differences(
     model: LoadedModel, token_lists: list[np.ndarray], variants: np.ndarray, mean_z: torch.Tensor,
-    batch_size: int, variants_per_pass: int, bar=None,
+    batch_size: int, bar=None,
 ) -> np.ndarray:
-    """Per-story loss sums with each variant's heads mean-ablated, (N, V)."""
+    """Per-story loss sums with each variant's heads mean-ablated minus the clean sums of the same
+    pass, (N, V). A pass holds a batch's rows clean, then once per variant of a chunk."""
     n_variants = len(variants)
-    losses = np.zeros((len(token_lists), n_variants))
+    differences = np.zeros((len(token_lists), n_variants))
     masks = torch.as_tensor(variants, device=model.device)  # (V, L, H)
+    clean = torch.zeros_like(masks[:1])
     replacement = mean_z.float().to(model.device)
-    for start in range(0, n_variants, variants_per_pass):
-        chosen = masks[start : start + variants_per_pass]  # (v, L, H)
+    chunk = variants_per_pass(model, token_lists, n_variants)
+    for start in range(0, n_variants, chunk):
+        chosen = torch.cat([clean, masks[start : start + chunk]])  # (copies, L, H): copy 0 clean
         copies = len(chosen)
         layers = [layer for layer in range(model.n_layers) if bool(chosen[:, layer].any())]
-        for batch in padded_passes(model, token_lists, batch_size, copies):
+        for batch in attention_batches(model, token_lists, batch_size, copies):
             indices, tokens, lengths = batch.indices, batch.tokens, batch.lengths
             rows = len(indices)
 
             def overwrite(z: torch.Tensor, hook) -> torch.Tensor:
                 layer = hook_layer(hook)
-                ablate = chosen[:, layer].repeat_interleave(rows, 0)[:, None, :, None]  # (v*B, 1, H, 1)
+                ablate = chosen[:, layer].repeat_interleave(rows, 0)[:, None, :, None]  # (copies*B, 1, H, 1)
                 return torch.where(ablate, replacement[layer].to(z.dtype), z)
 
             hooks = [(z_hook_name(layer), overwrite) for layer in layers]
-            repeated, repeated_lengths = tokens.repeat(copies, 1), lengths.repeat(copies)  # variant-major rows
+            repeated, repeated_lengths = tokens.repeat(copies, 1), lengths.repeat(copies)  # copy-major rows
             with torch.inference_mode():
-                logits = forward_logits(model, repeated, repeated_lengths, hooks)
-                sums = story_losses(logits, repeated, repeated_lengths).view(copies, rows)
-            losses[indices, start : start + copies] = sums.T.cpu().numpy()
-            advance(bar, copies * rows)
-    return losses
+                sums = model_losses(model, repeated, repeated_lengths, hooks).view(copies, rows)
+            differences[indices, start : start + copies - 1] = (sums[1:] - sums[:1]).T.cpu().numpy()
+            advance(bar, (copies - 1) * rows)
+    return differences
 
 
 def single_head_variants(n_layers: int, n_heads: int) -> np.ndarray:
@@ -191,9 +240,9 @@ def token_mean_ablation(
 ) -> Ablation:
     """`mean_ablation` on stories already tokenized (`classifier.measure.batches.model_stories`)."""
     clean, mean_z = clean_pass(model, token_lists, batch_size, bar)
-    ablated = ablated_losses(model, token_lists, variants, mean_z, batch_size, variants_per_pass=model.n_heads, bar=bar)
+    differences = ablated_differences(model, token_lists, variants, mean_z, batch_size, bar=bar)
     counts = np.array([len(t) - 1 for t in token_lists], dtype=np.float64)
-    effect, low, high = interval(ablated - clean[:, None], counts, bootstrap=bootstrap, seed=seed)
+    effect, low, high = interval(differences, counts, bootstrap=bootstrap, seed=seed)
     return Ablation(variants, effect, low, high, float(clean.sum() / counts.sum()), len(token_lists), int(counts.sum()))
 
 
@@ -210,7 +259,7 @@ def token_attribution(model: LoadedModel, token_lists: list[np.ndarray], *, batc
     n_layers = model.n_layers
     grad_sums, z_grads = [], []  # per story: sum_t g (L, H, d_head) and sum_t z . g (L, H)
     z_total, positions = 0, 0
-    for batch in padded_passes(model, token_lists, batch_size, copies=3):  # backward holds ~3x logits
+    for batch in attention_batches(model, token_lists, batch_size, copies=BACKWARD_COPIES * n_layers):
         tokens, lengths = batch.tokens, batch.lengths
         valid = batch.valid[:, :, None, None, None]
         seen: dict[int, torch.Tensor] = {}
@@ -222,8 +271,7 @@ def token_attribution(model: LoadedModel, token_lists: list[np.ndarray], *, batc
             return z
 
         with torch.enable_grad():
-            logits = forward_logits(model, tokens, lengths, [(z_hook_name(layer), keep) for layer in range(n_layers)])
-            loss = story_losses(logits, tokens, lengths).sum()
+            loss = model_losses(model, tokens, lengths, [(z_hook_name(layer), keep) for layer in range(n_layers)]).sum()
             zs = [seen[layer] for layer in range(n_layers)]
             grads = torch.autograd.grad(loss, zs)
         z = torch.stack([t.detach() for t in zs], 2).float() * valid  # (B, T, L, H, d_head)
@@ -233,7 +281,7 @@ def token_attribution(model: LoadedModel, token_lists: list[np.ndarray], *, batc
         z_total = z_total + z.sum((0, 1)).cpu().double()
         positions += int(lengths.sum())
         advance(bar, ATTRIBUTION_PASSES * len(batch.indices))
-        del logits, loss, zs, grads
+        del loss, zs, grads
     mean_z = z_total / positions  # (L, H, d_head)
     per_story = (torch.cat(grad_sums) * mean_z).sum(-1) - torch.cat(z_grads)  # (N, L, H)
     predicted = sum(len(t) - 1 for t in token_lists)

@@ -7,7 +7,8 @@ planted measurer and the benchmark all read stories through here):
   context) (`token_limit`); `Stories.cut` says which stories were longer and lost tokens;
 - passes run over batches of similar length (longest first), right-padded with BOS, whose
   padding the valid-position mask leaves out; a batch holds at most `batch_size` stories, and
-  fewer where `row_cost(longest) * rows` would pass a memory `budget`.
+  fewer where `row_cost(longest) * rows` would pass a memory `budget`: a pass over a model's
+  attention (`attention_batches`) keeps copies x rows x heads x T^2 within PASS_BUDGET.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+
+from classifier.settings import PASS_BUDGET
 
 # Texts handed to the tokenizer at once: its per-text objects never pile up for a whole corpus.
 TOKENIZE_CHUNK = 256
@@ -112,3 +115,16 @@ def padded_batches(
             tokens = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True, padding_value=pad_id)
             lengths = torch.tensor([len(s) for s in sequences])
             yield Batch(part, tokens.to(device), lengths.to(device))
+
+
+def attention_cost(n_heads: int, length: int, copies: int = 1) -> int:
+    """Attention weights of one layer for one story of `length` tokens run `copies` times."""
+    return copies * n_heads * length**2
+
+
+def attention_batches(model, token_lists, batch_size: int, copies: int = 1) -> Iterator[Batch]:
+    """`padded_batches` of `token_lists` for `model` (a LoadedModel: its BOS pads, on its device)
+    whose `copies` copies of every row keep one layer's attention weights within PASS_BUDGET
+    (at least one row a batch)."""
+    return padded_batches(token_lists, batch_size, pad_id=model.bos_token_id, device=model.device,
+                          row_cost=lambda longest: attention_cost(model.n_heads, longest, copies), budget=PASS_BUDGET)

@@ -36,7 +36,8 @@ SIMILARITY_STORIES = 32
 
 @dataclass(frozen=True)
 class Importance:
-    """Per head (layer, head order): `metrics` (classifier.run.IMPORTANCE_COLUMNS) and `roles`
+    """Per head (layer, head order): `metrics` (classifier.run.IMPORTANCE_COLUMNS, and `clean_loss`:
+    the clean loss in nats per predicted token on the ablation stories, the same on every row) and `roles`
     (ablation, attribution, group, similar) frames, each with layer and head; NaN where a figure
     was not measured; `group` is NaN for a head in no group."""
 
@@ -63,7 +64,7 @@ def head_importance(model: LoadedModel, stories: Stories, settings: ScoreSetting
     nan = np.full(n_layers * n_heads, np.nan)
     single, single_lo, single_hi = nan, nan, nan
     group, group_lo, group_hi = nan, nan, nan
-    estimate = nan
+    estimate, clean_loss = nan, nan
     if settings.ablation_stories:
         bar.total += len(ablated) * len(members)
         bar.refresh()
@@ -71,6 +72,7 @@ def head_importance(model: LoadedModel, stories: Stories, settings: ScoreSetting
         result = token_mean_ablation(model, ablated, variants, batch_size=settings.batch_size,
                                      bootstrap=settings.bootstrap, seed=settings.seed, bar=bar)
         count = n_layers * n_heads
+        clean_loss = np.full(count, result.clean_loss)  # the same for every head: the report's baseline
         single, single_lo, single_hi = result.effect[:count], result.low[:count], result.high[:count]
         group, group_lo, group_hi = (np.where(in_group, values[count:][groups], np.nan) if len(members) else nan
                                      for values in (result.effect, result.low, result.high))
@@ -79,7 +81,7 @@ def head_importance(model: LoadedModel, stories: Stories, settings: ScoreSetting
     ids = {"layer": layer, "head": head}
     metrics = pd.DataFrame({**ids, "ablation": single, "ablation_lo": single_lo, "ablation_hi": single_hi,
                             "attribution": estimate, "group_ablation": group, "group_ablation_lo": group_lo,
-                            "group_ablation_hi": group_hi})
+                            "group_ablation_hi": group_hi, "clean_loss": clean_loss})
     roles = pd.DataFrame({**ids, "ablation": single, "attribution": estimate,
                           "group": np.where(in_group, groups, np.nan), "similar": similar_heads(similarity, n_heads)})
     return Importance(metrics, roles)

@@ -9,7 +9,8 @@ forced onto BOS for every head.
 
 `head_similarity` runs the stories (forward passes stopped after the last layer's pattern) and
 reduces each batch's patterns to the sum over queries of every pair's overlap, so memory does not
-grow with the stories. `similar_heads` ranks the other heads of each head; `head_groups` groups
+grow with the stories; a batch holds every layer's pattern and the float32 copy of their counted
+entries (PATTERN_COPIES per layer), within PASS_BUDGET (classifier.measure.batches.attention_batches). `similar_heads` ranks the other heads of each head; `head_groups` groups
 heads by average-linkage clustering (scipy) on the distance 1 - similarity.
 """
 
@@ -21,26 +22,32 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from classifier.load.models import LoadedModel
-from classifier.measure.batches import padded_batches
+from classifier.measure.batches import attention_batches
 from classifier.measure.scorer import layer_patterns
 from classifier.thresholds import DEFAULT_THRESHOLDS
 
 # (query, key) entries taken to float64 at once: bounds that copy to heads x 2**18 x 8 bytes
 # (64 heads: 128 MiB) however long the stories of a batch.
 ENTRIES_PER_CHUNK = 2**18
+# Copies of a layer's attention weights a similarity pass holds: the patterns, their counted
+# (query, key) entries (about half of them) and that part of one layer before it joins the rest.
+PATTERN_COPIES = 2
 # Other heads listed per head in roles.json's `similar`.
 SIMILAR_LISTED = 5
 
 
-def overlap_sums(patterns: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+def overlap_sums(layers, queries: torch.Tensor) -> torch.Tensor:
     """Sum over the counted queries of sum_j min(A_a[i, j], A_b[i, j]) for every pair of heads.
 
-    patterns (B, N, T, T): N heads' attention; queries (B, T) marks the queries counted.
-    Returns (N, N), symmetric, float64, on the CPU.
+    layers: a sequence of (B, H, T, T) attention patterns, N heads in all; queries (B, T) marks
+    the queries counted. Returns (N, N), symmetric, float64, on the CPU.
     """
-    n_heads, length = patterns.shape[1], patterns.shape[-1]
-    keys = torch.ones(length, length, dtype=torch.bool, device=patterns.device).tril()  # a query sees keys j <= i
-    entries = patterns.transpose(0, 1)[:, queries[:, :, None] & keys]  # (N, M): every counted (query, key)
+    length = queries.shape[1]
+    keys = torch.ones(length, length, dtype=torch.bool, device=queries.device).tril()  # a query sees keys j <= i
+    counted = queries[:, :, None] & keys
+    # (N, M): every counted (query, key), float32; one layer at a time, never a copy of all patterns.
+    entries = torch.cat([pattern.transpose(0, 1)[:, counted].float() for pattern in layers])
+    n_heads = len(entries)
     # min(a, b) = (a + b - |a - b|) / 2, so every pair's sum of minima comes from L1 distances
     # (torch.cdist: 7x faster than pairwise minima), which add up over chunks of entries. float64,
     # since each sum runs over ~10^6 entries (float32 is off by ~0.003 in a similarity); mps has
@@ -60,12 +67,11 @@ def head_similarity(model: LoadedModel, token_lists: list[np.ndarray], batch_siz
     """Similarity (L*H, L*H) of every pair of heads, heads in (layer, head) order, over the
     queries i >= 1 of `token_lists` (BOS-first token id arrays); `bar` advances by one per story."""
     total, queries = 0, 0
-    for batch in padded_batches(token_lists, batch_size, pad_id=model.bos_token_id, device=model.device):
+    for batch in attention_batches(model, token_lists, batch_size, copies=PATTERN_COPIES * model.n_layers):
         valid = batch.valid
         counted = valid.clone()
         counted[:, 0] = False
-        patterns = torch.cat([p.float() for p in layer_patterns(model, batch.tokens, valid.long())], 1)  # (B, L*H, T, T)
-        total = total + overlap_sums(patterns, counted)
+        total = total + overlap_sums(layer_patterns(model, batch.tokens, valid.long()), counted)
         queries += int(counted.sum())
         if bar is not None:
             bar.update(len(batch.indices))

@@ -2,7 +2,8 @@
 
 `role_steps` shows every head's role at every checkpoint (colour = role, shade = the share of
 the head's attention its role explains) above the role counts per checkpoint; `headline_steps`
-follows, for each head that ends with a role, that role's headline measure over the steps.
+follows, for each head that ends with a role, that role's headline measure over the steps, on a
+step axis (log where the steps span decades); `hold` is a share of queries, and says so.
 Both read the tidy frame classifier.track.report.track_table builds; nothing here scores.
 """
 
@@ -20,6 +21,11 @@ from classifier.registry import ROLE_COLORS, ROLE_REGISTRY, ROLES, role_code
 UNKNOWN_COLOUR = (0.55, 0.55, 0.55)
 # The lightest shade a role cell gets, so a head whose role explains little stays visible.
 MIN_SHADE = 0.15
+# Steps spanning this ratio (largest over smallest non-zero step) or more go on a log axis: the
+# development models' checkpoints (25, 50, 100, ..., 2500) bunch up at the left of a linear one.
+LOG_STEP_SPAN = 100
+# The y axis of a headline metric that is not a share of the head's attention.
+METRIC_UNITS = {"hold": "share of queries", "entropy": "entropy", "max_weight": "max weight"}
 
 
 def role_colours() -> dict[str, tuple[float, float, float]]:
@@ -98,6 +104,17 @@ def role_steps(rows: pd.DataFrame, title: str) -> bytes:
     return _png(fig)
 
 
+def step_axis(ax, steps) -> None:
+    """Training steps at their values: linear, or where they span LOG_STEP_SPAN or more a log axis
+    (symlog: linear below the first non-zero step, so that step 0 keeps its place)."""
+    positive = [s for s in steps if s > 0]
+    if positive and max(positive) / min(positive) >= LOG_STEP_SPAN:
+        ax.set_xscale("symlog", linthresh=min(positive), linscale=0.5)
+    ax.set_xticks(steps, [str(s) for s in steps], fontsize=6, rotation=45)
+    ax.minorticks_off()
+    ax.set_xlabel("training step" + (" (log scale)" if ax.get_xscale() == "symlog" else ""), fontsize=7)
+
+
 def headline_steps(rows: pd.DataFrame, final_roles: pd.DataFrame, title: str) -> bytes | None:
     """One panel per final role: that role's headline measure over the steps, one line per head
     ending with the role. None when no head ends with a role that has a headline measure."""
@@ -119,19 +136,19 @@ def headline_steps(rows: pd.DataFrame, final_roles: pd.DataFrame, title: str) ->
     fig, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.0 * lines), squeeze=False, dpi=100)
     for ax in axes.ravel()[len(roles):]:
         ax.axis("off")
-    position = {s: k for k, s in enumerate(steps)}
     for ax, role in zip(axes.ravel(), roles):
         metric = ROLE_REGISTRY[role].headline
         mine = ends[ends["final_role"] == role]
         for k, head in enumerate(mine.itertuples()):
             series = rows[(rows["layer"] == head.layer) & (rows["head"] == head.head)].sort_values("step")
             colour = palette[k % len(palette)]  # heads told apart within the panel
-            ax.plot([position[s] for s in series["step"]], series[metric], marker="o", markersize=3,
+            ax.plot(series["step"], series[metric], marker="o", markersize=3,
                     color=colour, label=head_label(head.layer, head.head, n_layers))
-        ax.set_title(f"{len(mine)} head(s) ending {role}: {metric}", fontsize=8)
-        ax.set_xticks(range(len(steps)), [str(s) for s in steps], fontsize=6, rotation=45)
+        unit = METRIC_UNITS.get(metric, "share of attention")
+        ax.set_title(f"{len(mine)} head(s) ending {role}: {metric} ({unit})", fontsize=8)
+        step_axis(ax, steps)
         ax.set_ylim(0, 1)
-        ax.set_ylabel("share of attention" if metric not in ("entropy", "max_weight") else metric, fontsize=7)
+        ax.set_ylabel(unit, fontsize=7)
         ax.grid(alpha=0.3)
         if len(mine) <= 8:
             ax.legend(fontsize=6, title="head", title_fontsize=6)

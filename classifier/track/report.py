@@ -330,13 +330,18 @@ def write_track(tracking: Tracking, out_dir: str | Path, *, command: str | None 
 TRACK_OUTPUTS = ("track.md", "track.csv", "track.html")
 
 
-def track_and_write(models, corpus: str, settings, *, out_dir: str | Path, store: str | Path, compare="consecutive",
+def track_and_write(models, corpus: str, settings, *, out_dir: str | Path, store: str | Path | None = None,
+                    compare="consecutive",
                     tokenizer: str | None = None, jobs: int = 1, run_figures: bool = False, figures: bool = True,
                     force: bool = False, command: str | None = None, log=None) -> Tracking:
     """`head-roles track`: check the output folders, score (or reuse) every model, write the track
-    folder. `run_figures`: each run's own figures in the store; `figures`: the track's."""
+    folder. `store`: the run store (None: OUT/runs); `run_figures`: each run's own figures in the
+    store; `figures`: the track's."""
     from classifier.outputs import check_output_dir
+    from classifier.track.store import default_store
     from classifier.track.tracking import track
+
+    store = default_store(out_dir) if store is None else store
 
     check_output_dir(out_dir, outputs=TRACK_OUTPUTS, force=force)  # before any model is loaded
     check_output_dir(store, option="--store")

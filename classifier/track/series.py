@@ -30,7 +30,7 @@ GENERIC_FOLDERS = ("checkpoints", "ckpt", "ckpts")
 class Checkpoint:
     """One model argument after expansion: what to load, which run it belongs to, its step."""
 
-    argument: str  # as parse_model takes it
+    argument: str  # as model_spec takes it
     series: str | None  # the run's name; None for a model that is not a step of a run
     step: int | None
 

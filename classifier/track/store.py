@@ -1,12 +1,13 @@
 """The run store of `track`: which finished run a model argument maps to, and putting one there.
 
-The store (`--store`, default reports/track/runs/) holds one run directory per key: the model's
+The store (`--store`, default OUT/runs/ beside the track it serves) holds one run directory per key: the model's
 identity (a hub id and the commit in the local cache, or a local checkpoint's file sizes and
-modification times and its config.json), the hash of the sampled story texts, every setting
-that changes a number, and the hash of the source of the modules that compute numbers and roles
-(CODE_MODULES), so that a changed role rule never serves a stale run. Batch size and device are
-left out: they change the speed, not the result (per-text sums merge exactly, padding is
-excluded exactly). This module scores one model at a time; classifier.track.tracking schedules them.
+modification times and its config.json), the hash of the sampled story texts, every
+ScoreSettings field but SPEED_SETTINGS, and the hash of the source of every module
+`classifier.pipeline` imports, directly or not (classifier.sources.closure), so that a changed
+role rule or ablation never serves a stale run and no hand list can miss a module. Batch size and
+device are left out: they change the speed, not the result (per-text sums merge exactly, padding
+is excluded exactly). This module scores one model at a time; classifier.track.tracking schedules them.
 """
 
 from __future__ import annotations
@@ -15,20 +16,27 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from classifier.errors import InputError
+from classifier.errors import InputError, one_line
 from classifier.load.models import ModelRef
 from classifier.settings import ScoreSettings
+from classifier.sources import closure, module_path
 
-STORE_FORMAT = 2
-# Modules whose source decides a stored run's numbers or roles (classifier/<name>.py).
-CODE_MODULES = ("load/corpora", "load/llama2c", "load/models", "pipeline", "registry", "label/roles", "run",
-                "measure/scorer", "measure/scoring", "settings", "thresholds", "load/tokens")
-KEY_SETTINGS = ("stories", "max_tokens", "seed", "bootstrap")  # what changes a number
+STORE_FORMAT = 3
+# The module whose import closure computes a stored run's numbers and roles.
+CODE_ROOT = "classifier.pipeline"
+# Settings that change how fast a run is made, not its numbers; every other field is in the key.
+SPEED_SETTINGS = ("batch_size", "device")
+KEY_SETTINGS = tuple(f.name for f in fields(ScoreSettings) if f.name not in SPEED_SETTINGS)
+
+
+def default_store(out_dir: str | Path) -> Path:
+    """The run store when none is named: `runs/` inside the track's output folder."""
+    return Path(out_dir) / "runs"
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class ModelSpec:
     ref: ModelRef | None = None
 
 
-def parse_model(argument: str) -> ModelSpec:
+def model_spec(argument: str) -> ModelSpec:
     """Split `name@revision` on the last `@`; an existing path is never split."""
     if not argument.strip():
         raise InputError("empty model argument")
@@ -142,12 +150,10 @@ def corpus_identity(corpus) -> dict:
 
 
 def code_identity() -> str:
-    """sha256 over the source of CODE_MODULES: a run made by other code is a store miss."""
+    """sha256 over the source of every module CODE_ROOT reaches: a run made by other code is a store miss."""
     digest = hashlib.sha256()
-    root = Path(__file__).resolve().parents[1]
-    for name in CODE_MODULES:
-        path = root / f"{name}.py"
-        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"") + b"\0")
+    for name in closure(CODE_ROOT):
+        digest.update(name.encode() + b"\0" + module_path(name).read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -173,14 +179,6 @@ def run_path(store: Path, spec: ModelSpec, key: dict) -> Path:
     name = Path(spec.model.rstrip("/")).name + (f"@{spec.revision}" if spec.revision else "")
     slug = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)[:60].strip("._") or "model"
     return store / f"{slug}-{digest}"
-
-
-def one_line(err: BaseException) -> str:
-    text = str(err).strip()
-    first = text.splitlines()[0] if text else ""
-    if isinstance(err, ValueError) and first:
-        return first
-    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def stored_run(spec: ModelSpec, corpus, settings: ScoreSettings, *, store: Path, tokenizer: str | None = None):

@@ -19,7 +19,9 @@ look alike.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from classifier.errors import InputError
+from classifier.errors import InputError, InputNotice, one_line
 from classifier.registry import METRICS
 from classifier.settings import ScoreSettings
 from classifier.track.series import Checkpoint, expand_arguments
@@ -38,8 +40,7 @@ from classifier.track.store import (
     limit_threads,
     score_in_worker,
     model_labels,
-    one_line,
-    parse_model,
+    model_spec,
     score_and_store,
     stored_run,
 )
@@ -207,6 +208,25 @@ def comparison_pairs(models: Sequence[TrackedModel], compare: Compare) -> list[t
 # --- the whole track ---------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def notices_once():
+    """Within: an input notice whose text was already shown is not shown again (scoring many
+    checkpoints on one sample says the same note about it for each)."""
+    said: set[str] = set()
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def show_once(message, category, *args, **kwargs):
+            if issubclass(category, InputNotice):
+                if str(message) in said:
+                    return
+                said.add(str(message))
+            show(message, category, *args, **kwargs)
+
+        warnings.showwarning = show_once
+        yield
+
+
 @dataclass(frozen=True)
 class Tracking:
     """Every model of one track (each run's checkpoints together, in step order) and the
@@ -258,21 +278,24 @@ def track(
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
     checkpoints: list[Checkpoint] = expand_arguments(models)
-    specs = [parse_model(c.argument) for c in checkpoints]
+    specs = [model_spec(c.argument) for c in checkpoints]
     labels = model_labels(specs, [c.series for c in checkpoints])
     from classifier.load.corpora import check_corpus_spec
-    from classifier.load.models import parse_model as parse_checked
+    from classifier.load.models import parse_model
 
     check_corpus_spec(corpus)
     unloadable: dict[int, str] = {}
     for k, spec in enumerate(specs):  # a bad argument is bad input (exit 2), said before any corpus or model
         try:
-            specs[k] = replace(spec, ref=parse_checked(spec.model, revision=spec.revision, tokenizer=tokenizer,
-                                                       option="model"))
+            specs[k] = replace(spec, ref=parse_model(spec.model, revision=spec.revision, tokenizer=tokenizer,
+                                                     option="model"))
         except InputError as err:
             if checkpoints[k].argument in models:  # named by the user
                 raise
             unloadable[k] = one_line(err)  # found in a folder of checkpoints (an empty one, say): the others go on
+    if len(checkpoints) == 1 and checkpoints[0].argument in models:  # not a folder of checkpoints
+        raise InputError(f"{models[0]}: one model, nothing to compare; give two or more models or a folder of "
+                         "training checkpoints (`head-roles report` describes one model)")
     sample = load_corpus(corpus, stories=settings.stories, seed=settings.seed)
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
@@ -305,14 +328,15 @@ def track(
             results[k] = done(k, tracked(k, "reused", path=found[1], run=found[0]))
     missing = [k for k in range(n) if k not in results]
     if jobs == 1 or len(missing) <= 1:
-        for k in missing:
-            log(f"[{k + 1}/{n}] {specs[k].argument}: scoring")
-            try:
-                path = score_and_store(specs[k], sample, settings, store=store, tokenizer=tokenizer,
-                                       progress=progress, figures=figures)
-                results[k] = done(k, tracked(k, "computed", path=path))
-            except Exception as err:  # any one model's failure must not lose the others
-                results[k] = done(k, tracked(k, "failed", error=one_line(err)))
+        with notices_once():  # the same note (stories cut at the context, say) for every checkpoint: once
+            for k in missing:
+                log(f"[{k + 1}/{n}] {specs[k].argument}: scoring")
+                try:
+                    path = score_and_store(specs[k], sample, settings, store=store, tokenizer=tokenizer,
+                                           progress=progress, figures=figures)
+                    results[k] = done(k, tracked(k, "computed", path=path))
+                except Exception as err:  # any one model's failure must not lose the others
+                    results[k] = done(k, tracked(k, "failed", error=one_line(err)))
     else:
         import multiprocessing
 
