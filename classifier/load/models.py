@@ -13,11 +13,12 @@ import dataclasses
 import difflib
 import logging
 from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from classifier.console import quiet_kernel_probe
-from classifier.errors import InputError
+from classifier.errors import InputError, one_line
 from classifier.load.hub import hub_reachable
 from classifier.load.packaged import EMBEDDED_CHECKPOINTS, SAMPLE_NAME, embedded_checkpoint
 
@@ -329,9 +330,129 @@ def _loaded(ref: ModelRef, resolved: str, bridge, tokenizer, device: str) -> Loa
     bos = tokenizer.bos_token_id
     if bos is None:
         raise ModelLoadError(f"{ref.option} {name}: the tokenizer has no BOS token, which every scored text starts with")
+    check_attention_hooks(bridge, f"{ref.option} {name}")
     bridge.eval()
     return LoadedModel(
         name=name, resolved=resolved, revision=ref.revision, bridge=bridge, tokenizer=tokenizer,
         n_layers=bridge.cfg.n_layers, n_heads=bridge.cfg.n_heads, n_ctx=bridge.cfg.n_ctx,
         bos_token_id=bos, device=device,
+    )
+
+
+def pattern_hook_name(layer: int) -> str:
+    """The hook every attention pattern is read from."""
+    return f"blocks.{layer}.attn.hook_pattern"
+
+
+def check_attention_hooks(bridge, label: str) -> None:
+    """Refuse (one line) a model whose layers do not all expose their attention pattern."""
+    hooks = getattr(bridge, "hook_dict", {})
+    missing = [layer for layer in range(bridge.cfg.n_layers) if pattern_hook_name(layer) not in hooks]
+    if missing:
+        raise ModelLoadError(
+            f"{label}: no attention-pattern hook ({pattern_hook_name(missing[0])}) in {len(missing)} of "
+            f"{bridge.cfg.n_layers} layers; head roles are read from attention patterns"
+        )
+
+
+def wrap_model(model: Any, *, tokenizer: Any = None, device: str | None = None, name: str | None = None) -> LoadedModel:
+    """A model object already in memory as a `LoadedModel`, with the checks `load_model` makes.
+
+    model: a booted `TransformerBridge` (its own tokenizer unless `tokenizer` is given) or a Hugging
+    Face `PreTrainedModel` with `tokenizer`, wrapped by `TransformerBridge.boot_transformers(...,
+    hf_model=...)`: the same weights (no copy), its attention modules replaced in place by
+    TransformerLens' hooked ones. device: where it runs during a call (`eval_mode` moves it there and
+    back); None: where its weights are. name: how reports name it (default: its config's name)."""
+    if tokenizer is not None:  # said before a Hugging Face model is booted
+        _bos_token_id(tokenizer)
+    bridge = _as_bridge(model, tokenizer, name)
+    tokenizer = tokenizer if tokenizer is not None else getattr(bridge, "tokenizer", None)
+    if tokenizer is None:
+        raise ModelLoadError("model: no tokenizer; pass tokenizer= (the one the model was trained with)")
+    bos = _bos_token_id(tokenizer)
+    check_attention_hooks(bridge, "model")
+    here = _weights_device(bridge)
+    device = here if device is None else resolve_device(device)
+    source = name or _model_name(bridge)
+    return LoadedModel(
+        name=source, resolved=source, revision=None, bridge=bridge, tokenizer=tokenizer,
+        n_layers=bridge.cfg.n_layers, n_heads=bridge.cfg.n_heads, n_ctx=bridge.cfg.n_ctx,
+        bos_token_id=bos, device=device,
+    )
+
+
+@contextmanager
+def eval_mode(model: LoadedModel) -> Iterator[LoadedModel]:
+    """`model` on its device, in eval mode, without gradients and with eager attention for the
+    block; afterwards every module's training flag, the weights' device and the attention
+    implementation are as they were (a model under training goes on training)."""
+    import torch
+
+    bridge = model.bridge
+    hf_model = getattr(bridge, "original_model", None)
+    modules = {*bridge.modules(), *(hf_model.modules() if hf_model is not None else ())}
+    training = {module: module.training for module in modules}
+    device = _weights_device(bridge)
+    attention = getattr(getattr(hf_model, "config", None), "_attn_implementation", None)
+    try:
+        if attention not in (None, "eager"):
+            hf_model.set_attn_implementation("eager")
+        if device != model.device:
+            bridge.to(model.device)
+        bridge.eval()
+        with torch.no_grad():
+            yield model
+    finally:
+        if _weights_device(bridge) != device:
+            bridge.to(device)
+        for module, flag in training.items():
+            module.training = flag
+        if attention not in (None, "eager"):
+            hf_model.set_attn_implementation(attention)
+
+
+def _as_bridge(model: Any, tokenizer: Any, name: str | None):
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import PreTrainedModel
+
+    if isinstance(model, TransformerBridge):
+        return model
+    if isinstance(model, PreTrainedModel):
+        if tokenizer is None:
+            raise ModelLoadError(
+                f"model: a {type(model).__name__} needs its tokenizer; pass tokenizer= (the one it was trained with)"
+            )
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+        label = name or getattr(model, "name_or_path", "") or type(model).__name__
+        # Booting switches the model to eager attention; `eval_mode` does that only for a call.
+        attention = getattr(model.config, "_attn_implementation", None)
+        try:
+            bridge = TransformerBridge.boot_transformers(label, hf_model=model, tokenizer=tokenizer)
+        except Exception as err:
+            raise ModelLoadError(f"model: TransformerLens cannot wrap this {type(model).__name__} ({one_line(err)})") from None
+        if attention not in (None, "eager"):
+            model.set_attn_implementation(attention)
+        return bridge
+    raise ModelLoadError(
+        f"model: a {type(model).__name__} is neither a TransformerBridge nor a Hugging Face PreTrainedModel "
+        "(nor a model name or path); boot it with TransformerBridge.boot_transformers"
+    )
+
+
+def _bos_token_id(tokenizer) -> int:
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        raise ModelLoadError("model: the tokenizer has no BOS token, which every scored text starts with")
+    return bos
+
+
+def _weights_device(bridge) -> str:
+    parameter = next(bridge.parameters(), None)
+    return "cpu" if parameter is None else str(parameter.device)
+
+
+def _model_name(bridge) -> str:
+    hf_model = getattr(bridge, "original_model", None)
+    return (
+        getattr(hf_model, "name_or_path", "") or getattr(bridge.cfg, "model_name", "") or type(hf_model).__name__
     )

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from classifier.load.models import LoadedModel
+from classifier.load.models import LoadedModel, pattern_hook_name
 from classifier.measure.batches import Stories, model_stories, padded_batches
 from classifier.registry import PARTS
 from classifier.measure.scoring import (
@@ -46,10 +46,6 @@ TOP_PREFERRED_KEYS = 5
 
 class _PatternsSeen(Exception):
     """Raised in the last layer's hook: nothing after it is needed."""
-
-
-def pattern_hook_name(layer: int) -> str:
-    return f"blocks.{layer}.attn.hook_pattern"
 
 
 def hook_layer(hook) -> int:
