@@ -354,7 +354,13 @@ def track(
                 except Exception as err:  # a worker that died (out of memory, say)
                     result = tracked(k, "failed", error=one_line(err))
                 results[k] = done(k, result)
-    ordered = [results[k] for k in range(n)]
-    succeeded = [m for m in ordered if m.run is not None]
+    return compared([results[k] for k in range(n)], sample.describe(), settings, compare, store)
+
+
+def compared(models: Sequence[TrackedModel], corpus: dict, settings: ScoreSettings, compare: Compare,
+             store: Path) -> Tracking:
+    """The Tracking of these models (in order) with their comparisons; `track` and the training
+    watcher (classifier.track.watch) both end here."""
+    succeeded = [m for m in models if m.run is not None]
     comparisons = [compare_models(succeeded[i], succeeded[j]) for i, j in comparison_pairs(succeeded, compare)]
-    return Tracking(ordered, sample.describe(), settings, compare, store, comparisons)
+    return Tracking(list(models), corpus, settings, compare, store, comparisons)
