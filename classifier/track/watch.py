@@ -188,7 +188,7 @@ class HeadRolesCallback(TrainerCallback):
         self.watcher.step(model, state.global_step, tokenizer=tokenizer)
         self.scored.add(state.global_step)
         seconds = self.watcher.seconds
-        self.pending = {"head_roles_seconds": round(seconds, 2), "head_roles_ratio": round(seconds / training, 3)}
+        self.pending = {"head_roles_seconds": round(seconds, 2), "head_roles_ratio": round(seconds / training, 4)}
         self.since = time.perf_counter()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
