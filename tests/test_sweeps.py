@@ -84,3 +84,24 @@ def test_a_failed_ray_task_is_listed_as_failed_and_the_others_complete(sweep):
     assert "step-150" in failed and "cannot load" in failed
     stored = sorted(p.name.rsplit("-", 1)[0] for p in (root / "store-ray").iterdir())
     assert stored == ["step-0", "step-100", "step-50"]  # the driver filled the store from the tasks' runs
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_not_a_long_wait():
+    import socket
+    import time
+
+    from classifier.errors import InputError
+    from classifier.track.cluster import check_reachable
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    began = time.perf_counter()
+    with pytest.raises(InputError, match=f"--ray 127.0.0.1:{port}: no Ray cluster answers there"):
+        check_reachable(f"127.0.0.1:{port}")
+    assert time.perf_counter() - began < 6
+    check_reachable("auto")  # left to Ray
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        check_reachable(f"ray://127.0.0.1:{listening.getsockname()[1]}")

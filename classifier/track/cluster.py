@@ -23,6 +23,8 @@ from classifier.track.store import ModelSpec, code_identity, one_line, score_mod
 
 # `--ray` given without an address: start a Ray instance on this machine (Ray's own name for it).
 LOCAL = "local"
+# Seconds to wait for a HOST:PORT address to answer: Ray itself retries an unreachable one for minutes.
+CONNECT_SECONDS = 5
 
 
 def check_ray() -> None:
@@ -40,6 +42,7 @@ def ray_session(address: str):
     if ray.is_initialized():
         yield ray
         return
+    check_reachable(address)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, ValueError, RuntimeError) as err:
@@ -48,6 +51,19 @@ def ray_session(address: str):
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) address must accept a connection within CONNECT_SECONDS."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():  # `local`, `auto`: Ray finds (or starts) the instance itself
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as err:
+        raise InputError(f"--ray {address}: no Ray cluster answers there ({err.strerror or err})") from None
 
 
 @dataclass(frozen=True)
