@@ -133,6 +133,17 @@ def test_a_resumed_run_appends_without_duplicating_or_losing_a_step(trained):
 
 
 @pytest.mark.slow
+def test_a_track_folder_scored_with_other_settings_is_refused(trained):
+    from classifier.errors import InputError
+    from classifier.track import RoleWatcher
+
+    for changed in [dict(n_stories=10), dict(bootstrap=30), dict(seed=1)]:
+        with pytest.raises(InputError, match="scored with other stories or settings"):
+            RoleWatcher(trained["root"] / "watch", **{**SETTINGS, **changed})
+    assert sorted(RoleWatcher(trained["root"] / "watch", **SETTINGS).runs) == [10, 20, 30, 40]
+
+
+@pytest.mark.slow
 def test_a_step_leaves_model_mode_weights_and_random_states_as_they_were(tmp_path, tokenizer):
     from classifier.track import RoleWatcher
 
@@ -153,7 +164,7 @@ def test_a_step_leaves_model_mode_weights_and_random_states_as_they_were(tmp_pat
     assert set(table["checkpoint"]) == {"loop/step-0"} and len(table) == 8
 
 
-def test_a_track_folder_of_other_settings_is_refused(tmp_path):
+def test_bad_arguments_and_a_users_file_under_an_output_name_are_refused_before_training(tmp_path):
     from classifier.errors import InputError
     from classifier.track import RoleWatcher
     from classifier.track.watch import RUN_FOLDER
@@ -163,6 +174,8 @@ def test_a_track_folder_of_other_settings_is_refused(tmp_path):
         from classifier.track import HeadRolesCallback
 
         HeadRolesCallback(tmp_path / "w", every=0, **SETTINGS)
+    with pytest.raises(InputError, match="step=-1"):
+        RoleWatcher(tmp_path / "v", **SETTINGS).step(object(), -1)
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "track.csv").write_text("mine\n")
     with pytest.raises(InputError, match="track.csv"):

@@ -119,7 +119,10 @@ class RoleWatcher:
         from classifier.load.models import eval_mode, wrap_model
         from classifier.outputs import write_files
         from classifier.pipeline import analyse
+        from classifier.track.report import write_track
 
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise InputError(f"step={step!r}: give the training step, an integer 0 or more")
         started = time.perf_counter()
         tokenizer = tokenizer if tokenizer is not None else self.tokenizer
         with preserved_rng():
@@ -130,8 +133,6 @@ class RoleWatcher:
             del loaded, scored
         write_files(self.runs_dir / f"step-{step}", run.files())
         self.runs[step] = run
-        from classifier.track.report import write_track
-
         write_track(self.tracking(), self.out_dir, figures=self.figures)
         self.seconds = time.perf_counter() - started
         return run
