@@ -1,10 +1,10 @@
 """What watching head roles during training costs (`python -m tools.bench_training`; `make bench`
 runs it as one section of tools.bench).
 
-A small model (the shape of devmodels' tinystories-1L-dev: GPT-Neo, 1 layer, 16 heads, d_model
-128, d_mlp 512, 256-token context, with the full GPT-2 vocabulary) trains with
-`transformers.Trainer` on real stories (16 sequences of 256 tokens a step, saving every
-`--save-every` steps), once with `classifier.track.HeadRolesCallback` at its defaults (64
+A small model (devmodels' tinystories-4L-dev configuration: a Llama with 4 layers of 8 heads,
+d_model 64, llama2.c's 512-piece tokenizer, 256-token context, seeded initialisation) trains with
+`transformers.Trainer` on real stories (16 sequences of 256 tokens a step, as devmodels/train.py
+trains it; saving every `--save-every` steps), once with `classifier.track.HeadRolesCallback` at its defaults (64
 stories, importance off) and once without. Printed: for each save, the training seconds since the
 previous one and the callback's seconds (both as the callback logs them: `head_roles_seconds`,
 `head_roles_ratio`), their mean ratio, and the wall time of the whole run with and without the
@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT / "corpora" / "tinystories-train-2316.txt"
+MODEL = "tinystories-4L-dev"
 
 
 def training_data(tokenizer, corpus: str, n_ctx: int, sequences: int) -> list[dict]:
@@ -43,17 +44,13 @@ def training_data(tokenizer, corpus: str, n_ctx: int, sequences: int) -> list[di
     return [{"input_ids": row, "labels": row} for row in windows]
 
 
-def small_model():
+def small_model(tokenizer):
     import torch
-    from transformers import GPTNeoConfig, GPTNeoForCausalLM
 
-    config = GPTNeoConfig(
-        vocab_size=50257, max_position_embeddings=256, hidden_size=128, num_layers=1, num_heads=16,
-        attention_types=[[["global"], 1]], intermediate_size=512, bos_token_id=50256, eos_token_id=50256,
-        embed_dropout=0.0, attention_dropout=0.0, resid_dropout=0.0,
-    )
+    from devmodels.train import MODELS, build_model
+
     torch.manual_seed(0)
-    return GPTNeoForCausalLM(config)
+    return build_model(MODELS[MODEL], len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
 
 
 def timed_training(steps: int, save_every: int, corpus: str, out: Path, watch: bool) -> tuple[float, list[dict]]:
@@ -61,9 +58,9 @@ def timed_training(steps: int, save_every: int, corpus: str, out: Path, watch: b
     from transformers import Trainer, TrainingArguments, default_data_collator
 
     from classifier.track import HeadRolesCallback
-    from devmodels.train import load_tokenizer
+    from devmodels.train import MODELS, load_tokenizer
 
-    tokenizer = load_tokenizer("gpt-neo")
+    tokenizer = load_tokenizer(MODELS[MODEL].arch)
     data = training_data(tokenizer, corpus, 256, 16 * steps)
     began = time.perf_counter()
     callbacks = [HeadRolesCallback(out / "track", stories=corpus)] if watch else []
@@ -72,7 +69,7 @@ def timed_training(steps: int, save_every: int, corpus: str, out: Path, watch: b
         save_strategy="steps", save_steps=save_every, save_only_model=True, logging_steps=save_every,
         report_to=[], use_cpu=True, seed=0, disable_tqdm=True, dataloader_num_workers=0,
     )
-    trainer = Trainer(model=small_model(), args=args, train_dataset=data, processing_class=tokenizer,
+    trainer = Trainer(model=small_model(tokenizer), args=args, train_dataset=data, processing_class=tokenizer,
                       data_collator=default_data_collator, callbacks=callbacks)
     trainer.train()
     return time.perf_counter() - began, trainer.state.log_history
@@ -82,7 +79,8 @@ def print_training_cost(*, steps: int = 150, save_every: int = 50, corpus: str =
     """The section itself: both runs, then the table."""
     import torch
 
-    print(f"watching during training: GPT-Neo 1 layer x 16 heads, d_model 128, GPT-2 vocabulary; Trainer, "
+    print(f"watching during training: {MODEL}'s configuration (Llama, 4 layers x 8 heads, d_model 64, 512-piece "
+          f"vocabulary); Trainer, "
           f"{steps} steps of 16 x 256 tokens, a save every {save_every}; HeadRolesCallback defaults "
           f"(64 stories, importance off); torch threads {torch.get_num_threads()}; stories: {corpus}")
     sys.stdout.flush()
