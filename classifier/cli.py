@@ -351,6 +351,9 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
               help="Compare each checkpoint with the one before it, or with the first.")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Models scored at once, in separate processes (each holds its own model: memory grows with N).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Score each model as a Ray task (needs head-roles[ray]): on a new local Ray instance, or the "
+                   "cluster at ADDRESS (`auto`: the one `ray start` runs here). See docs/sweeps.md.")
 @click.option("--store", "store", type=click.Path(file_okay=False), default=None,
               help="Finished runs, reused when model, stories, settings and code are unchanged "
               "[default: OUT/runs].")
@@ -361,7 +364,7 @@ def validate(descriptions, run_dir, model, corpus, stories, max_tokens, seed, ba
 @force_option
 @verbosity_options
 def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories, tokenizer, compare, jobs,
-          store, out_dir, figures, no_figures, force):
+          ray_address, store, out_dir, figures, no_figures, force):
     """Compare head roles across checkpoints scored on the same stories.
 
     MODELS are TransformerLens names, Hugging Face ids (NAME@REVISION picks a revision),
@@ -380,6 +383,7 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     \b
         head-roles track runs/my-model/checkpoints --corpus stories.txt --stories 200 --jobs 2
         head-roles track tiny-stories-1L-21M tiny-stories-instruct-1L-21M --stories 200
+        head-roles track runs/*/checkpoints --stories 200 --ray auto
     """
     from classifier.render.report import invocation
     from classifier.track.report import track_and_write
@@ -387,7 +391,7 @@ def track(models, corpus, stories, max_tokens, seed, batch_size, bootstrap, devi
     tracking = track_and_write(
         models, corpus, make_settings(stories, max_tokens, seed, batch_size, bootstrap, device, ablation_stories), out_dir=out_dir,
         store=store, compare=compare, tokenizer=tokenizer, jobs=jobs, run_figures=figures, figures=not no_figures, force=force,
-        command=invocation(), log=lambda message: click.echo(message, err=True),
+        command=invocation(), log=lambda message: click.echo(message, err=True), ray=ray_address,
     )
     click.echo(f"{Path(out_dir) / 'track.md'}: {len(tracking.succeeded)} model(s) compared"
                + (f", {len(tracking.failed)} failed" if tracking.failed else ""))

@@ -199,21 +199,28 @@ def full_logits(model, ids: torch.Tensor, n_unused: int) -> torch.Tensor:
     return torch.cat([logits, rest], dim=-1)
 
 
-def save_full(model, config: TrainConfig, tokenizer, used: torch.Tensor, directory: Path) -> None:
-    """Save `model` as an ordinary full-vocabulary checkpoint: used rows in place, the rest zero."""
+def full_model(model, config: TrainConfig, tokenizer, used: torch.Tensor):
+    """`model` as an ordinary full-vocabulary model: used rows in place, the rest zero (the model
+    itself when it trains on the full vocabulary)."""
     vocab = len(tokenizer)
-    directory.mkdir(parents=True, exist_ok=True)
     if len(used) == vocab:
-        model.save_pretrained(directory)
-    else:
-        full = build_model(config, vocab, tokenizer.bos_token_id, tokenizer.eos_token_id)
-        state = {k: v for k, v in model.state_dict().items() if "wte" not in k and "lm_head" not in k}
-        full.load_state_dict(state, strict=False)
-        with torch.no_grad():
-            embedding(full).weight.zero_()
-            embedding(full).weight[used] = embedding(model).weight
-        full.save_pretrained(directory)
+        return model
+    full = build_model(config, vocab, tokenizer.bos_token_id, tokenizer.eos_token_id)
+    state = {k: v for k, v in model.state_dict().items() if "wte" not in k and "lm_head" not in k}
+    full.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        embedding(full).weight.zero_()
+        embedding(full).weight[used] = embedding(model).weight
+    return full
+
+
+def save_full(model, config: TrainConfig, tokenizer, used: torch.Tensor, directory: Path):
+    """Save `model` as an ordinary full-vocabulary checkpoint; returns that full model."""
+    directory.mkdir(parents=True, exist_ok=True)
+    full = full_model(model, config, tokenizer, used)
+    full.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+    return full
 
 
 # --- measurement ------------------------------------------------------------------------------
@@ -264,9 +271,22 @@ def check_tokenizer(directory: Path, stories: list[str]) -> dict:
 
 # --- training ---------------------------------------------------------------------------------
 
-def train(config: TrainConfig, out_dir: Path, stories_path: Path = STORIES_PATH, *, verbose: bool = True) -> dict:
+def watcher(config: TrainConfig, out_dir: Path, tokenizer, stories_path: Path = STORIES_PATH):
+    """Head roles of every checkpoint as the model trains, into out_dir/track/ (track.html opens
+    mid-run): the real stories the model trains on, within its context, lighter than `make
+    track-training` (64 stories, not 200)."""
+    from classifier.track import RoleWatcher
+
+    return RoleWatcher(out_dir / "track", stories=str(stories_path), n_stories=64, max_tokens=config.n_ctx,
+                       bootstrap=200, tokenizer=tokenizer, device="cpu", name=config.name)
+
+
+def train(config: TrainConfig, out_dir: Path, stories_path: Path = STORIES_PATH, *, verbose: bool = True,
+          watch: bool = True) -> dict:
     """Train one model, writing out_dir/checkpoints/step-NNNNNN/, the final model in out_dir and
-    out_dir/training.json; returns what training.json holds."""
+    out_dir/training.json; with `watch`, the head roles of each checkpoint into out_dir/track/
+    as it is saved (classifier.track.RoleWatcher: training is unchanged by it). Returns what
+    training.json holds."""
     started = time.time()
     torch.manual_seed(config.seed)
     tokenizer = load_tokenizer(config.arch)
@@ -301,9 +321,17 @@ def train(config: TrainConfig, out_dir: Path, stories_path: Path = STORIES_PATH,
     save_at = sorted({s for s in config.checkpoints if s < config.steps} | {config.steps})
     ckpt_dir = out_dir / "checkpoints"
     log, data = [], batches(stream, starts, config)
+    roles = watcher(config, out_dir, tokenizer, stories_path) if watch else None
+    watch_seconds = 0.0
     for step in range(config.steps + 1):
         if step in save_at:
-            save_full(model, config, tokenizer, used, ckpt_dir / f"step-{step:06d}")
+            full = save_full(model, config, tokenizer, used, ckpt_dir / f"step-{step:06d}")
+            if roles is not None:
+                roles.step(full, step)
+                watch_seconds += roles.seconds
+                if verbose:
+                    print(f"{config.name} step {step:5d} head roles scored in {roles.seconds:.1f} s "
+                          f"({out_dir / 'track' / 'track.html'})", flush=True)
         if step == config.steps:
             break
         xy = compact(next(data))  # (B, T+1)
@@ -334,7 +362,8 @@ def train(config: TrainConfig, out_dir: Path, stories_path: Path = STORIES_PATH,
                  "train_stories": len(train_stories), "held_out_stories": f"last {config.held_out}",
                  "train_tokens": int(len(stream)), "used_token_ids": int(len(used)), "vocab_size": vocab,
                  "tokenizer_sha256": tokenizer_digest(config.arch)},
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(train_seconds - watch_seconds, 1),
+        "watch_seconds": round(watch_seconds, 1),
         "threads": torch.get_num_threads(),
         "eval_loss_nats": round(eval_loss(final, held_ids, config.n_ctx), 4),
         "unigram_loss_nats": round(unigram_loss(train_ids, held_ids, vocab, config.n_ctx), 4),
@@ -356,6 +385,7 @@ def main(argv=None) -> None:
     parser.add_argument("--force", action="store_true", help="retrain even if training.json exists")
     parser.add_argument("--steps", type=int, help="override the number of steps (for quick trials)")
     parser.add_argument("--out", type=Path, help="output directory (one model only)")
+    parser.add_argument("--no-watch", action="store_true", help="do not score head roles at each checkpoint")
     # One thread: on two shared cores, two threads lose up to 10x to a competing process (4L: 0.22 s
     # a step on one thread beside another job, 3.7 s on two), and results depend on the count.
     parser.add_argument("--threads", type=int, default=1)
@@ -373,7 +403,7 @@ def main(argv=None) -> None:
             print(f"{name}: {out_dir} was trained with another configuration; retraining")
         if out_dir.exists():
             shutil.rmtree(out_dir)
-        train(config, out_dir)
+        train(config, out_dir, watch=not args.no_watch)
 
 
 if __name__ == "__main__":

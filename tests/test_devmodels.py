@@ -14,22 +14,48 @@ ROOT = Path(__file__).resolve().parents[1]
 LABELS = sorted((ROOT / "devmodels" / "labels").glob("*.json"))
 
 
-@pytest.mark.slow
-def test_a_few_training_steps_save_a_full_vocabulary_checkpoint_that_loads(tmp_path):
-    from classifier.load.models import load_model
+def three_step_run(tmp_path):
+    """A tiny 1L configuration (3 steps, checkpoints at 0 and 3) on 30 real stories."""
     from devmodels.train import read_stories
 
     stories = tmp_path / "stories.txt"
     stories.write_text("".join(f"{s}\n{SEPARATOR}\n" for s in read_stories()[:30]))
     config = replace(MODELS["tinystories-1L-dev"], n_heads=4, d_model=16, d_mlp=32, n_ctx=32,
                      batch_size=2, steps=3, held_out=5, checkpoints=(0,), sample_tokens=5)
-    result = train(config, tmp_path / "model", stories, verbose=False)
+    return config, stories
+
+
+@pytest.mark.slow
+def test_a_few_training_steps_save_a_full_vocabulary_checkpoint_that_loads(tmp_path):
+    from classifier.load.models import load_model
+
+    config, stories = three_step_run(tmp_path)
+    result = train(config, tmp_path / "model", stories, verbose=False, watch=False)
 
     assert result["checkpoints"] == ["checkpoints/step-000000", "checkpoints/step-000003"]
     assert result["data"]["used_token_ids"] < result["data"]["vocab_size"] == 50257
     loaded = load_model(str(tmp_path / "model"), device="cpu")
     assert (loaded.n_layers, loaded.n_heads, len(loaded.tokenizer), loaded.bos_token_id) == (1, 4, 50257, 50256)
     assert loaded.bridge.cfg.d_vocab == 50257
+
+
+@pytest.mark.slow
+def test_training_writes_the_track_of_its_checkpoints_and_is_unchanged_by_it(tmp_path):
+    import pandas as pd
+    from safetensors.torch import load_file
+
+    config, stories = three_step_run(tmp_path)
+    watched = train(config, tmp_path / "watched", stories, verbose=False)
+    train(config, tmp_path / "plain", stories, verbose=False, watch=False)
+
+    table = pd.read_csv(tmp_path / "watched" / "track" / "track.csv")
+    assert table.groupby("step").size().to_dict() == {0: 4, 3: 4}
+    assert set(table["checkpoint"]) == {"tinystories-1L-dev/step-0", "tinystories-1L-dev/step-3"}
+    assert (tmp_path / "watched" / "track" / "track.html").is_file() and watched["watch_seconds"] > 0
+    assert not (tmp_path / "plain" / "track").exists()
+    for checkpoint in ["checkpoints/step-000003", "."]:
+        a, b = (load_file(tmp_path / run / checkpoint / "model.safetensors") for run in ("watched", "plain"))
+        assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), checkpoint
 
 
 def test_token_classes_follow_the_design_definitions():

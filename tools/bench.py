@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixed-cost-only", action="store_true", help="only the fixed cost of a report")
     parser.add_argument("--skip-startup", action="store_true", help="skip the start-up costs")
     parser.add_argument("--skip-importance", action="store_true", help="skip the ablation and attribution costs")
+    parser.add_argument("--training-only", action="store_true",
+                        help="only the cost of watching roles during training (tools.bench_training)")
+    parser.add_argument("--skip-training", action="store_true", help="skip the cost of watching during training")
     parser.add_argument("--importance-stories", type=int, default=None,
                         help="stories for (e) and (f) (default: --ablation-stories' default)")
     parser.add_argument("--importance-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -127,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     from classifier.console import quiet_kernel_probe
 
     quiet_kernel_probe()  # transformers' offline hub-kernel notes when GPT-Neo is first imported
+    if args.training_only or not (args.skip_training or args.fixed_cost_only or args.startup_only or args.memory_only):
+        from tools.bench_training import print_training_cost  # a Trainer run, not the scorer
+
+        print_training_cost(**({} if args.corpus == "bundled" else {"corpus": args.corpus}))  # real stories by default
+        if args.training_only:
+            return 0
+        print()
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="head-roles-bench-") as tmp:
         model_dir = Path(tmp)

@@ -333,10 +333,10 @@ TRACK_OUTPUTS = ("track.md", "track.csv", "track.html")
 def track_and_write(models, corpus: str, settings, *, out_dir: str | Path, store: str | Path | None = None,
                     compare="consecutive",
                     tokenizer: str | None = None, jobs: int = 1, run_figures: bool = False, figures: bool = True,
-                    force: bool = False, command: str | None = None, log=None) -> Tracking:
+                    force: bool = False, command: str | None = None, log=None, ray: str | None = None) -> Tracking:
     """`head-roles track`: check the output folders, score (or reuse) every model, write the track
     folder. `store`: the run store (None: OUT/runs); `run_figures`: each run's own figures in the
-    store; `figures`: the track's."""
+    store; `figures`: the track's; `ray`: a Ray address (or "local") to score the missing runs as Ray tasks."""
     from classifier.outputs import check_output_dir
     from classifier.track.store import default_store
     from classifier.track.tracking import track
@@ -346,6 +346,6 @@ def track_and_write(models, corpus: str, settings, *, out_dir: str | Path, store
     check_output_dir(out_dir, outputs=TRACK_OUTPUTS, force=force)  # before any model is loaded
     check_output_dir(store, option="--store")
     tracking = track(models, corpus, settings, store=store, compare=compare, tokenizer=tokenizer,
-                     figures=run_figures, jobs=jobs, log=log)
+                     figures=run_figures, jobs=jobs, log=log, ray=ray)
     write_track(tracking, out_dir, command=command, figures=figures, force=force)
     return tracking

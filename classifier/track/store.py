@@ -197,14 +197,12 @@ def stored_run(spec: ModelSpec, corpus, settings: ScoreSettings, *, store: Path,
         return None
 
 
-def score_and_store(
-    spec: ModelSpec, corpus, settings: ScoreSettings, *, store: Path, tokenizer: str | None = None,
-    progress: bool = True, figures: bool = False,
-) -> str:
-    """Score the model and put its run directory into the store; returns that directory."""
+def score_model(spec: ModelSpec, corpus, settings: ScoreSettings, *, tokenizer: str | None = None,
+                progress: bool = True):
+    """Load and score one model: (its Run, its identity for the store key). Needs no store, so it
+    runs wherever the model can be loaded (a Ray task on another machine, say)."""
     from classifier.load.models import load_model
     from classifier.pipeline import analyse
-    from classifier.render.report import write_report
 
     # An unparsed spec (library callers) is parsed by load_model, with revision and tokenizer;
     # a parsed one already holds them.
@@ -212,13 +210,20 @@ def score_and_store(
     loaded = load_model(model, revision=spec.revision, device=settings.device, tokenizer_path=tokenizer)
     analysis = analyse(loaded, corpus, settings, progress=progress)
     del loaded
-    identity = model_identity(spec, tokenizer)  # a hub model now has its cached commit
+    return analysis, model_identity(spec, tokenizer)  # a hub model now has its cached commit
+
+
+def put_in_store(run, identity: dict, spec: ModelSpec, corpus, settings: ScoreSettings, *, store: Path,
+                 figures: bool = False) -> str:
+    """Write a scored run into the store under its key; returns its directory."""
+    from classifier.render.report import write_report
+
     key = store_key(identity, corpus, settings)
     destination = run_path(store, spec, key)
     # key.json goes in before the directory gets its final name, in one rename.
     staging = store / f".staging-{destination.name}-{os.getpid()}"
     try:
-        write_report(analysis, staging, figures=figures)
+        write_report(run, staging, figures=figures)
         (staging / "key.json").write_text(json.dumps(key, indent=1) + "\n")
         if destination.exists():  # a damaged entry
             shutil.rmtree(destination)
@@ -226,6 +231,15 @@ def score_and_store(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return str(destination)
+
+
+def score_and_store(
+    spec: ModelSpec, corpus, settings: ScoreSettings, *, store: Path, tokenizer: str | None = None,
+    progress: bool = True, figures: bool = False,
+) -> str:
+    """Score the model and put its run directory into the store; returns that directory."""
+    run, identity = score_model(spec, corpus, settings, tokenizer=tokenizer, progress=progress)
+    return put_in_store(run, identity, spec, corpus, settings, store=store, figures=figures)
 
 
 def limit_threads(threads: int) -> None:

@@ -41,6 +41,7 @@ from classifier.track.store import (
     score_in_worker,
     model_labels,
     model_spec,
+    put_in_store,
     score_and_store,
     stored_run,
 )
@@ -258,13 +259,15 @@ class Tracking:
 def track(
     models: Sequence[str], corpus: str, settings: ScoreSettings, *, store: str | Path,
     compare: Compare = "consecutive", tokenizer: str | None = None, progress: bool = True,
-    figures: bool = False, jobs: int = 1, log: Callable[[str], None] | None = None,
+    figures: bool = False, jobs: int = 1, log: Callable[[str], None] | None = None, ray: str | None = None,
 ) -> Tracking:
     """Score (or reuse) every model on one corpus sample and compare them.
 
     `models` may name folders of `step-*` / `checkpoint-*` checkpoints (classifier.track.series).
     Runs already in the store are reused first; the rest are scored, `jobs` at a time in
-    separate processes (each holds its own model and scorer: memory grows with jobs).
+    separate processes (each holds its own model and scorer: memory grows with jobs), or with
+    `ray` (an address, or "local") as Ray tasks (classifier.track.cluster) whose runs the store
+    receives here.
     Raises InputError for bad arguments (no models, a model given twice, a bad corpus, jobs < 1);
     a model that fails to load or score is recorded in the result instead.
     """
@@ -277,6 +280,12 @@ def track(
         raise InputError(f"--compare {compare!r}: valid: {', '.join(COMPARE_MODES)}")
     if jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more")
+    if ray is not None:
+        from classifier.track.cluster import check_ray
+
+        if jobs > 1:
+            raise InputError(f"--jobs {jobs} and --ray: give one (Ray schedules the tasks itself)")
+        check_ray()
     checkpoints: list[Checkpoint] = expand_arguments(models)
     specs = [model_spec(c.argument) for c in checkpoints]
     labels = model_labels(specs, [c.series for c in checkpoints])
@@ -327,7 +336,21 @@ def track(
         if found is not None:
             results[k] = done(k, tracked(k, "reused", path=found[1], run=found[0]))
     missing = [k for k in range(n) if k not in results]
-    if jobs == 1 or len(missing) <= 1:
+    if ray is not None and missing:
+        from classifier.track.cluster import score_on_ray
+
+        outcomes = score_on_ray({k: specs[k] for k in missing}, sample, settings, address=ray, tokenizer=tokenizer, log=log)
+        for k, outcome in outcomes:
+            result = tracked(k, "failed", error=outcome.error)
+            if outcome.error is None:
+                try:
+                    path = put_in_store(outcome.run, outcome.identity, specs[k], sample, settings, store=store,
+                                        figures=figures)
+                    result = tracked(k, "computed", path=path)
+                except Exception as err:
+                    result = tracked(k, "failed", error=one_line(err))
+            results[k] = done(k, result)
+    elif jobs == 1 or len(missing) <= 1:
         with notices_once():  # the same note (stories cut at the context, say) for every checkpoint: once
             for k in missing:
                 log(f"[{k + 1}/{n}] {specs[k].argument}: scoring")
@@ -355,7 +378,13 @@ def track(
                 except Exception as err:  # a worker that died (out of memory, say)
                     result = tracked(k, "failed", error=one_line(err))
                 results[k] = done(k, result)
-    ordered = [results[k] for k in range(n)]
-    succeeded = [m for m in ordered if m.run is not None]
+    return compared([results[k] for k in range(n)], sample.describe(), settings, compare, store)
+
+
+def compared(models: Sequence[TrackedModel], corpus: dict, settings: ScoreSettings, compare: Compare,
+             store: Path) -> Tracking:
+    """The Tracking of these models (in order) with their comparisons; `track` and the training
+    watcher (classifier.track.watch) both end here."""
+    succeeded = [m for m in models if m.run is not None]
     comparisons = [compare_models(succeeded[i], succeeded[j]) for i, j in comparison_pairs(succeeded, compare)]
-    return Tracking(ordered, sample.describe(), settings, compare, store, comparisons)
+    return Tracking(list(models), corpus, settings, compare, store, comparisons)
