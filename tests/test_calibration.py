@@ -63,6 +63,7 @@ def models(tmp_path_factory, texts):
 CASES = [(layout, seed) for layout in LAYOUTS for seed in SEEDS]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout, seed", CASES)
 def test_planted_heads_reach_their_metric(models, layout, seed):
     _, truth, values = models[layout, seed]
@@ -79,6 +80,7 @@ def test_planted_heads_reach_their_metric(models, layout, seed):
     assert not low, f"planted heads below {PLANTED_MIN}: {low}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_soft_heads_hold_a_clear_minority_to_most_growing_with_their_gap(models, seed):
     _, truth, values = models["soft", seed]
@@ -93,6 +95,7 @@ def test_soft_heads_hold_a_clear_minority_to_most_growing_with_their_gap(models,
         assert 0.05 < values[h.layer, h.head, M["start_of_text"]] < share[h], h
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout, seed", CASES)
 def test_noise_heads_have_no_role(models, layout, seed):
     _, truth, values = models[layout, seed]
@@ -104,6 +107,7 @@ def test_noise_heads_have_no_role(models, layout, seed):
         assert row[M["entropy"]] < 0.8, head  # peaked, so not a near-uniform (broad) head either
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_roles_are_shuffled_by_seed(models, layout):
     first, second = (models[layout, seed][1] for seed in SEEDS)
@@ -113,6 +117,7 @@ def test_roles_are_shuffled_by_seed(models, layout):
     assert len(first.heads) == first.n_layers * first.n_heads
 
 
+@pytest.mark.slow
 def test_layouts_plant_the_expected_roles(models):
     one = {h.role for h in models["one-layer", 0][1].heads}
     assert {"current-token", "previous-token", "positional", "start-of-text", "delimiter", "broad"} <= one
@@ -122,6 +127,7 @@ def test_layouts_plant_the_expected_roles(models):
     assert "previous-token" in {h.role for h in two.heads if h.layer == 0}
 
 
+@pytest.mark.slow
 def test_truth_round_trips(models):
     directory, truth, _ = models["two-layer", 1]
     assert load_truth(directory) == truth
@@ -130,6 +136,7 @@ def test_truth_round_trips(models):
     assert (record["layout"], record["seed"], record["n_layers"], record["n_heads"]) == ("two-layer", 1, 2, 8)
 
 
+@pytest.mark.slow
 def test_measure_planted_reports_each_planted_head(models, texts):
     directory, truth, _ = models["one-layer", 0]
     measured = measure_planted(directory, texts[:5])
@@ -138,6 +145,7 @@ def test_measure_planted_reports_each_planted_head(models, texts):
     assert all(0.0 <= v <= 1.0 or (np.isnan(v) and truth.role_of(*k) == "word-start") for k, v in measured.items())
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_in_transformer_lens_with_the_same_patterns(models, texts):
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM

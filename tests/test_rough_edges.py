@@ -85,6 +85,7 @@ def _damaged_and_empty_checkpoints(root: Path, good: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_track_goes_on_past_an_empty_and_a_damaged_checkpoint(tmp_path, small_neo_dir):
     folder = _damaged_and_empty_checkpoints(tmp_path, small_neo_dir)
     result = CliRunner().invoke(main, [
@@ -98,6 +99,7 @@ def test_track_goes_on_past_an_empty_and_a_damaged_checkpoint(tmp_path, small_ne
     assert not [line for line in failures if "--model" in line]  # track has no --model option
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_in_track_is_not_told_to_pass_model(tmp_path, small_neo_dir):
     damaged = shutil.copytree(small_neo_dir, tmp_path / "damaged")
     (damaged / "model.safetensors").write_bytes(b"not a safetensors file")
