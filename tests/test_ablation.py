@@ -193,7 +193,7 @@ def test_track_carries_ablation_and_attribution_into_track_csv_and_the_page():
     assert rows["ablation"].tolist() == [0.25, 0.0, 0.125] and rows["attribution"].tolist() == [0.5, -0.25, 0.0]
     assert rows["ablation_lo"].isna().all()  # not in that run: NaN, not made up
     cells = page_data(rows.assign(compared_with=None, match=None))["models"][0]["cells"][0]
-    assert [cell[5:] for cell in cells] == [[0.25, 0.5], [0.0, -0.25], [0.125, 0.0]]
+    assert [cell[5:7] for cell in cells] == [[0.25, 0.5], [0.0, -0.25], [0.125, 0.0]]  # then the written role
 
 
 def test_a_run_directory_without_importance_columns_loads_and_renders_without_those_sections(tmp_path):
