@@ -28,7 +28,7 @@ N_POSITIONS = 512  # the TinyStories training context; scoring never goes past i
 # The gap each sharp design gives its target (nats), which a soft head's query rows are scaled to.
 SHARP_GAP = {
     "current-token": 25.0, "previous-token": 25.0, "positional": 25.0, "start-of-text": 30.0,
-    "delimiter": 15.0, "word-start": 15.0, "duplicate-token": 15.0,
+    "delimiter": 15.0, "word-start": 15.0, "duplicate-token": 15.0, "hold": 15.0,
 }
 
 # Sinusoidal position codes: geometric frequencies from pi/64 to pi. Low frequencies tell far
@@ -287,6 +287,11 @@ def soft_rows(role: str, gap: float, minor: str | None, minor_gap: float, ctx: H
     if minor not in (None, "start-of-text"):
         raise ValueError(f"cannot plant a minor {minor!r} part")
     spare = 1 if minor else 0
+    if role == "hold":
+        # The sharp design's flag outweighs every ramp difference, so scaling it keeps it sharp.
+        # Softly: the flag gives `gap` nats and the ramp a thirtieth of that per position, so the
+        # latest capitalised word leads earlier ones and a long sentence's recent words close in.
+        return _stack(_flag_rows(ctx.slots, "capital", gap), _ramp_rows(ctx.slots, gap / 30))
     query, key = head_rows(role, ctx, spare=spare)
     if role in SHARP_GAP:
         query = query * (gap / SHARP_GAP[role])
@@ -370,6 +375,11 @@ def head_rows(role: str, ctx: HeadContext, spare: int = 0):
         query[:, s["token_id"]] = weight * np.eye(TOKEN_ID_DIMS)
         key[:, s["prev_token_id"]] = np.eye(TOKEN_ID_DIMS)
         return query, key
+    if role == "hold":
+        # The latest capitalised word (a name, or the first word of a sentence: " Lily", " She",
+        # " The") for every later query until the next one: a short hold on a position. The
+        # flag outweighs every ramp difference, and the ramp picks the latest flagged key.
+        return _stack(_flag_rows(s, "capital", RAMP_SLOPE * N_POSITIONS + FLAG_GAP), _ramp_rows(s, RAMP_SLOPE))
     if role == "unclear":
         # Random content preferences with a weaker random positional taste: peaked enough to be
         # far from uniform, tied to no target.
@@ -397,3 +407,14 @@ def previous_token_values(slots: Slots) -> tuple[np.ndarray, np.ndarray]:
     values[rows, slots["token_id"].start + np.arange(TOKEN_ID_DIMS)] = 1.0
     outputs[slots["prev_token_id"].start + np.arange(TOKEN_ID_DIMS), rows] = 1.0
     return values, outputs
+
+
+def noise_rows(score_std: float, ctx: HeadContext):
+    """A random-QK head: query and key rows over token identity, position codes and token flags,
+    scaled so that its scores q_i . k_j have a standard deviation of about `score_std` logits
+    (token identity 0.8 of it, position codes 0.4, each token flag 0.3 where set): a head that
+    prefers some tokens and positions at random, as sharp as trained heads at 1.5-4 logits."""
+    # position codes have norm sqrt(N_FREQUENCIES) on both sides: their logits scale by N_FREQUENCIES
+    scales = {"token_id": 0.8 * score_std, "sinusoid": 0.4 * score_std / N_FREQUENCIES,
+              "delimiter": 0.3 * score_std, "word_start": 0.3 * score_std, "capital": 0.3 * score_std}
+    return _random_rows(ctx, scales, ctx.d_head)

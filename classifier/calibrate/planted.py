@@ -33,6 +33,7 @@ from classifier.calibrate.designs import (
     embedding_map,
     feature_slots,
     head_rows,
+    noise_rows,
     position_features,
     previous_token_values,
     soft_rows,
@@ -45,7 +46,7 @@ from classifier.load.gpt2 import BOS_ID, VOCAB_SIZE, gpt2_tokenizer
 # The section-3 metric that checks each planted role: the role's headline metric ("broad" is
 # checked by entropy and max_weight together; noise heads have no metric).
 ROLE_METRIC: dict[str, str | None] = {**HEADLINE_METRIC, "unclear": None}
-LAYOUTS = ("one-layer", "two-layer", "soft")
+LAYOUTS = ("one-layer", "two-layer", "soft", "hold")
 TRUTH_FILE = "truth.json"
 D_MODEL = 512
 D_MLP = 16  # the MLPs are zero: a narrow one keeps the checkpoint small and the forward pass fast
@@ -93,6 +94,17 @@ SOFT_HEADS: tuple[tuple[str, float, str | None, float], ...] = (
     ("unclear", 0.0, None, 0.0), ("unclear", 0.0, None, 0.0), ("unclear", 0.0, None, 0.0),
 )
 _LAYOUT_ROLES["soft"] = (tuple(role for role, *_ in SOFT_HEADS),)
+# The "hold" layout: holders (the latest capitalised word held until the next one, issue 28) from
+# sharp to soft (15, 8, 6 and 4 nats for the flag), and random-QK noise heads whose scores have a
+# standard deviation from 0.5 to 4 logits ("unclear" with that spread in the gap's place): a
+# random head prefers some key tokens, so its top key repeats, and must not be read as holding.
+NOISE_SCORE_STDS = tuple(float(s) for s in np.round(np.linspace(0.5, 4.0, 12), 2))
+HOLD_HEADS: tuple[tuple[str, float, str | None, float], ...] = (
+    ("hold", 15.0, None, 0.0), ("hold", 8.0, None, 0.0), ("hold", 6.0, None, 0.0), ("hold", 4.0, None, 0.0),
+    *(("unclear", std, None, 0.0) for std in NOISE_SCORE_STDS),
+)
+_LAYOUT_ROLES["hold"] = (tuple(role for role, *_ in HOLD_HEADS),)
+_LAYOUT_SPECS = {"soft": SOFT_HEADS, "hold": HOLD_HEADS}
 
 
 
@@ -107,6 +119,7 @@ class PlantedHead:
     gap: float | None = None  # soft heads: the target's logit gap in nats (None: sharp)
     minor: str | None = None  # two-role mixtures: the minor role (its gap in minor_gap)
     minor_gap: float | None = None
+    score_std: float | None = None  # random-QK noise heads: the spread of their scores (logits)
 
 
 @dataclass(frozen=True)
@@ -126,7 +139,7 @@ class CalibrationTruth:
     def from_json(cls, d: dict) -> "CalibrationTruth":
         heads = tuple(
             PlantedHead(int(h["layer"]), int(h["head"]), str(h["role"]), h["metric"],
-                        h.get("gap"), h.get("minor"), h.get("minor_gap"))
+                        h.get("gap"), h.get("minor"), h.get("minor_gap"), h.get("score_std"))
             for h in d["heads"]
         )
         return cls(str(d["layout"]), int(d["seed"]), int(d["n_layers"]), int(d["n_heads"]), heads)
@@ -145,9 +158,9 @@ def _assign_roles(layout: str, rng: np.random.Generator) -> list[list[str]]:
     return [[roles[k] for k in rng.permutation(len(roles))] for roles in _LAYOUT_ROLES[layout]]
 
 
-def _assign_soft(shuffled_roles: list[str]) -> list[tuple[str, float, str | None, float]]:
-    """SOFT_HEADS in the order of the shuffled roles (equal roles keep their relative order)."""
-    pending = list(SOFT_HEADS)
+def _assign_specs(layout: str, shuffled_roles: list[str]) -> list[tuple[str, float, str | None, float]]:
+    """The layout's head specs in the order of the shuffled roles (equal roles keep their order)."""
+    pending = list(_LAYOUT_SPECS[layout])
     specs = []
     for role in shuffled_roles:
         spec = next(spec for spec in pending if spec[0] == role)
@@ -169,8 +182,8 @@ def build_calibration_model(out_dir, *, layout: str = "one-layer", seed: int = 0
         raise ValueError(f"unknown layout {layout!r}; valid: {', '.join(LAYOUTS)}")
     rng = np.random.default_rng(seed)
     roles = _assign_roles(layout, rng)
-    # The soft layout's heads are specs, shuffled like the roles (same permutation).
-    soft_specs = _assign_soft(roles[0]) if layout == "soft" else None
+    # The soft and hold layouts' heads are specs, shuffled like the roles (same permutation).
+    specs = _assign_specs(layout, roles[0]) if layout in _LAYOUT_SPECS else None
     n_layers, n_heads = len(roles), len(roles[0])
     d_head = D_MODEL // n_heads
     tokenizer = gpt2_tokenizer()
@@ -208,8 +221,11 @@ def build_calibration_model(out_dir, *, layout: str = "one-layer", seed: int = 0
         ctx = HeadContext(slots, d_head, layer, rng)
         for head, role in enumerate(layer_roles):
             first = head * d_head  # this head's rows of q_proj/k_proj/v_proj, columns of out_proj
-            soft = soft_specs[head] if layout == "soft" else None
-            if soft is not None and soft[0] != "unclear":
+            soft = specs[head] if specs is not None else None
+            noise_std = soft[1] if soft is not None and soft[0] == "unclear" and soft[1] > 0 else None
+            if noise_std is not None:
+                q, k = noise_rows(noise_std, ctx)
+            elif soft is not None and soft[0] != "unclear":
                 q, k = soft_rows(*soft, ctx)
             else:
                 q, k = head_rows(role, ctx)
@@ -223,6 +239,8 @@ def build_calibration_model(out_dir, *, layout: str = "one-layer", seed: int = 0
             if soft is not None and soft[0] != "unclear":
                 _, gap, minor, minor_gap = soft
                 heads.append(PlantedHead(layer, head, role, ROLE_METRIC[role], gap, minor, minor_gap if minor else None))
+            elif noise_std is not None:
+                heads.append(PlantedHead(layer, head, role, ROLE_METRIC[role], score_std=noise_std))
             else:
                 heads.append(PlantedHead(layer, head, role, ROLE_METRIC[role]))
         # Weights act on LayerNorm outputs sqrt(D) x/|x| = scale * embed @ features.

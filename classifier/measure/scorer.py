@@ -105,7 +105,7 @@ def score_batch(
     def reduce_pattern(layer: int, pattern: torch.Tensor) -> None:
         top, argmax = pattern.max(-1)  # computed once for the offsets and the pairs
         layer_sums[layer], layer_offsets[layer], layer_budget[layer], view = score_patterns(
-            pattern, targets, argmax, with_budget=True, with_keys=True
+            pattern, targets, argmax, with_budget=True, with_keys=True, max_weight=top
         )
         layer_held[layer] = view.held
         if keys is not None:
