@@ -84,7 +84,9 @@ def recovery_by_band(heads: pd.DataFrame) -> pd.DataFrame:
                      "recovered": int((holders["measured"] == "hold").sum()),
                      "roles": "measured: " + ", ".join(sorted(set(holders["measured"])))})
     noise = heads[heads["planted"] == "unclear"]
-    random_qk = noise["score_std"].notna() if "score_std" in noise.columns else pd.Series(False, index=noise.index)
+    if "score_std" not in noise.columns:  # results from before the random-QK noise heads
+        noise = noise.assign(score_std=float("nan"))
+    random_qk = noise["score_std"].notna()
     groups = [("noise (no role planted)", noise[~random_qk])]
     groups += [(f"random-QK noise, score std {low}-{high} logits",
                 noise[random_qk & (noise["score_std"] >= low) & (noise["score_std"] <= high if high == NOISE_BANDS[-1][1]
