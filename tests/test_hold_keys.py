@@ -65,7 +65,7 @@ def test_a_position_held_by_four_queries_is_held_when_its_token_copies_are_not()
     assert held.tolist() == [4.0]
     # the copy at 5 gets nothing (the token-shuffle null would give key 13 half the weight); held
     # keys get all the attention of those queries; uniform attention would give key 13 1/(i+1)
-    np.testing.assert_allclose(view[0], [4.0, sum(1 / (i + 1) for i in held_by)], rtol=1e-6)
+    np.testing.assert_allclose(view[0, :2], [4.0, sum(1 / (i + 1) for i in held_by)], rtol=1e-6)
 
 
 def test_three_queries_on_one_key_or_scattered_returns_are_not_a_hold():
@@ -228,3 +228,12 @@ def test_a_key_token_the_head_hardly_looks_at_is_no_top_key():
     totals.queries = 1000.0
     top = totals.top(k=8)
     assert top["key_id"].tolist() == [2]  # token 1: 0.001% of its attention, shown as 0.0% before
+
+
+def test_attention_on_a_delimiter_that_is_the_query_or_the_previous_token_is_counted_apart():
+    # TOKENS has delimiters at 3, 7, 11, 15, 18, 22. A current-token head puts everything on the
+    # query itself: six delimiter queries; a previous-token head: the six queries after them
+    _, _, view = hold_of(rows(list(range(T))), rows([max(i - 1, 0) for i in range(T)]))
+    delimiters = [3, 7, 11, 15, 18, 22]
+    uniform = sum(1 / (d + 1) + 1 / (d + 2) for d in delimiters)  # the query itself, then the next query
+    np.testing.assert_allclose(view[:, 2:], [[6.0, uniform], [6.0, uniform]], rtol=1e-6)

@@ -105,8 +105,9 @@ def role_evidence(
 ) -> Evidence:
     """Evidence for every scored role. budget (..., L, H, P), budget_uniform and budget_available (..., P),
     values (..., L, H, M) (the metrics), offset_shares (..., L, H, O); induction_repeated (L, H);
-    held (..., L, H, 2): the share of all attention on held top keys and uniform attention's share
-    on the same keys (without it, `hold` never passes)."""
+    held (..., L, H, 2 or 4): the share of all attention on held top keys and uniform attention's
+    share on the same keys (without it, `hold` never passes); then the share on a delimiter that is
+    the query itself or the previous token, and uniform attention's."""
     t = thresholds
     budget = np.nan_to_num(budget)
     sink = budget[..., SINK]
@@ -137,6 +138,13 @@ def role_evidence(
             preferred = (share >= t.target_lift * uniform) & (conditional >= t.target_share)
         if role.kind == "target":
             passes[name] = preferred
+            if name == "delimiter" and held is not None and held.shape[-1] >= 4:
+                # A head that prefers delimiters also explains what it puts on a delimiter that is
+                # the query itself or the previous token (the self and previous parts take it in
+                # the budget): a latest-delimiter head, adjacent or not, explains all it puts there.
+                adjacent = np.nan_to_num(held)
+                explained[name] = np.where(preferred, share + adjacent[..., 2], share)
+                expected[name] = np.where(preferred, uniform + adjacent[..., 3], uniform)
         elif role.kind == "sink":
             passes[name] = (sink >= t.sink_share) & (sink >= t.target_lift * uniform)
         elif role.kind == "positional":

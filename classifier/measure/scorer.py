@@ -184,8 +184,8 @@ class Measurement:
     boot_budget_uniform: np.ndarray | None = None  # (R, P)
     budget_available: np.ndarray | None = None  # (P,) share of queries for which each part has a key
     boot_budget_available: np.ndarray | None = None  # (R, P)
-    held: np.ndarray | None = None  # (L, H, 2) share of all attention on held top keys, uniform's share on them
-    boot_held: np.ndarray | None = None  # (R, L, H, 2)
+    held: np.ndarray | None = None  # (L, H, 4) share of all attention on held top keys, uniform's; on adjacent delimiters, uniform's
+    boot_held: np.ndarray | None = None  # (R, L, H, 4)
 
 
 def bootstrap_weights(n_texts: int, resamples: int, seed: int) -> np.ndarray:

@@ -38,7 +38,7 @@ class BatchStats:
     budget_uniform: torch.Tensor | None = None  # (B, P) the same under uniform attention
     budget_queries: torch.Tensor | None = None  # (B,) queries i >= 1
     budget_available: torch.Tensor | None = None  # (B, P) queries for which the part has a key
-    held: torch.Tensor | None = None  # (B, L, H, 2) KeyView.held: attention on held top keys, uniform's
+    held: torch.Tensor | None = None  # (B, L, H, 4) KeyView.held: held keys, uniform's; adjacent delimiters, uniform's
 
 
 # Metrics that read one key per query (a pointer), and the extra offsets the local window needs.
@@ -294,8 +294,10 @@ class KeyView:
     """One layer's attention on keys other than BOS, the query itself and the previous token.
 
     mass (B, H, T): attention key j gets from the real queries i >= j + 2 (summed over them);
-    held (B, H, 2): per text, the attention held keys (`held_keys`) get from the queries holding
-    them, and what uniform attention would give those same keys (sums over queries)."""
+    held (B, H, 4): per text, the attention held keys (`held_keys`) get from the queries holding
+    them, and what uniform attention would give those same keys; then the attention on the query
+    itself or the previous token where that is a delimiter, and uniform attention's (sums over
+    queries)."""
 
     mass: torch.Tensor
     held: torch.Tensor
@@ -356,7 +358,17 @@ def score_patterns(
         result += (_budget_sums(per_query, gathered, summed[:, :, len(PAIR_TARGETS):], targets.budget),)
     if with_keys:
         held_uniform = held.float() / (pos + 1)
-        result += (KeyView(mass=restricted.sum(-2), held=torch.stack([(top * held).sum(-1), held_uniform.sum(-1)], -1)),)
+        # A delimiter that is the query itself or the previous token (those parts take it in the
+        # budget): a latest-delimiter head's attention on it, and uniform attention's, over real
+        # queries i >= 1 (the previous token from i >= 2, as in the budget).
+        delimiter = targets.key_vectors[..., 0]
+        real = targets.valid & (pos >= 1)
+        adjacent_keys = delimiter + _shift_right(delimiter, 1) * (pos >= 2)  # (B, T)
+        adjacent = per_query["current"] * delimiter[:, None] + per_query["previous"] * (_shift_right(delimiter, 1) * (pos >= 2))[:, None]
+        adjacent = torch.where(real[:, None], adjacent, 0.0)
+        adjacent_uniform = torch.where(real, adjacent_keys / (pos + 1), 0.0)[:, None].expand_as(adjacent)
+        held_columns = [(top * held).sum(-1), held_uniform.sum(-1), adjacent.sum(-1), adjacent_uniform.sum(-1)]
+        result += (KeyView(mass=restricted.sum(-2), held=torch.stack(held_columns, -1)),)
     return result
 
 
