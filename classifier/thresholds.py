@@ -107,11 +107,11 @@ class Thresholds:
     # `hold` (general, like local and broad: named when no specific role is, or when the held keys
     # get more attention than the specific winner explains): at least this share of the head's
     # queries hold a key position (metric `hold`, classifier.measure.scoring.held_keys)...
-    # FIGURES (docs/hold.md): planted holders 0.34-0.38, random-QK noise heads (score std
-    # 0.5-4 logits) at most 0.003.
+    # FIGURES (docs/hold.md, 60 bundled stories): planted holders 0.79-0.87, random-QK noise heads
+    # (score std 0.5-4 logits) at most 0.022.
     hold_queries: float = 0.1
     # ...and the held keys get at least this share of the non-sink attention (planted holders
-    # 0.18-0.26 of all their attention).
+    # 0.41-0.70 of all their attention, noise at most 0.012).
     hold_attention: float = 0.08
     # No primary role on a sliver: a target (or hold) role is the primary only when it explains at
     # least this share of ALL the head's attention; below, it is a secondary scoped to the queries

@@ -283,7 +283,7 @@ def held_queries(A: np.ndarray, tok: list[int]) -> list[bool]:
         queries = end - start + 1
         twins = [j for j in range(1, i - 1) if tok[j] == tok[top[i]]]
         mean = sum(A[i, j] for j in twins) / len(twins)
-        held[i] = queries >= HOLD_MIN_QUERIES and A[i, top[i]] >= HOLD_POSITION_LIFT * mean
+        held[i] = queries >= HOLD_MIN_QUERIES and (A[i, top[i]] >= HOLD_POSITION_LIFT * mean or len(twins) == 1)
     return held
 
 

@@ -77,27 +77,33 @@ def test_three_queries_on_one_key_or_scattered_returns_are_not_a_hold():
     assert held.tolist() == [0.0, 0.0]
 
 
-def test_a_preferred_token_is_not_a_held_position():
+def test_a_preferred_token_is_not_a_held_position_and_a_word_seen_once_is_judged_by_its_run():
     # queries 15-22 split 0.55 / 0.45 between the two earlier " Tom" (13 and 5): top key 13 for
     # eight queries, but 0.55 is 1.1x the mean of the token's keys (0.5), under HOLD_POSITION_LIFT
     split = rows(list(range(T)))
     for i in range(15, 22):
         split[i] = 0.0
         split[i, 13], split[i, 5] = 0.55, 0.45
-    # a token seen once (" cat" at 9) is the top key of queries 11-22: no copy tells a held
-    # position from a preferred token, so it never counts
+    # a token seen once (" cat" at 9) held by queries 11-23: the null has no copy to compare, so the
+    # run decides (13 queries); " the" at 8 held by queries 10-22 likewise (its copy at 23 comes
+    # after every one of them, out of range)
     once = rows([9 if i >= 11 else i for i in range(T)])
-    # the same run on " the" at 8 (its copy at 23 comes after every query): likewise never held
-    held, _, _ = hold_of(split, once)
-    assert held.tolist() == [0.0, 0.0]
+    first = rows([8 if 10 <= i <= 22 else i for i in range(T)])
+    held, _, _ = hold_of(split, once, first)
+    assert held.tolist() == [0.0, 13.0, 13.0]
 
 
 def test_holding_the_latest_copy_of_a_name_counts_after_the_name_comes_again():
-    # queries 3-15 hold " Lily" at 1 (no copy yet: not counted); queries 18-23 hold " Lily" at 16,
-    # whose copy at 1 they no longer look at: held (6 queries), key 1's run is not
+    # queries 3-15 hold " Lily" at 1 (seen once so far: the run decides, 13 queries); queries 18-23
+    # hold " Lily" at 16, whose copy at 1 they no longer look at (6 queries); a head that keeps
+    # the first " Lily" through 23 and splits evenly once the copy arrives holds only 3-17 (15)
     tops = [1 if 3 <= i <= 15 else (16 if i >= 18 else i) for i in range(T)]
-    held, _, _ = hold_of(rows(tops))
-    assert held.tolist() == [6.0]
+    split = rows([1 if i >= 3 else i for i in range(T)])
+    for i in range(18, T):
+        split[i] = 0.0
+        split[i, 1], split[i, 16] = 0.55, 0.45
+    held, _, _ = hold_of(rows(tops), split)
+    assert held.tolist() == [19.0, 15.0]
 
 
 def test_weak_top_keys_do_not_count():
@@ -110,9 +116,10 @@ def test_weak_top_keys_do_not_count():
             pattern[i, 1] = lift / (i + 1)
         return pattern
     held, _, _ = hold_of(favourite(1.5), favourite(4.0))
-    # 1.5x uniform is no top key; at 4x, queries 18-23 give key 1 1.65-1.7x the mean of the two
-    # copies (worked out: at i = 18, 2 * 4/19 / (4/19 + (15/19)/18) = 1.65); before 18 it has none
-    assert held.tolist() == [0.0, 6.0]
+    # 1.5x uniform is no top key; at 4x, key 1 tops queries 5-23, a run: 5-17 see no copy of it (the
+    # run decides) and 18-23 give it 1.65-1.7x the mean of the two copies (at i = 18,
+    # 2 * 4/19 / (4/19 + (15/19)/18) = 1.65)
+    assert held.tolist() == [0.0, 19.0]
 
 
 def test_a_bos_sink_is_not_a_key_to_hold():

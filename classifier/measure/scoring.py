@@ -267,8 +267,9 @@ def held_keys(restricted: torch.Tensor, targets: Targets) -> tuple[torch.Tensor,
     - a position, not a token: the key gets at least HOLD_POSITION_LIFT times the mean weight of
       the keys in range with the same token (itself included), which is what the key would get
       if the head's attention on each token were shuffled among that token's positions. A head
-      that prefers a token spreads evenly over its copies (ratio ~1); a token seen once gives no
-      evidence either way and never counts.
+      that prefers a token spreads evenly over its copies (ratio ~1). A token seen once in range
+      gives the null nothing to compare (a held first mention, a story's first word): the run
+      decides there.
     """
     length = restricted.shape[-1]
     pos = torch.arange(length, device=restricted.device)
@@ -283,9 +284,10 @@ def held_keys(restricted: torch.Tensor, targets: Targets) -> tuple[torch.Tensor,
     # are the top key's token, from the key-by-key token match at the top key's row. (N, T)
     b, h, i = (counted & in_run).nonzero(as_tuple=True)
     twins = targets.same_key_token[b, key[b, h, i]] & targets.key_range[b, i]
-    mean = (restricted[b, h, i] * twins).sum(-1) / twins.sum(-1)  # the top key is its own twin: >= 1
+    copies = twins.sum(-1)  # the top key is its own twin: >= 1
+    mean = (restricted[b, h, i] * twins).sum(-1) / copies
     held = torch.zeros_like(counted)
-    held[b, h, i] = top[b, h, i] >= HOLD_POSITION_LIFT * mean
+    held[b, h, i] = (top[b, h, i] >= HOLD_POSITION_LIFT * mean) | (copies == 1)
     return held, top
 
 
