@@ -14,20 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # --- Measurement constants (fixed when a corpus is scored; classifier.measure.scoring) ---------
-# `hold`: a query's top key (its argmax over keys 1 <= j <= i - 2: BOS, itself and the previous
-# token have roles of their own) is "held" when the same key position is also the top key of at
-# least HOLD_MIN_QUERIES - 1 other queries of the story. The same position, not the same token: a
-# previous-token or fixed-offset head has a new key every query and scores near 0. A near-sighted
-# (local) head also returns to a key for a few queries as it slides past (the key 2-4 back) and now
-# and then after: on the 1L development model (100 stories) its local heads 8 and 11 measure 0.50
-# and 0.63 with five queries, 0.28 and 0.35 with eight, while the seven heads its hand labels
-# describe as holding one word for runs of queries (0, 6, 9, 12-15) keep 0.49-0.70 with eight
-# (0.39-0.64 with ten). Eight is also shorter than a clause.
-HOLD_MIN_QUERIES = 8
-# ...and a top key counts only when it gets at least this multiple of what uniform attention
-# gives one key (1 / (i + 1)): uniform attention has no top key, and a sharp previous-token head's
-# leftover crumbs (1e-4 of its attention) are not a choice of key.
+# `hold` (docs/hold.md): a query's top key (its argmax over keys 1 <= j <= i - 2: BOS, itself and
+# the previous token have roles of their own) is held when (a) the same key position is the top
+# key of at least HOLD_MIN_QUERIES queries of the story (consecutive or not), and (b) it is a
+# position, not a token: it gets HOLD_POSITION_LIFT times the mean weight of the keys of its token
+# (the token-shuffle null). Four queries is a sentence's subject held through its sentence ("Lily
+# went to the park."); the queries i >= j + 2 of four reach at least five back, past the local
+# window (i - 4 <= j), whose keys are the top key of at most three queries each as a near-sighted
+# head slides past. The previous rule needed eight queries and measured the 1L development model's
+# subject-holding head at 0.12.
+HOLD_MIN_QUERIES = 4
+# ...a top key counts only when it gets at least this multiple of what uniform attention gives one
+# key (1 / (i + 1)): uniform attention has no top key, and a sharp previous-token head's leftover
+# crumbs (1e-4 of its attention) are not a choice of key.
 HOLD_PEAK_LIFT = 2.0
+# ...and at least this multiple of the mean over its token's keys in range. A head that prefers a
+# token gives its copies about the same weight (ratio ~1); holding the latest of two copies exactly
+# gives 2, of three 3. FIGURES: see docs/hold.md (calibration noise and holder heads).
+HOLD_POSITION_LIFT = 1.5
 # Top keys (what a head looks at, by token text) are kept only for key tokens seen at least this
 # many times as a key, in at least TOP_KEY_MIN_STORIES stories: a token seen once is one story's
 # accident, and its lift over uniform is noise.
@@ -129,26 +133,15 @@ class Thresholds:
     # `induction` needs a multi-layer model and a confirmation on a repeated random-token sequence
     # (BOS, then the same random tokens twice): attention on the token after the earlier copy.
     induction_repeated_share: float = 0.3
-    # `hold` (general, like local and broad: named only when no specific role is): the head keeps
-    # returning to the same earlier key, the top key of at least this share of its queries held
-    # (metric `hold`, HOLD_MIN_QUERIES; the 1L development model's holding heads 0.33-0.69 on 200
-    # stories, its local heads 0.27 and 0.36, the 4L model's near-uniform heads up to 0.54)...
-    hold_queries: float = 0.3
-    # ...and the held keys get at least this share of the non-sink attention (the 1L development
-    # model's holding heads: 9-22%)...
+    # `hold` (general, like local and broad: named when no specific role is, or when the held keys
+    # get more attention than the specific winner explains): at least this share of the head's
+    # queries hold a key position (metric `hold`, classifier.measure.scoring.held_keys)...
+    # FIGURES (docs/hold.md, 60 bundled stories): planted holders 0.79-0.87, random-QK noise heads
+    # (score std 0.5-4 logits) at most 0.022.
+    hold_queries: float = 0.1
+    # ...and the held keys get at least this share of the non-sink attention (planted holders
+    # 0.41-0.70 of all their attention, noise at most 0.012).
     hold_attention: float = 0.08
-    # ...and the head is soft: its largest weight is at most this share of a query's attention on
-    # average. Holding heads of trained models spread the rest of their attention (the development
-    # models' holding heads: 0.19-0.29); a head whose top key takes half of every query's attention
-    # and that no target explains has sharp preferences of its own, not a held word: the calibration
-    # models' noise heads (random sharp content and position preferences) sit at 0.49-0.68, and their
-    # argmax also repeats (hold 0.17-0.33).
-    hold_max_weight: float = 0.4
-    # ...unless the head returns to one key for most of its queries: a sharp head that sends a whole
-    # story's queries to the story's first word or the main character's name holds by any reading
-    # (held-out one- and two-layer models have such heads). The calibration noise heads' argmax
-    # repeats for at most a third of their queries (hold 0.17-0.33), far below this bar.
-    hold_sharp_queries: float = 0.75
     # No primary role on a sliver: a target (or hold) role is the primary only when it explains at
     # least this share of ALL the head's attention; below, it is a secondary scoped to the queries
     # that have its target ("on multi-piece words: word-start"). Under GPT-2 BPE few queries are

@@ -17,11 +17,12 @@ METRIC_NAMES = (
     "clause_start", "proper_noun", "word_start", "duplicate", "induction", "entropy", "max_weight",
     "distance", "hold",
 )
-# hold (design notes, section 7, as classifier/thresholds.py fixes it): a query's top key over
-# keys 1 <= j <= i-2 counts when it gets at least HOLD_PEAK_LIFT / (i+1), and is held when it is
-# the counted top key of at least HOLD_MIN_QUERIES queries of the text.
-HOLD_MIN_QUERIES = 8
+# hold (design notes, sections 7 and 8; docs/hold.md): a query's top key over keys 1 <= j <= i-2
+# counts when it gets at least HOLD_PEAK_LIFT / (i+1), and is held when it is the counted top key
+# of a run of at least HOLD_MIN_QUERIES consecutive queries, and gets at least HOLD_POSITION_LIFT times the mean weight of the keys 1 <= j <= i-2 of its token.
+HOLD_MIN_QUERIES = 4
 HOLD_PEAK_LIFT = 2.0
+HOLD_POSITION_LIFT = 1.5
 
 DELIMITER_CHARS = set('.,!?;:"“”…')
 CONJUNCTIONS = {"and", "but", "or", "so", "because", "yet", "nor"}
@@ -259,8 +260,8 @@ def _query_value(metric: str, A: np.ndarray, i: int, token_ids: list[int], class
     raise KeyError(metric)
 
 
-def held_queries(A: np.ndarray) -> list[bool]:
-    """For one head's (T, T) pattern: whether each query holds its top key (hold, per query)."""
+def held_queries(A: np.ndarray, tok: list[int]) -> list[bool]:
+    """For one head's (T, T) pattern over tokens `tok`: whether each query holds its top key."""
     T = A.shape[0]
     top = [NO_POSITION] * T
     for i in range(3, T):
@@ -274,11 +275,15 @@ def held_queries(A: np.ndarray) -> list[bool]:
     for i in range(3, T):
         if top[i] == NO_POSITION:
             continue
-        others = 0
-        for k in range(3, T):
-            if top[k] == top[i]:
-                others += 1
-        held[i] = others >= HOLD_MIN_QUERIES
+        start, end = i, i  # the run of consecutive queries with the same counted top key
+        while start - 1 >= 3 and top[start - 1] == top[i]:
+            start -= 1
+        while end + 1 < T and top[end + 1] == top[i]:
+            end += 1
+        queries = end - start + 1
+        twins = [j for j in range(1, i - 1) if tok[j] == tok[top[i]]]
+        mean = sum(A[i, j] for j in twins) / len(twins)
+        held[i] = queries >= HOLD_MIN_QUERIES and (A[i, top[i]] >= HOLD_POSITION_LIFT * mean or len(twins) == 1)
     return held
 
 
@@ -295,7 +300,7 @@ def reference_metrics(patterns: np.ndarray, token_ids: list[int], token_texts: l
     result = {}
     for metric in METRIC_NAMES:
         if metric == "hold":  # a query's value depends on the other queries of the text
-            held = [held_queries(patterns[h]) for h in range(H)]
+            held = [held_queries(patterns[h], token_ids) for h in range(H)]
             result[metric] = (np.array([float(sum(held[h])) for h in range(H)]), max(T - 3, 0))
             continue
         sums = np.zeros(H, dtype=np.float64)

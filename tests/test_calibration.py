@@ -17,11 +17,10 @@ from classifier.calibrate.planted import (
     CalibrationTruth,
     build_calibration_model,
     load_truth,
-    measure_heads,
-    measure_planted,
 )
 from classifier.measure.scoring import METRICS
 from conftest import REAL_STORIES
+from planted_measure import measure_heads, measure_planted
 
 ROOT = Path(__file__).resolve().parents[1]
 N_STORIES = 40
@@ -104,7 +103,19 @@ def test_noise_heads_have_no_role(models, layout, seed):
     for head in noise:
         row = values[head.layer, head.head]
         assert max(row[M["current"]], row[M["previous"]], row[M["start_of_text"]]) < 0.5, head
-        assert row[M["entropy"]] < 0.8, head  # peaked, so not a near-uniform (broad) head either
+        assert row[M["hold"]] < 0.05, head  # a random head's favourite keys are no held position
+        if head.score_std is None or head.score_std >= 1.5:
+            assert row[M["entropy"]] < 0.8, head  # peaked, so not a near-uniform (broad) head either
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_planted_holders_hold_and_random_heads_of_every_spread_do_not(models, seed):
+    _, truth, values = models["hold", seed]
+    holders = [h for h in truth.heads if h.role == "hold"]
+    stds = sorted(h.score_std for h in truth.heads if h.score_std is not None)
+    assert len(holders) == 4 and stds[0] == 0.5 and stds[-1] == 4.0
+    for head in holders:  # the latest capitalised word, held until the next one
+        assert values[head.layer, head.head, M["hold"]] >= 0.2, head
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from classifier.load.tokens import classes_from_texts, sequence_classes
-from classifier.measure.scorer import KeyTotals
+from classifier.measure.accumulators import KeyTotals
 from classifier.measure.scoring import METRICS, metric_targets, score_patterns
 from classifier.thresholds import HOLD_MIN_QUERIES
 
@@ -54,30 +54,72 @@ def test_previous_token_and_fixed_offset_heads_do_not_hold():
     assert held.tolist() == [0, 0, 0, 0]  # a new key every query (or no top key above 2x uniform)
 
 
-def test_a_key_returned_to_by_eight_queries_is_held_even_when_they_are_not_consecutive():
-    assert HOLD_MIN_QUERIES == 8  # the hand-built runs below are sized for it
-    # key 2 is the top key of queries 4, 6, ..., 18 (others look at themselves): 8 queries
-    held_by = list(range(4, 20, 2))
-    tops = [2 if i in held_by else i for i in range(T)]
+# TOKENS by position: 1 " Lily" (again at 16), 5/13/20 " Tom", 8/23 " the", 9 " cat" (only once).
+def test_a_position_held_by_four_queries_is_held_when_its_token_copies_are_not():
+    assert HOLD_MIN_QUERIES == 4  # the hand-built runs below are sized for it
+    # key 13 (" Tom", also at 5 and 20) is the top key of queries 15-18: a subject held through its
+    # sentence; the other queries look at themselves
+    held_by = [15, 16, 17, 18]
+    tops = [13 if i in held_by else i for i in range(T)]
     held, _, view = hold_of(rows(tops))
-    assert held.tolist() == [8.0]
-    # held keys get all the attention of those queries; uniform attention would give 1/(i+1)
-    np.testing.assert_allclose(view[0], [8.0, sum(1 / (i + 1) for i in held_by)], rtol=1e-6)
+    assert held.tolist() == [4.0]
+    # the copy at 5 gets nothing (the token-shuffle null would give key 13 half the weight); held
+    # keys get all the attention of those queries; uniform attention would give key 13 1/(i+1)
+    np.testing.assert_allclose(view[0, :2], [4.0, sum(1 / (i + 1) for i in held_by)], rtol=1e-6)
 
 
-def test_seven_queries_on_one_key_are_not_a_hold_and_weak_top_keys_do_not_count():
-    seven = rows([2 if i in range(4, 18, 2) else i for i in range(T)])
-    # every query from 5 on puts 1.5x what uniform gives one key on key 1, the rest spread evenly
-    weak = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]
-    for i in range(5, T):
-        weak[i, : i + 1] = (1 - 1.5 / (i + 1)) / i
-        weak[i, 1] = 1.5 / (i + 1)
-    strong = weak.copy()
-    for i in range(5, T):
-        strong[i, : i + 1] = (1 - 3 / (i + 1)) / i
-        strong[i, 1] = 3 / (i + 1)
-    held, _, _ = hold_of(seven, weak, strong)
-    assert held.tolist() == [0.0, 0.0, float(T - 5)]
+def test_three_queries_on_one_key_or_scattered_returns_are_not_a_hold():
+    three = rows([13 if i in (15, 16, 17) else i for i in range(T)])
+    # six queries return to key 13, every other one (a random head's choice follows the query's
+    # token: queries of one token share a top key, and they are scattered)
+    scattered = rows([13 if i in (15, 17, 19, 21, 23) else i for i in range(T)])
+    held, _, _ = hold_of(three, scattered)
+    assert held.tolist() == [0.0, 0.0]
+
+
+def test_a_preferred_token_is_not_a_held_position_and_a_word_seen_once_is_judged_by_its_run():
+    # queries 15-22 split 0.55 / 0.45 between the two earlier " Tom" (13 and 5): top key 13 for
+    # eight queries, but 0.55 is 1.1x the mean of the token's keys (0.5), under HOLD_POSITION_LIFT
+    split = rows(list(range(T)))
+    for i in range(15, 22):
+        split[i] = 0.0
+        split[i, 13], split[i, 5] = 0.55, 0.45
+    # a token seen once (" cat" at 9) held by queries 11-23: the null has no copy to compare, so the
+    # run decides (13 queries); " the" at 8 held by queries 10-22 likewise (its copy at 23 comes
+    # after every one of them, out of range)
+    once = rows([9 if i >= 11 else i for i in range(T)])
+    first = rows([8 if 10 <= i <= 22 else i for i in range(T)])
+    held, _, _ = hold_of(split, once, first)
+    assert held.tolist() == [0.0, 13.0, 13.0]
+
+
+def test_holding_the_latest_copy_of_a_name_counts_after_the_name_comes_again():
+    # queries 3-15 hold " Lily" at 1 (seen once so far: the run decides, 13 queries); queries 18-23
+    # hold " Lily" at 16, whose copy at 1 they no longer look at (6 queries); a head that keeps
+    # the first " Lily" through 23 and splits evenly once the copy arrives holds only 3-17 (15)
+    tops = [1 if 3 <= i <= 15 else (16 if i >= 18 else i) for i in range(T)]
+    split = rows([1 if i >= 3 else i for i in range(T)])
+    for i in range(18, T):
+        split[i] = 0.0
+        split[i, 1], split[i, 16] = 0.55, 0.45
+    held, _, _ = hold_of(rows(tops), split)
+    assert held.tolist() == [19.0, 15.0]
+
+
+def test_weak_top_keys_do_not_count():
+    # every query from 5 on puts `lift` times what uniform gives one key on " Lily" at 1, the rest
+    # spread evenly; " Lily" comes again at 16, so queries 18-23 see a copy of it
+    def favourite(lift):
+        pattern = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]
+        for i in range(5, T):
+            pattern[i, : i + 1] = (1 - lift / (i + 1)) / i
+            pattern[i, 1] = lift / (i + 1)
+        return pattern
+    held, _, _ = hold_of(favourite(1.5), favourite(4.0))
+    # 1.5x uniform is no top key; at 4x, key 1 tops queries 5-23, a run: 5-17 see no copy of it (the
+    # run decides) and 18-23 give it 1.65-1.7x the mean of the two copies (at i = 18,
+    # 2 * 4/19 / (4/19 + (15/19)/18) = 1.65)
+    assert held.tolist() == [0.0, 19.0]
 
 
 def test_a_bos_sink_is_not_a_key_to_hold():
@@ -120,7 +162,7 @@ def test_key_totals_match_a_plain_loop_and_leave_out_bos_self_and_previous():
 
 
 def test_top_keys_rank_by_share_give_the_lift_and_keep_only_supported_tokens(monkeypatch):
-    import classifier.measure.scorer as scorer
+    import classifier.measure.accumulators as accumulators
 
     totals = KeyTotals.empty(1, 1, 4)
     totals.mass[0, 0] = torch.tensor([0.0, 30.0, 10.0, 50.0], dtype=torch.float64)
@@ -128,7 +170,7 @@ def test_top_keys_rank_by_share_give_the_lift_and_keep_only_supported_tokens(mon
     totals.occurrences[:] = torch.tensor([0.0, 100.0, 100.0, 3.0], dtype=torch.float64)  # token 3: too rare
     totals.stories[:] = torch.tensor([0.0, 50.0, 50.0, 3.0], dtype=torch.float64)
     totals.queries = 100.0
-    monkeypatch.setattr(scorer, "TOP_KEY_MIN_OCCURRENCES", 20)
+    monkeypatch.setattr(accumulators, "TOP_KEY_MIN_OCCURRENCES", 20)
     top = totals.top(k=8)
     assert top["key_id"].tolist() == [1, 2]  # token 3 has the largest share but 3 occurrences
     assert top["share"].tolist() == pytest.approx([0.3, 0.1])
@@ -140,7 +182,7 @@ def test_pairs_carry_the_top_key_rate_and_mean_weight_and_self_pairs_only_for_he
     import pandas as pd
 
     from classifier.label.roles import characteristic_pairs
-    from classifier.measure.scorer import PairCounts
+    from classifier.measure.accumulators import PairCounts
     from classifier.registry import PARTS
 
     tokens = torch.tensor([[0, 5, 2, 5, 2, 5, 2]])  # " Tom" " ran" three times
@@ -178,7 +220,7 @@ def test_hold_matches_the_plain_reference_on_heads_with_favourite_keys():
     patterns = np.exp(logits - logits.max(-1, keepdims=True))
     patterns /= patterns.sum(-1, keepdims=True)
     sums, _ = score_patterns(torch.tensor(patterns), targets)
-    expected = np.array([[sum(held_queries(patterns[b, h])) for h in range(6)] for b in range(2)])
+    expected = np.array([[sum(held_queries(patterns[b, h], texts[b])) for h in range(6)] for b in range(2)])
     np.testing.assert_array_equal(sums[..., HOLD].numpy(), expected)
     assert expected.sum() > 0 and (expected < T - 3).any()  # not vacuous: some hold, some do not
 
@@ -193,3 +235,12 @@ def test_a_key_token_the_head_hardly_looks_at_is_no_top_key():
     totals.queries = 1000.0
     top = totals.top(k=8)
     assert top["key_id"].tolist() == [2]  # token 1: 0.001% of its attention, shown as 0.0% before
+
+
+def test_attention_on_a_delimiter_that_is_the_query_or_the_previous_token_is_counted_apart():
+    # TOKENS has delimiters at 3, 7, 11, 15, 18, 22. A current-token head puts everything on the
+    # query itself: six delimiter queries; a previous-token head: the six queries after them
+    _, _, view = hold_of(rows(list(range(T))), rows([max(i - 1, 0) for i in range(T)]))
+    delimiters = [3, 7, 11, 15, 18, 22]
+    uniform = sum(1 / (d + 1) + 1 / (d + 2) for d in delimiters)  # the query itself, then the next query
+    np.testing.assert_allclose(view[:, 2:], [[6.0, uniform], [6.0, uniform]], rtol=1e-6)

@@ -1,5 +1,7 @@
 """Role rules on synthetic attention budgets whose right answer is plain."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -182,14 +184,25 @@ def test_evidence_pairs_show_the_roles_key_kind_first():
 
 
 def test_a_head_no_target_explains_that_holds_keys_is_a_hold_head():
-    heads = measurement([NOISE] * 5, held=[(0.6, 0.15), (0.2, 0.15), (0.6, 0.02), (0.6, 0.15), (0.9, 0.5)],
+    heads = measurement([NOISE] * 5, held=[(0.6, 0.15), (0.05, 0.15), (0.6, 0.02), (0.4, 0.15), (0.9, 0.5)],
                         max_weight=[0.25, 0.25, 0.25, 0.6, 0.7])
     frame = assign_roles(heads).frame
     # a soft head holding for 60% of queries with 15% of its attention on held keys; too few queries;
-    # too little attention; a sharp head (its top key takes 60% of a query's attention) no target
-    # explains; a sharp head that returns to one key for 90% of its queries (a story's first word)
-    assert frame["role"].tolist() == ["hold", "unclear", "unclear", "unclear", "hold"]
+    # too little attention; a sharp head (its top key takes 60% of a query's attention) holding for
+    # 40% of its queries (sharp holders count: the null keeps random heads out, not the sharpness);
+    # a sharp head that returns to one key for 90% of its queries (a story's first word)
+    assert frame["role"].tolist() == ["hold", "unclear", "unclear", "hold", "hold"]
     assert frame.loc[0, "explained"] == pytest.approx(0.15) and frame.loc[0, "hold"] == pytest.approx(0.6)
+
+
+def test_a_holder_outranks_a_target_that_explains_less_than_its_held_keys():
+    # the latest capitalised word held until the next: the sentence's start for most queries
+    # (clause start 25%), but its held keys get 40%; a clause-start head holding its clause starts
+    # (30%, held keys 20%) stays clause-start
+    frame = assign_roles(measurement([{"clause_start": 0.25}, {"clause_start": 0.3}],
+                                     held=[(0.35, 0.4), (0.35, 0.2)])).frame
+    assert frame["role"].tolist() == ["hold", "clause-start"]
+    assert frame.loc[0, "explained"] == pytest.approx(0.4) and "clause-start" in frame.loc[0, "secondary"]
 
 
 def test_structural_and_broad_heads_keep_their_role_and_hold_only_as_secondary():
@@ -240,3 +253,38 @@ def test_unclear_has_no_confidence_and_too_few_stories_have_no_stability():
     assert frame.loc[0, "confidence"] == pytest.approx(1.0) and np.isnan(frame.loc[1, "confidence"])
     few = assign_roles(dataclasses.replace(measured, n_texts=9)).frame  # MIN_STORIES_FOR_BOOTSTRAP is 10
     assert few["stability"].isna().all() and few["confidence"].isna().all()
+
+
+def test_a_role_reports_the_part_group_that_makes_the_head_that_role():
+    # issue 28: 51% on earlier delimiters and 7% on the latest one (4.3x and 4.7x uniform here:
+    # 0.51 / 0.12, 0.07 / 0.015): it is a delimiter head because of delimiters at large, so the role
+    # explains 58% (lift 0.58 / 0.135 = 4.3x), not the latest delimiter's 7% at a higher lift
+    frame = assign_roles(measurement([{"other_delimiter": 0.51, "last_delimiter": 0.07}])).frame
+    assert frame.loc[0, "role"] == "delimiter"
+    assert frame.loc[0, "explained"] == pytest.approx(0.58)
+    assert frame.loc[0, "lift"] == pytest.approx(0.58 / 0.135)
+    # a head that prefers the latest delimiter (60% at 40x) is read by it, not by all delimiters
+    # (62% at 4.6x), though both groups are preferred
+    frame = assign_roles(measurement([{"other_delimiter": 0.02, "last_delimiter": 0.60}])).frame
+    assert frame.loc[0, "explained"] == pytest.approx(0.60)
+    assert frame.loc[0, "lift"] == pytest.approx(0.60 / 0.015)
+    # a small latest-delimiter preference (8% at 5.3x) beside delimiters at large near uniform (17%
+    # at 1.3x, not preferred, though more above uniform) is read by the preferred group
+    frame = assign_roles(measurement([{"other_delimiter": 0.09, "last_delimiter": 0.08}])).frame
+    assert frame.loc[0, "role"] == "delimiter" and frame.loc[0, "explained"] == pytest.approx(0.08)
+
+
+def test_a_latest_delimiter_head_explains_what_it_puts_on_adjacent_delimiters():
+    # issue 28: every query to the latest comma or full stop, 67% of its attention on punctuation:
+    # 13% where the latest delimiter is two or more back, 30% where it is the previous token and
+    # 24% where it is the query itself (the previous and self parts take those; uniform attention
+    # gives such adjacent delimiters 3%): the role explains all 67%, at 0.67 / 0.045 = 14.9x
+    heads = [{"last_delimiter": 0.13, "previous": 0.30, "self": 0.24}, {"previous": 0.6}]
+    held = np.array([[[0.0, 0.0, 0.54, 0.03], [0.0, 0.0, 0.05, 0.03]]])
+    base = measurement(heads)
+    frame = assign_roles(dataclasses.replace(base, held=held, boot_held=held[None])).frame
+    assert frame.loc[0, "role"] == "delimiter"
+    assert frame.loc[0, "explained"] == pytest.approx(0.67)
+    assert frame.loc[0, "lift"] == pytest.approx(0.67 / 0.045)
+    # a previous-token head is not made a delimiter head by the delimiters it passes over
+    assert frame.loc[1, "role"] == "previous-token" and "delimiter" not in frame.loc[1, "secondary"]

@@ -171,9 +171,10 @@ def test_reference_metrics_by_hand():
     assert head("distance", 0) == approx(sum(i / 2 for i in range(1, 12)))  # 33
 
     # hold: uniform attention has no top key (1 / (i+1) < 2 / (i+1)), BOS is not a key; the
-    # full stop at 3 is the top key of queries 5..11 only (query 4 has it as its previous token):
-    # 7 queries, one short of a hold
-    assert [head("hold", h) for h in range(3)] == [0.0, 0.0, 0.0]
+    # full stop at 3 is the top key of queries 5..11 (query 4 has it as its previous token): a run
+    # of 7 consecutive queries (at least 4), and its copy at 11 is never in range (11 > i - 2), so
+    # the token-shuffle null has nothing to compare: 7 held queries
+    assert [head("hold", h) for h in range(3)] == [0.0, 0.0, 7.0]
 
     # BOS head: everything on position 0
     assert head("start_of_text", 1) == approx(11.0)

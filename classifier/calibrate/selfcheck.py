@@ -28,9 +28,16 @@ class SelfcheckResult:
 
     @property
     def misses(self) -> pd.DataFrame:
-        return self.heads[self.heads["planted"] != self.heads["measured"]]
+        """Heads whose measured role is not the planted one; a random-QK noise head may be broad
+        (at a score spread of 0.5-1 logits it is close to uniform), never anything specific."""
+        heads = self.heads
+        random_qk = heads["score_std"].notna() if "score_std" in heads.columns else False
+        near_uniform = (heads["planted"] == "unclear") & random_qk & (heads["measured"] == "broad")
+        return heads[(heads["planted"] != heads["measured"]) & ~near_uniform]
 
 
+# Strength bands of a random-QK noise head: the standard deviation of its scores (logits).
+NOISE_BANDS = ((0.5, 1.5), (1.5, 2.5), (2.5, 4.0))
 # Strength bands of a planted head: the share of attention its target gets (the planted role's
 # headline metric, measured), from a clear minority to sharp.
 STRENGTH_BANDS = (0.0, 0.3, 0.6, 0.9, 1.0001)
@@ -54,6 +61,7 @@ def compare_with_truth(analysis, truth) -> pd.DataFrame:
     frame["band"] = pd.cut(frame["share"], STRENGTH_BANDS, labels=BAND_NAMES, right=False).astype(object)
     frame["mixture"] = [bool(planted.get((r.layer, r.head)) and planted[(r.layer, r.head)].minor)
                         for r in frame.itertuples()]
+    frame["score_std"] = [getattr(planted.get((r.layer, r.head)), "score_std", None) for r in frame.itertuples()]
     return frame
 
 
@@ -70,10 +78,28 @@ def recovery_by_band(heads: pd.DataFrame) -> pd.DataFrame:
     rows.append({"heads": "two-role mixtures (dominant role + BOS sink)", "planted": len(mixtures),
                  "recovered": int((mixtures["planted"] == mixtures["measured"]).sum()),
                  "roles": ", ".join(sorted(set(mixtures["planted"])))})
+    holders = planted[planted["planted"] == "hold"]
+    if len(holders):
+        rows.append({"heads": "holders (sharp and soft)", "planted": len(holders),
+                     "recovered": int((holders["measured"] == "hold").sum()),
+                     "roles": "measured: " + ", ".join(sorted(set(holders["measured"])))})
     noise = heads[heads["planted"] == "unclear"]
-    rows.append({"heads": "noise (no role planted)", "planted": len(noise),
-                 "recovered": int((noise["measured"] == "unclear").sum()),
-                 "roles": "given a role: " + (", ".join(sorted(set(noise["measured"]) - {"unclear"})) or "none")})
+    if "score_std" not in noise.columns:  # results from before the random-QK noise heads
+        noise = noise.assign(score_std=float("nan"))
+    random_qk = noise["score_std"].notna()
+    groups = [("noise (no role planted)", noise[~random_qk])]
+    groups += [(f"random-QK noise, score std {low}-{high} logits",
+                noise[random_qk & (noise["score_std"] >= low) & (noise["score_std"] <= high if high == NOISE_BANDS[-1][1]
+                                                                  else noise["score_std"] < high)])
+               for low, high in NOISE_BANDS]
+    for name, group in groups:
+        if not len(group) and name != "noise (no role planted)":
+            continue
+        given = sorted(set(group["measured"]) - {"unclear", "broad"})
+        rows.append({"heads": name, "planted": len(group),
+                     "recovered": int(group["measured"].isin(["unclear", "broad"]).sum()),
+                     "roles": f"hold: {int((group['measured'] == 'hold').sum())}; given a specific role: "
+                              + (", ".join(given) or "none")})
     return pd.DataFrame(rows)
 
 
@@ -87,7 +113,7 @@ def role_scores(heads: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_selfcheck(
-    seeds, *, layouts=("one-layer", "two-layer", "soft"), corpus: str = "bundled", stories: int = 60,
+    seeds, *, layouts=("one-layer", "two-layer", "soft", "hold"), corpus: str = "bundled", stories: int = 60,
     bootstrap: int = 100, progress: bool = True,
 ) -> SelfcheckResult:
     """Build, label and compare a calibration model per (layout, seed)."""
@@ -109,7 +135,8 @@ def run_selfcheck(
                 analysis = analyse(model, sample, settings, progress=progress, importance=False)  # roles only
                 frames.append(compare_with_truth(analysis, truth).assign(layout=layout, seed=seed))
     heads = pd.concat(frames, ignore_index=True)
-    heads = heads[["layout", "seed", "layer", "head", "planted", "measured", "confidence", "share", "band", "mixture"]]
+    heads = heads[["layout", "seed", "layer", "head", "planted", "measured", "confidence", "share", "band", "mixture",
+                   "score_std"]]
     return SelfcheckResult(heads=heads, per_role=role_scores(heads))
 
 

@@ -75,9 +75,14 @@ class Evidence:
             return self.explained / self.uniform
 
 
-def _group_share(budget: np.ndarray, uniform: np.ndarray, available: np.ndarray, groups):
-    """Share, uniform share and availability (the largest of its parts') of the part group with
-    the largest lift. (..., L, H) each."""
+def _group_share(budget: np.ndarray, uniform: np.ndarray, available: np.ndarray, groups, non_sink: np.ndarray,
+                 thresholds: Thresholds):
+    """Share, uniform share and availability (the largest of its parts') of the part group that
+    makes the head the role: among the groups the head prefers (lift and share as a target role
+    needs; all groups when none is), the one with the most attention above uniform. A latest
+    delimiter taking 7% of the attention at 5x uniform does not speak for a head whose delimiters
+    at large take 58% at 4.4x; a sharp latest-delimiter head (60% at 40x against 62% at 4.4x) is
+    read by its latest delimiter. (..., L, H) each."""
     def per_group(array, reduce):
         return np.stack([reduce(array[..., [PARTS.index(p) for p in g]]) for g in groups], -1)
 
@@ -85,7 +90,10 @@ def _group_share(budget: np.ndarray, uniform: np.ndarray, available: np.ndarray,
     expected = np.broadcast_to(per_group(uniform, lambda a: a.sum(-1))[..., None, None, :], shares.shape)
     reach = np.broadcast_to(per_group(available, lambda a: a.max(-1))[..., None, None, :], shares.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
-        best = np.nan_to_num(shares / expected, nan=-np.inf).argmax(-1)[..., None]
+        conditional = shares / np.clip(reach, 1e-9, None) / non_sink[..., None]
+    preferred = (shares >= thresholds.target_lift * expected) & (conditional >= thresholds.target_share)
+    candidates = preferred | ~preferred.any(-1, keepdims=True)
+    best = np.where(candidates, np.nan_to_num(shares - expected, nan=-np.inf), -np.inf).argmax(-1)[..., None]
     return tuple(np.take_along_axis(x, best, -1)[..., 0] for x in (shares, expected, reach))
 
 
@@ -97,8 +105,9 @@ def role_evidence(
 ) -> Evidence:
     """Evidence for every scored role. budget (..., L, H, P), budget_uniform and budget_available (..., P),
     values (..., L, H, M) (the metrics), offset_shares (..., L, H, O); induction_repeated (L, H);
-    held (..., L, H, 2): the share of all attention on held top keys and uniform attention's share
-    on the same keys (without it, `hold` never passes)."""
+    held (..., L, H, 2 or 4): the share of all attention on held top keys and uniform attention's
+    share on the same keys (without it, `hold` never passes); then the share on a delimiter that is
+    the query itself or the previous token, and uniform attention's."""
     t = thresholds
     budget = np.nan_to_num(budget)
     sink = budget[..., SINK]
@@ -119,9 +128,9 @@ def role_evidence(
             held_parts = np.nan_to_num(held) if held is not None else np.zeros((*sink.shape, 2))
             share, uniform, available = held_parts[..., 0], held_parts[..., 1], np.ones_like(sink)
         else:
-            share, uniform, available = _group_share(budget, budget_uniform, budget_available, role.parts)
+            share, uniform, available = _group_share(budget, budget_uniform, budget_available, role.parts, non_sink, t)
         if role.kind == "positional":  # offsets 2-4 sit in the local rest; farther ones in the rest
-            far = _group_share(budget, budget_uniform, budget_available, (("rest",),))
+            far = _group_share(budget, budget_uniform, budget_available, (("rest",),), non_sink, t)
             share, uniform, available = (np.where(offset <= 4, near, away) for near, away in zip((share, uniform, available), far))
         explained[name], expected[name], reach[name] = share, uniform, available
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -129,6 +138,13 @@ def role_evidence(
             preferred = (share >= t.target_lift * uniform) & (conditional >= t.target_share)
         if role.kind == "target":
             passes[name] = preferred
+            if name == "delimiter" and held is not None and held.shape[-1] >= 4:
+                # A head that prefers delimiters also explains what it puts on a delimiter that is
+                # the query itself or the previous token (the self and previous parts take it in
+                # the budget): a latest-delimiter head, adjacent or not, explains all it puts there.
+                adjacent = np.nan_to_num(held)
+                explained[name] = np.where(preferred, share + adjacent[..., 2], share)
+                expected[name] = np.where(preferred, uniform + adjacent[..., 3], uniform)
         elif role.kind == "sink":
             passes[name] = (sink >= t.sink_share) & (sink >= t.target_lift * uniform)
         elif role.kind == "positional":
@@ -142,8 +158,9 @@ def role_evidence(
         elif role.kind == "broad":
             passes[name] = (metric["entropy"] >= t.broad_entropy) & (metric["max_weight"] <= t.broad_max_weight)
         elif role.kind == "hold":
-            passes[name] = ((metric["hold"] >= t.hold_queries) & (share / non_sink >= t.hold_attention)
-                            & ((metric["max_weight"] <= t.hold_max_weight) | (metric["hold"] >= t.hold_sharp_queries)))
+            # sharp and soft holders alike: the token-shuffle null and the runs (classifier.measure.
+            # scoring.held_keys) already keep random heads' repeating favourite keys out
+            passes[name] = (metric["hold"] >= t.hold_queries) & (share / non_sink >= t.hold_attention)
 
     confirmed = induction_repeated is not None and n_layers >= 2
     repeated_ok = (np.nan_to_num(induction_repeated) >= t.induction_repeated_share) if confirmed else False
@@ -194,13 +211,15 @@ def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLD
     positional = evidence.passes[..., SCORED_ROLES.index("positional")]
     best = np.where(positional, ROLES.index("positional"), best)
     specific_wins = specific.any(-1) & (~sink_passes | (best_share >= thresholds.sink_overrule_share) | positional)
-    # Holding keys is general (no one target explains it): it names the head only when no specific
-    # role does and its attention is not spread close to uniform (a near-uniform head's slight
-    # favourite key also repeats: broad says more), and it outranks a sink only when the held keys
-    # get a real share of all attention.
+    # Holding keys is general (no one target explains it): it names the head when no specific role
+    # does, or when the held keys get more of the attention than the specific winner explains (a
+    # holder of the latest capitalised word is also a clause-start head on the sentences whose
+    # start it holds, a soft one also near-sighted); not when its attention is spread close to
+    # uniform (broad says more), and it outranks a sink only when the held keys get a real share.
     held = np.nan_to_num(evidence.explained[..., HOLD_ROLE])
     hold_wins = (evidence.passes[..., HOLD_ROLE] & ~sliver[..., HOLD_ROLE] & ~broad_passes
                  & (~sink_passes | (held >= thresholds.sink_overrule_share)))
+    specific_wins &= ~(hold_wins & ~positional & (held > best_share))
     fallback = np.where(
         hold_wins, ROLES.index("hold"),
         np.where(sink_passes, ROLES.index("start-of-text"), np.where(broad_passes, ROLES.index("broad"), UNCLEAR)),
@@ -223,6 +242,12 @@ def margins(evidence: Evidence, primary: np.ndarray) -> np.ndarray:
         others[..., SCORED_ROLES.index(inside)] &= ~local
     runner_up = np.where(others, excess, -np.inf).max(-1)
     margin = own - np.where(np.isfinite(runner_up), runner_up, 0.0)
+    # hold outranks a passing target on the share of all attention each explains (primary_roles):
+    # its lead is measured on that scale, over the passing targets
+    explained = np.nan_to_num(evidence.explained)
+    rivals = np.broadcast_to(_DISJOINT, explained.shape) & evidence.passes
+    held_lead = explained[..., HOLD_ROLE] - np.where(rivals, explained, 0.0).max(-1)
+    margin = np.where(primary == ROLES.index("hold"), held_lead, margin)
     named = ~np.isin(primary, [UNCLEAR, ROLES.index("broad"), ROLES.index("positional")])
     return np.where(named, margin, np.nan)
 

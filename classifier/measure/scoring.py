@@ -21,7 +21,7 @@ import torch
 # Names live in classifier.registry (no torch there); re-exported for the scorer's callers.
 from classifier.registry import MAX_TRACKED_OFFSET, METRICS, OFFSETS, PARTS, MetricName, check_metric_names  # noqa: F401
 from classifier.load.tokens import SequenceClasses
-from classifier.thresholds import HOLD_MIN_QUERIES, HOLD_PEAK_LIFT
+from classifier.thresholds import HOLD_MIN_QUERIES, HOLD_PEAK_LIFT, HOLD_POSITION_LIFT
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class BatchStats:
     budget_uniform: torch.Tensor | None = None  # (B, P) the same under uniform attention
     budget_queries: torch.Tensor | None = None  # (B,) queries i >= 1
     budget_available: torch.Tensor | None = None  # (B, P) queries for which the part has a key
-    held: torch.Tensor | None = None  # (B, L, H, 2) KeyView.held: attention on held top keys, uniform's
+    held: torch.Tensor | None = None  # (B, L, H, 4) KeyView.held: held keys, uniform's; adjacent delimiters, uniform's
 
 
 # Metrics that read one key per query (a pointer), and the extra offsets the local window needs.
@@ -73,6 +73,7 @@ class Targets:
     key_uniform: torch.Tensor  # (B, T) what uniform attention gives each key from the queries that may count it
     key_range: torch.Tensor
     budget: "BudgetTargets | None" = None
+    same_key_token: torch.Tensor | None = None  # (B, T, T) keys j and j' are the same token (hold's null)
 
 
 # Budget parts read through a pointer (one key per query), in PARTS order after sink/self/previous.
@@ -171,6 +172,7 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
         valid=valid,
         key_range=key_range,
         budget=budget,
+        same_key_token=tokens[:, :, None] == tokens[:, None, :],
     )
 
 
@@ -253,21 +255,40 @@ def restricted_patterns(patterns: torch.Tensor, key_range: torch.Tensor) -> torc
     return torch.where(key_range[:, None], patterns, 0.0)
 
 
-def held_keys(restricted: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which queries hold their top key, and that key's weight. restricted (B, H, T, T) from
-    `restricted_patterns`; returns held (B, H, T) bool and top weights (B, H, T).
+def held_keys(restricted: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which queries hold a key position, and their top key's weight. restricted (B, H, T, T)
+    from `restricted_patterns`; returns held (B, H, T) bool and top weights (B, H, T).
 
     A query's top key is its argmax over keys 1 <= j <= i - 2, counted when it gets at least
-    HOLD_PEAK_LIFT times uniform attention's 1 / (i + 1); the query holds it when the same key
-    position is the counted top key of at least HOLD_MIN_QUERIES queries of the story (itself
-    included), consecutive or not.
+    HOLD_PEAK_LIFT times uniform attention's 1 / (i + 1). The query holds it when
+    - a run: the same key position is the counted top key of a run of at least HOLD_MIN_QUERIES
+      consecutive queries (the query among them): a head whose choice of key follows the query's
+      token (a random head) returns to a key from scattered queries, rarely from a run;
+    - a position, not a token: the key gets at least HOLD_POSITION_LIFT times the mean weight of
+      the keys in range with the same token (itself included), which is what the key would get
+      if the head's attention on each token were shuffled among that token's positions. A head
+      that prefers a token spreads evenly over its copies (ratio ~1). A token seen once in range
+      gives the null nothing to compare (a held first mention, a story's first word): the run
+      decides there.
     """
     length = restricted.shape[-1]
     pos = torch.arange(length, device=restricted.device)
     top, key = restricted.max(-1)  # (B, H, T)
-    counted = valid[:, None, :] & (pos >= 3) & (top >= HOLD_PEAK_LIFT / (pos + 1))
-    runs = torch.zeros_like(top).scatter_add_(-1, key, counted.float())  # counted queries per key position
-    return counted & (runs.gather(-1, key) >= HOLD_MIN_QUERIES), top
+    counted = targets.valid[:, None, :] & (pos >= 3) & (top >= HOLD_PEAK_LIFT / (pos + 1))
+    # Runs: a counted query continues the run of the query before it when both have the same key.
+    continues = torch.cat([torch.zeros_like(counted[..., :1]), counted[..., :-1] & (key[..., 1:] == key[..., :-1])], -1)
+    run = (~(counted & continues)).long().cumsum(-1) - 1  # (B, H, T) run index, 0 .. T - 1
+    run_length = torch.zeros_like(run).scatter_add_(-1, run, counted.long())
+    in_run = run_length.gather(-1, run) >= HOLD_MIN_QUERIES
+    # The null, on the queries in runs only (N of them): the mean weight of the keys in range that
+    # are the top key's token, from the key-by-key token match at the top key's row. (N, T)
+    b, h, i = (counted & in_run).nonzero(as_tuple=True)
+    twins = targets.same_key_token[b, key[b, h, i]] & targets.key_range[b, i]
+    copies = twins.sum(-1)  # the top key is its own twin: >= 1
+    mean = (restricted[b, h, i] * twins).sum(-1) / copies
+    held = torch.zeros_like(counted)
+    held[b, h, i] = (top[b, h, i] >= HOLD_POSITION_LIFT * mean) | (copies == 1)
+    return held, top
 
 
 @dataclass(frozen=True)
@@ -275,8 +296,10 @@ class KeyView:
     """One layer's attention on keys other than BOS, the query itself and the previous token.
 
     mass (B, H, T): attention key j gets from the real queries i >= j + 2 (summed over them);
-    held (B, H, 2): per text, the attention held top keys get from the queries holding them, and
-    what uniform attention would give those same keys (sums over queries)."""
+    held (B, H, 4): per text, the attention held keys (`held_keys`) get from the queries holding
+    them, and what uniform attention would give those same keys; then the attention on the query
+    itself or the previous token where that is a delimiter, and uniform attention's (sums over
+    queries)."""
 
     mass: torch.Tensor
     held: torch.Tensor
@@ -284,20 +307,20 @@ class KeyView:
 
 def score_patterns(
     patterns: torch.Tensor, targets: Targets, argmax: torch.Tensor | None = None, *, with_budget: bool = False,
-    with_keys: bool = False,
+    with_keys: bool = False, max_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Reduce one layer's patterns (B, H, T, T) to per-text sums over eligible queries.
 
     `targets` come from `metric_targets` (they depend on the tokens only, so one batch computes
-    them once for all layers). `argmax` (B, H, T), the key each query attends to most, may be
-    passed when the caller needs it too. Returns sums (B, H, M) and argmax-offset counts (B, H, O),
+    them once for all layers). `argmax` (B, H, T), the key each query attends to most, and
+    `max_weight`, its weight, may be passed when the caller needs them too (not computed twice). Returns sums (B, H, M) and argmax-offset counts (B, H, O),
     then with `with_budget` the budget part sums (B, H, P), then with `with_keys` a `KeyView`.
     """
     batch, n_heads, length, _ = patterns.shape
     patterns = patterns.float()
     pos = torch.arange(length, device=patterns.device)
     restricted = restricted_patterns(patterns, targets.key_range)
-    held, top = held_keys(restricted, targets.valid)
+    held, top = held_keys(restricted, targets)
 
     # Pointer targets: gather one key per query. (B, H, T, K)
     index = targets.positions.transpose(1, 2)[:, None].expand(batch, n_heads, length, -1)
@@ -322,7 +345,7 @@ def score_patterns(
 
     # Entropy normalised by its maximum ln(i + 1); xlogy gives 0 ln 0 = 0. Query 0 is never eligible.
     per_query["entropy"] = -torch.special.xlogy(patterns, patterns).sum(-1) / torch.log1p(pos.clamp(min=1).float())
-    per_query["max_weight"] = patterns.amax(-1)
+    per_query["max_weight"] = patterns.amax(-1) if max_weight is None else max_weight.float()
     per_query["hold"] = held.float()
     stacked = torch.stack([per_query[m] for m in METRICS], dim=2)  # (B, H, M, T)
     # where, not a product: a NaN in a padded query row must not reach the sums (NaN * 0 = NaN)
@@ -337,7 +360,17 @@ def score_patterns(
         result += (_budget_sums(per_query, gathered, summed[:, :, len(PAIR_TARGETS):], targets.budget),)
     if with_keys:
         held_uniform = held.float() / (pos + 1)
-        result += (KeyView(mass=restricted.sum(-2), held=torch.stack([(top * held).sum(-1), held_uniform.sum(-1)], -1)),)
+        # A delimiter that is the query itself or the previous token (those parts take it in the
+        # budget): a latest-delimiter head's attention on it, and uniform attention's, over real
+        # queries i >= 1 (the previous token from i >= 2, as in the budget).
+        delimiter = targets.key_vectors[..., 0]
+        real = targets.valid & (pos >= 1)
+        adjacent_keys = delimiter + _shift_right(delimiter, 1) * (pos >= 2)  # (B, T)
+        adjacent = per_query["current"] * delimiter[:, None] + per_query["previous"] * (_shift_right(delimiter, 1) * (pos >= 2))[:, None]
+        adjacent = torch.where(real[:, None], adjacent, 0.0)
+        adjacent_uniform = torch.where(real, adjacent_keys / (pos + 1), 0.0)[:, None].expand_as(adjacent)
+        held_columns = [(top * held).sum(-1), held_uniform.sum(-1), adjacent.sum(-1), adjacent_uniform.sum(-1)]
+        result += (KeyView(mass=restricted.sum(-2), held=torch.stack(held_columns, -1)),)
     return result
 
 
