@@ -250,6 +250,9 @@ def test_numbers_are_tied_to_the_metric_their_words_name(text, read):
     ("Spreads attention over the last few tokens: 69% of its attention, 13x uniform.", "local"),
     ("From a word's later pieces, attends to its first piece: 66% of a continuation piece's attention.", "word-start"),
     ("Attends to earlier delimiters: 15% of a query after a delimiter's attention, 16x uniform.", "delimiter"),
+    # as report.md writes it since its descriptions say whose attention in plain words
+    ("Attends to earlier delimiters: 15% of the attention of queries that follow a delimiter, 16x uniform.", "delimiter"),
+    ("Attends to its word's first piece: 65% of the attention of continuation pieces, 66x uniform.", "word-start"),
 ])
 def test_a_share_of_its_attention_beside_a_role_is_that_roles_explained_share(text, role):
     assert {n.role for n in read_numbers(text)} == {role}

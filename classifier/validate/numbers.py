@@ -283,9 +283,11 @@ def _tie(sentence: str, start: int, end: int, kind: NumberKind, mentions: list[_
     named = next((m for m in after if m.start <= gap.end() < m.end), None) if gap else None
     if OF_ITS_ATTENTION.match(sentence, end):  # "20% of its attention (on delimiters)": a role's share
         return EXPLAINED, ""
+    scoped = _QUERIES_ATTENTION.match(sentence, end)
+    if scoped and named is not None and named.start < scoped.end():  # "queries that follow a delimiter" names no metric
+        named = None
     if named is not None:  # a metric's name may hold its "the"
         return named.metric, named.reason
-    scoped = _QUERIES_ATTENTION.match(sentence, end)
     if scoped:
         return EXPLAINED_WHERE_AVAILABLE, ""
     last_number_end = max((e for _, e, _ in earlier), default=-1)
@@ -309,21 +311,30 @@ def _tie(sentence: str, start: int, end: int, kind: NumberKind, mentions: list[_
     return None, "no metric named next to it"
 
 
-def _queries_phrase(role) -> str:
-    return role.queries.removeprefix("a ").removeprefix("an ").lower()
+def _queries_phrases(role) -> tuple[str, ...]:
+    """The ways a role's queries are written: the registry's plural ("queries that follow a
+    delimiter", "continuation pieces", as the report writes "of the attention of ...") and the
+    singular a researcher writes before "'s attention" ("a query after a delimiter's attention")."""
+    plural = role.queries.lower()
+    singular = re.sub(r"^queries\b", "query", plural)
+    singular = re.sub(r"\b(pieces|tokens)$", lambda m: m.group(1)[:-1], singular)
+    singulars = {singular, singular.replace(" that follow ", " that follows "), singular.replace(" that follow ", " after ")}
+    return (plural, *sorted(singulars))
 
 
 # "`ed` (5% of its attention, 3.5x)": a quoted key token's own share.
 TOKEN_SHARE = re.compile(r"[`\"”']\s*\(\s*$")
-_QUERIES_ATTENTION = re.compile(
-    r"\s*of (?:a |an )?(?P<queries>"
-    + "|".join(re.escape(_queries_phrase(r)) for r in ROLE_REGISTRY.values() if r.queries)
-    + r")(?:'s|’s) attention\b", re.IGNORECASE)
-# One kind of query may be several roles' ("a repeated token": duplicate-token and induction).
+# One kind of query may be several roles' ("repeated tokens": duplicate-token and induction).
 _QUERIES_ROLES: dict[str, tuple[str, ...]] = {
-    _queries_phrase(r): tuple(name for name, other in ROLE_REGISTRY.items() if other.queries == r.queries)
-    for r in ROLE_REGISTRY.values() if r.queries
+    phrase: tuple(name for name, other in ROLE_REGISTRY.items() if other.queries == r.queries)
+    for r in ROLE_REGISTRY.values() if r.queries for phrase in _queries_phrases(r)
 }
+_QUERIES_ALTERNATIVES = "|".join(re.escape(p) for p in sorted(_QUERIES_ROLES, key=len, reverse=True))
+# "66% of a continuation piece's attention" or, as the report writes it, "65% of the attention of
+# continuation pieces".
+_QUERIES_ATTENTION = re.compile(
+    rf"\s*of (?:(?:a |an )?(?P<queries>{_QUERIES_ALTERNATIVES})(?:'s|’s) attention\b"
+    rf"|the attention of (?:the |all )?(?P<plural>{_QUERIES_ALTERNATIVES})\b)", re.IGNORECASE)
 
 
 def _explained_role(sentence: str, start: int, end: int, metric: str, mentions: list[_Mention]) -> str | None:
@@ -331,7 +342,8 @@ def _explained_role(sentence: str, start: int, end: int, metric: str, mentions: 
     the queries named in "of a continuation piece's attention", else the last role named before it."""
     before = [role for s, _, role in _role_matches(sentence[:start])]
     if metric == EXPLAINED_WHERE_AVAILABLE:
-        roles = _QUERIES_ROLES[_QUERIES_ATTENTION.match(sentence, end).group("queries").lower()]
+        found = _QUERIES_ATTENTION.match(sentence, end)
+        roles = _QUERIES_ROLES[(found.group("queries") or found.group("plural")).lower()]
         return next((role for role in reversed(before) if role in roles), roles[0])
     of = OF_ITS_ATTENTION.match(sentence, end)
     gap = AFTER_GAP.match(sentence, of.end()) if of else None
