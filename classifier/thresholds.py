@@ -59,6 +59,11 @@ class Thresholds:
     # exists (a word start exists only for continuation pieces), so that a tiny part with a huge lift
     # (a target that is rare under uniform attention) does not name the head on its own.
     target_share: float = 0.08
+    # A target with rivals (classifier.registry.Role.rivals: the opening quote of a quotation, which
+    # is also a delimiter, sits before the quoted clause's start and, early in the quotation, in the
+    # last few tokens) names the head only when its lift is at least this multiple of each rival
+    # part's: preferring the mark, not merely looking near it. FIGURES: see docs/quote-start.md.
+    rival_lift: float = 2.0
     # A head parks spare attention on BOS (an attention sink): start-of-text is its role when the
     # sink holds at least this share of all attention (and target_lift times uniform's) and no
     # other target holds at least sink_overrule_share of ALL attention (a head with 60% on BOS

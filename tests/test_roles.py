@@ -10,11 +10,12 @@ from classifier.measure.scoring import METRICS, OFFSETS
 
 # Uniform attention's budget on a typical story (shares of all attention, summing to 1), and the
 # share of queries for which each part has a key.
-UNIFORM = {"sink": 0.02, "self": 0.02, "previous": 0.02, "word_start": 0.005, "last_delimiter": 0.015,
+UNIFORM = {"sink": 0.02, "self": 0.02, "previous": 0.02, "word_start": 0.005, "quote_start": 0.004, "last_delimiter": 0.011,
            "clause_start": 0.015, "name": 0.02, "other_delimiter": 0.12, "duplicate": 0.05, "induction": 0.03,
            "local_rest": 0.05}
 UNIFORM["rest"] = 1 - sum(UNIFORM.values())
-AVAILABLE = {p: 1.0 for p in PARTS} | {"word_start": 0.25, "last_delimiter": 0.8, "clause_start": 0.8, "name": 0.7}
+AVAILABLE = {p: 1.0 for p in PARTS} | {"word_start": 0.25, "quote_start": 0.15, "last_delimiter": 0.8, "clause_start": 0.8,
+                                       "name": 0.7}
 # A noise head's budget: close to uniform.
 NOISE = dict(UNIFORM)
 
@@ -71,6 +72,33 @@ def test_each_target_role_is_primary_where_its_part_dominates():
              {"clause_start": 0.4}, {"name": 0.4}, {"duplicate": 0.5}]
     assert roles_of(heads) == ["current-token", "previous-token", "word-start", "delimiter", "clause-start",
                                "proper-noun", "duplicate-token"]
+
+
+def test_a_head_preferring_the_opening_quote_is_quote_start():
+    # 6% of all attention on the opening quote (15x uniform; 40% of the queries inside quotations)
+    assert roles_of([{"quote_start": 0.06}]) == ["quote-start"]
+
+
+def test_the_opening_quote_does_not_name_a_head_that_prefers_its_rivals_as_much():
+    # Delimiters at large: the opening quote gets 4x uniform, but so does every other delimiter; a
+    # clause-start head gives the mark just before the clause 5x, its clause start 20x; a local head
+    # gives the mark 6x while it sits two to four back, the rest of its window 8x.
+    at_large = {"other_delimiter": 0.45, "last_delimiter": 0.033, "quote_start": 0.016}
+    clause = {"clause_start": 0.3, "quote_start": 0.02}
+    local = {"self": 0.1, "previous": 0.15, "local_rest": 0.4, "quote_start": 0.024}
+    frame = assign_roles(measurement([at_large, clause, local])).frame
+    assert frame["role"].tolist() == ["delimiter", "clause-start", "local"]
+    assert not any("quote-start" in secondary for secondary in frame["secondary"])
+    # the same shares of the opening quote with nothing beside them pass (a scoped secondary role:
+    # under 3% of all attention)
+    alone = assign_roles(measurement([{"quote_start": 0.016}, {"quote_start": 0.02}, {"quote_start": 0.024}])).frame
+    assert all("quote-start" in scoped for scoped in alone["scoped"])
+
+
+def test_a_faint_quote_start_preference_is_a_scoped_secondary_role():
+    frame = assign_roles(measurement([{"previous": 0.5, "quote_start": 0.02}])).frame
+    assert frame.loc[0, "role"] == "previous-token"
+    assert "quote-start" in frame.loc[0, "secondary"] and "quote-start" in frame.loc[0, "scoped"]
 
 
 def test_noise_heads_stay_unclear():

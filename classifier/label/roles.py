@@ -89,6 +89,17 @@ def _group_share(budget: np.ndarray, uniform: np.ndarray, available: np.ndarray,
     return tuple(np.take_along_axis(x, best, -1)[..., 0] for x in (shares, expected, reach))
 
 
+def _prefers_over_rivals(lift, rivals, budget, budget_uniform, thresholds: Thresholds) -> np.ndarray:
+    """Whether a target's lift is at least `rival_lift` times the lift of each rival part (the
+    registry's `Role.rivals`; True without rivals). (..., L, H)."""
+    if not rivals:
+        return np.ones(lift.shape, dtype=bool)
+    index = [PARTS.index(p) for p in rivals]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rival = np.nan_to_num(budget[..., index] / budget_uniform[..., None, None, index], nan=0.0).max(-1)
+    return lift >= thresholds.rival_lift * rival
+
+
 def role_evidence(
     budget: np.ndarray, budget_uniform: np.ndarray, budget_available: np.ndarray, values: np.ndarray,
     offset_shares: np.ndarray, *,
@@ -128,7 +139,8 @@ def role_evidence(
             conditional = share / np.clip(available, 1e-9, None) / non_sink  # of the non-sink attention where it exists
             preferred = (share >= t.target_lift * uniform) & (conditional >= t.target_share)
         if role.kind == "target":
-            passes[name] = preferred
+            passes[name] = preferred & _prefers_over_rivals(share / np.clip(uniform, 1e-12, None), role.rivals, budget,
+                                                            budget_uniform, t)
         elif role.kind == "sink":
             passes[name] = (sink >= t.sink_share) & (sink >= t.target_lift * uniform)
         elif role.kind == "positional":
