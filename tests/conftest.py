@@ -19,7 +19,7 @@ TOK512 = ROOT / "classifier" / "data" / "tok512.model"  # its SentencePiece toke
 
 @pytest.fixture(scope="session")
 def gpt2_tokenizer():
-    from classifier.calibrate.planted import gpt2_tokenizer
+    from classifier.load.gpt2 import gpt2_tokenizer
 
     return gpt2_tokenizer()
 

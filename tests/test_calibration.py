@@ -17,11 +17,10 @@ from classifier.calibrate.planted import (
     CalibrationTruth,
     build_calibration_model,
     load_truth,
-    measure_heads,
-    measure_planted,
 )
 from classifier.measure.scoring import METRICS
 from conftest import REAL_STORIES
+from planted_measure import measure_heads, measure_planted
 
 ROOT = Path(__file__).resolve().parents[1]
 N_STORIES = 40

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from classifier.load.tokens import classes_from_texts, sequence_classes
-from classifier.measure.scorer import KeyTotals
+from classifier.measure.accumulators import KeyTotals
 from classifier.measure.scoring import METRICS, metric_targets, score_patterns
 from classifier.thresholds import HOLD_MIN_QUERIES
 
@@ -120,7 +120,7 @@ def test_key_totals_match_a_plain_loop_and_leave_out_bos_self_and_previous():
 
 
 def test_top_keys_rank_by_share_give_the_lift_and_keep_only_supported_tokens(monkeypatch):
-    import classifier.measure.scorer as scorer
+    import classifier.measure.accumulators as accumulators
 
     totals = KeyTotals.empty(1, 1, 4)
     totals.mass[0, 0] = torch.tensor([0.0, 30.0, 10.0, 50.0], dtype=torch.float64)
@@ -128,7 +128,7 @@ def test_top_keys_rank_by_share_give_the_lift_and_keep_only_supported_tokens(mon
     totals.occurrences[:] = torch.tensor([0.0, 100.0, 100.0, 3.0], dtype=torch.float64)  # token 3: too rare
     totals.stories[:] = torch.tensor([0.0, 50.0, 50.0, 3.0], dtype=torch.float64)
     totals.queries = 100.0
-    monkeypatch.setattr(scorer, "TOP_KEY_MIN_OCCURRENCES", 20)
+    monkeypatch.setattr(accumulators, "TOP_KEY_MIN_OCCURRENCES", 20)
     top = totals.top(k=8)
     assert top["key_id"].tolist() == [1, 2]  # token 3 has the largest share but 3 occurrences
     assert top["share"].tolist() == pytest.approx([0.3, 0.1])
@@ -140,7 +140,7 @@ def test_pairs_carry_the_top_key_rate_and_mean_weight_and_self_pairs_only_for_he
     import pandas as pd
 
     from classifier.label.roles import characteristic_pairs
-    from classifier.measure.scorer import PairCounts
+    from classifier.measure.accumulators import PairCounts
     from classifier.registry import PARTS
 
     tokens = torch.tensor([[0, 5, 2, 5, 2, 5, 2]])  # " Tom" " ran" three times

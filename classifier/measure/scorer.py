@@ -4,6 +4,7 @@
 `classifier.measure.batches` (BOS first, cut to the context, length-sorted, right-padded); every layer's pattern is reduced to
 per-text sums inside its hook (`classifier.measure.scoring`); the forward pass is stopped once the last
 layer's pattern has been seen, so the MLP of the last layer and the unembedding never run.
+The corpus-wide pair counts and top-key totals accumulate in `classifier.measure.accumulators`.
 `measure` adds the bootstrap over stories and `metrics_frame` makes the tidy table.
 """
 
@@ -19,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from classifier.load.models import LoadedModel
+from classifier.measure.accumulators import KeyTotals, PairCounts
 from classifier.measure.batches import Stories, model_stories, padded_batches
 from classifier.registry import PARTS
 from classifier.measure.scoring import (
@@ -33,15 +35,7 @@ from classifier.measure.scoring import (
     score_patterns,
 )
 from classifier.settings import ScoreSettings
-from classifier.thresholds import TOP_KEY_MIN_OCCURRENCES, TOP_KEY_MIN_SHARE, TOP_KEY_MIN_STORIES, TOP_KEY_NOTABLE_LIFT
 from classifier.load.tokens import VocabClasses, sequence_classes, vocab_classes
-
-# Most typical (query token -> argmax key token) pairs kept per head for the report.
-TOP_PAIRS = 5
-# Top key tokens kept per head (roles.json `top_keys`): the largest shares, and the largest
-# among the keys the head prefers.
-TOP_KEYS = 8
-TOP_PREFERRED_KEYS = 5
 
 
 class _PatternsSeen(Exception):
@@ -83,146 +77,6 @@ def layer_patterns(model: LoadedModel, tokens: torch.Tensor, attention_mask=None
     seen = {}
     each_layer_pattern(model, tokens, seen.__setitem__, attention_mask)
     return [seen[layer] for layer in range(model.n_layers)]
-
-
-# Pair codes buffered before they are merged into counts: bounds memory (~8 bytes a code)
-# while keeping the sort-based merge off most batches.
-PAIR_BUFFER = 1_000_000
-
-
-@dataclass
-class PairCounts:
-    """Counts of (layer, head, query token, argmax key token, the key's budget part) and the summed
-    argmax weight of each, merged every PAIR_BUFFER codes; and how often each token is a query."""
-
-    vocab_size: int
-    n_heads: int
-    codes: torch.Tensor
-    counts: torch.Tensor
-    weights: torch.Tensor
-    pending: list
-    query_counts: torch.Tensor  # (V,) real queries i >= 1 of each token
-
-    @classmethod
-    def empty(cls, vocab_size: int, n_heads: int) -> "PairCounts":
-        none = torch.empty(0, dtype=torch.long)
-        return cls(vocab_size, n_heads, none, none, torch.empty(0, dtype=torch.float64), [],
-                   torch.zeros(vocab_size, dtype=torch.float64))
-
-    def add_queries(self, tokens: torch.Tensor, valid: torch.Tensor) -> None:
-        """Count the real queries i >= 1 of one batch by token (once per batch, not per layer)."""
-        queries = valid & (torch.arange(tokens.shape[1], device=tokens.device) >= 1)
-        self.query_counts.index_add_(0, tokens[queries].cpu(), torch.ones(int(queries.sum()), dtype=torch.float64))
-
-    def add(self, layer: int, argmax: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor,
-            parts: torch.Tensor, top: torch.Tensor) -> None:
-        """Count the (query token, argmax key token, key's part) of one layer, argmax, parts and
-        top (the argmax weight) (B, H, T), over real queries i >= 1 whose argmax is not BOS: BOS
-        pairs are common to every head and say nothing about what makes a head what it is (self
-        pairs are kept: they are a current-token head's evidence)."""
-        batch, n_heads, length = argmax.shape
-        keys = tokens.gather(1, argmax.flatten(1)).view(batch, n_heads, length)
-        queries = tokens[:, None, :].expand(batch, n_heads, length)
-        heads = torch.arange(n_heads, device=tokens.device).view(1, n_heads, 1) + layer * self.n_heads
-        codes = ((heads * self.vocab_size + queries) * self.vocab_size + keys) * len(PARTS) + parts
-        positions = torch.arange(length, device=tokens.device)
-        mask = (valid & (positions >= 1))[:, None, :] & (argmax != 0)
-        self.pending.append((codes[mask].cpu(), top[mask].double().cpu()))
-        if sum(len(c) for c, _ in self.pending) > PAIR_BUFFER:
-            self._merge()
-
-    def _merge(self) -> None:
-        if not self.pending:  # the last add() already merged everything
-            return
-        new_codes = torch.cat([c for c, _ in self.pending])
-        new_weights = torch.cat([w for _, w in self.pending])
-        self.pending = []
-        merged, inverse = torch.cat([self.codes, new_codes]).unique(return_inverse=True)
-        ones = torch.ones_like(new_codes)
-        self.counts = torch.zeros_like(merged).index_add_(0, inverse, torch.cat([self.counts, ones]))
-        self.weights = torch.zeros(len(merged), dtype=torch.float64).index_add_(
-            0, inverse, torch.cat([self.weights, new_weights]))
-        self.codes = merged
-
-    def top(self, k: int = TOP_PAIRS) -> pd.DataFrame:
-        """The k most frequent pairs of every head and key part: layer, head, query_id, key_id,
-        part (a PARTS name), count, share (of the head's counted queries), weight (mean argmax
-        weight of the pair), top_rate (share of the query token's queries whose argmax it is)."""
-        self._merge()
-        vocab, n_parts = self.vocab_size, len(PARTS)
-        pair, part = self.codes // n_parts, self.codes % n_parts
-        frame = pd.DataFrame({
-            "head_index": (pair // (vocab * vocab)).numpy(),
-            "query_id": ((pair // vocab) % vocab).numpy(),
-            "key_id": (pair % vocab).numpy(),
-            "part": np.array(PARTS, dtype=object)[part.numpy()] if len(part) else np.array([], dtype=object),
-            "count": self.counts.numpy(),
-        })
-        frame["share"] = frame["count"] / frame.groupby("head_index")["count"].transform("sum")
-        frame["weight"] = self.weights.numpy() / np.maximum(frame["count"].to_numpy(), 1)
-        frame["top_rate"] = frame["count"] / self.query_counts.numpy()[frame["query_id"].to_numpy()]
-        frame = frame.sort_values(["head_index", "count"], ascending=[True, False], kind="stable")
-        frame = frame.groupby(["head_index", "part"], sort=False).head(k)
-        head_index = frame.pop("head_index")
-        frame.insert(0, "layer", head_index // self.n_heads)
-        frame.insert(1, "head", head_index % self.n_heads)
-        return frame.reset_index(drop=True)
-
-
-@dataclass
-class KeyTotals:
-    """Corpus totals behind each head's top keys, by key token id: attention on keys other than
-    BOS, the query itself and the previous token (mass (L, H, V)), what uniform attention gives
-    the same keys over the same queries (uniform (V,)), how often each token is such a key and in
-    how many stories (occurrences, stories (V,)), and the real queries i >= 1 (the share's base)."""
-
-    mass: torch.Tensor
-    uniform: torch.Tensor
-    occurrences: torch.Tensor
-    stories: torch.Tensor
-    queries: float = 0.0
-
-    @classmethod
-    def empty(cls, n_layers: int, n_heads: int, vocab_size: int) -> "KeyTotals":
-        def zeros(*shape):
-            return torch.zeros(*shape, dtype=torch.float64)
-        return cls(zeros(n_layers, n_heads, vocab_size), zeros(vocab_size), zeros(vocab_size), zeros(vocab_size))
-
-    def add_batch(self, tokens: torch.Tensor, targets) -> None:
-        """The token-only totals of one batch: uniform attention's, occurrences, stories, queries."""
-        key_ok = targets.key_uniform > 0  # a key some later query i >= j + 2 may count
-        flat = tokens.flatten().cpu()
-        self.uniform.index_add_(0, flat, targets.key_uniform.flatten().double().cpu())
-        self.occurrences.index_add_(0, flat, key_ok.flatten().double().cpu())
-        per_story = torch.zeros(tokens.shape[0], len(self.stories), dtype=torch.float64)
-        per_story.scatter_add_(1, tokens.cpu(), key_ok.double().cpu())
-        self.stories += (per_story > 0).sum(0)
-        self.queries += float((targets.valid & (torch.arange(tokens.shape[1], device=tokens.device) >= 1)).sum())
-
-    def add_layer(self, layer: int, mass: torch.Tensor, tokens: torch.Tensor) -> None:
-        """One layer's KeyView.mass (B, H, T) added by key token."""
-        n_heads = mass.shape[1]
-        self.mass[layer].index_add_(1, tokens.flatten().cpu(), mass.transpose(0, 1).reshape(n_heads, -1).double().cpu())
-
-    def top(self, k: int = TOP_KEYS, preferred: int = TOP_PREFERRED_KEYS) -> pd.DataFrame:
-        """Each head's k key tokens with the largest share of its attention, and the `preferred`
-        largest among those it prefers (lift >= TOP_KEY_NOTABLE_LIFT: frequent tokens such as `.`
-        top every head), among tokens with enough support (TOP_KEY_MIN_OCCURRENCES,
-        TOP_KEY_MIN_STORIES) and at least TOP_KEY_MIN_SHARE of its attention: layer, head, rank (by share), key_id, share (of all the head's
-        attention), lift (over uniform attention on the same keys over the same queries)."""
-        supported = (self.occurrences >= TOP_KEY_MIN_OCCURRENCES) & (self.stories >= TOP_KEY_MIN_STORIES)
-        n_layers, n_heads, vocab = self.mass.shape
-        shares = torch.where(supported, self.mass / max(self.queries, 1.0), -1.0)
-        lifts = self.mass / torch.where(self.uniform > 0, self.uniform, 1.0)
-        notable = torch.where(lifts >= TOP_KEY_NOTABLE_LIFT, shares, -1.0)
-        ids = torch.cat([shares.topk(min(k, vocab), dim=-1).indices, notable.topk(min(preferred, vocab), dim=-1).indices], -1)
-        chosen = torch.zeros_like(shares, dtype=torch.bool).scatter_(-1, ids, True) & (shares >= TOP_KEY_MIN_SHARE)
-        layer, head, key_id = (t.numpy() for t in chosen.nonzero(as_tuple=True))
-        frame = pd.DataFrame({"layer": layer, "head": head, "key_id": key_id,
-                              "share": shares[layer, head, key_id].numpy(), "lift": lifts[layer, head, key_id].numpy()})
-        frame = frame.sort_values(["layer", "head", "share"], ascending=[True, True, False], kind="stable")
-        frame.insert(2, "rank", frame.groupby(["layer", "head"]).cumcount())
-        return frame.reset_index(drop=True)
 
 
 @dataclass(frozen=True)
