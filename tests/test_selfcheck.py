@@ -16,7 +16,7 @@ def test_every_planted_role_is_recovered_as_primary_and_noise_heads_stay_unclear
     assert result.misses.empty, result.misses.to_string()
     planted = set(result.heads["planted"])
     assert planted >= {"current-token", "previous-token", "positional", "start-of-text", "delimiter",
-                       "clause-start", "proper-noun", "broad", "induction", "unclear"}
+                       "clause-start", "proper-noun", "broad", "induction", "quote-start", "unclear"}
     assert (result.per_role["recall"] == 1).all() and (result.per_role["precision"] == 1).all()
 
 
