@@ -95,6 +95,14 @@ def test_the_opening_quote_does_not_name_a_head_that_prefers_its_rivals_as_much(
     assert all("quote-start" in scoped for scoped in alone["scoped"])
 
 
+def test_a_delimiter_heads_share_of_the_opening_quote_does_not_rival_its_delimiter_role():
+    # 10% on the latest delimiter (9x uniform) and 2% on the opening quote (5x, under half the
+    # delimiter's lift): the quote is one of the head's delimiters, not a second role eating its margin
+    frame = assign_roles(measurement([{"last_delimiter": 0.1, "quote_start": 0.02}], resamples=20)).frame
+    assert frame.loc[0, "role"] == "delimiter" and "quote-start" not in frame.loc[0, "secondary"]
+    assert frame.loc[0, "margin"] > 0.1 and frame.loc[0, "confidence"] == pytest.approx(1.0)
+
+
 def test_a_faint_quote_start_preference_is_a_scoped_secondary_role():
     frame = assign_roles(measurement([{"previous": 0.5, "quote_start": 0.02}])).frame
     assert frame.loc[0, "role"] == "previous-token"

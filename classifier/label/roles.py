@@ -45,6 +45,11 @@ _KIND = np.array([ROLE_REGISTRY[r].kind for r in SCORED_ROLES])
 _DISJOINT = _KIND == "target"
 # Targets that are not the local window's own parts (self, previous).
 _OUTSIDE_WINDOW = _DISJOINT & ~np.isin(np.array(SCORED_ROLES), ["current-token", "previous-token"])
+# Roles that explain a common budget part (the local window and its self and previous parts; the
+# delimiter role's delimiters at large and quote-start's opening quote): (R, R). They are no rivals
+# for the margin: the attention that makes one makes the other.
+_PARTS_OF = [{p for group in ROLE_REGISTRY[r].parts for p in group} for r in SCORED_ROLES]
+_SHARE_PARTS = np.array([[bool(a & b) for b in _PARTS_OF] for a in _PARTS_OF])
 
 
 @dataclass(frozen=True)
@@ -228,11 +233,7 @@ def margins(evidence: Evidence, primary: np.ndarray) -> np.ndarray:
     excess = evidence.excess
     index = np.minimum(primary, len(SCORED_ROLES) - 1)[..., None]
     own = np.take_along_axis(excess, index, -1)[..., 0]
-    others = np.broadcast_to(_DISJOINT, excess.shape).copy()
-    np.put_along_axis(others, index, False, -1)
-    local = primary == ROLES.index("local")  # the window's own parts are not its rivals
-    for inside in ("current-token", "previous-token"):
-        others[..., SCORED_ROLES.index(inside)] &= ~local
+    others = np.broadcast_to(_DISJOINT, excess.shape) & ~_SHARE_PARTS[index[..., 0]]  # itself too
     runner_up = np.where(others, excess, -np.inf).max(-1)
     margin = own - np.where(np.isfinite(runner_up), runner_up, 0.0)
     named = ~np.isin(primary, [UNCLEAR, ROLES.index("broad"), ROLES.index("positional")])
