@@ -80,17 +80,23 @@ class Evidence:
             return self.explained / self.uniform
 
 
-def _group_share(budget: np.ndarray, uniform: np.ndarray, available: np.ndarray, groups):
+def _group_share(budget: np.ndarray, uniform: np.ndarray, available: np.ndarray, groups, min_share: float = 0.0):
     """Share, uniform share and availability (the largest of its parts') of the part group with
-    the largest lift. (..., L, H) each."""
+    the largest lift among those holding `min_share` of the non-sink attention where they exist
+    (of all groups when none does). (..., L, H) each."""
     def per_group(array, reduce):
         return np.stack([reduce(array[..., [PARTS.index(p) for p in g]]) for g in groups], -1)
 
     shares = per_group(budget, lambda a: a.sum(-1))
     expected = np.broadcast_to(per_group(uniform, lambda a: a.sum(-1))[..., None, None, :], shares.shape)
     reach = np.broadcast_to(per_group(available, lambda a: a.max(-1))[..., None, None, :], shares.shape)
+    non_sink = np.clip(1.0 - budget[..., SINK], 1e-9, None)[..., None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        best = np.nan_to_num(shares / expected, nan=-np.inf).argmax(-1)[..., None]
+        lift = np.nan_to_num(shares / expected, nan=-np.inf)
+        # a group's lift counts only where it is also a real share: the latest delimiter alone can
+        # outlift delimiters at large for a head that spreads over all of them
+        real = shares / np.clip(reach, 1e-9, None) / non_sink >= min_share
+    best = np.where(real.any(-1), np.where(real, lift, -np.inf).argmax(-1), lift.argmax(-1))[..., None]
     return tuple(np.take_along_axis(x, best, -1)[..., 0] for x in (shares, expected, reach))
 
 
@@ -135,7 +141,8 @@ def role_evidence(
             held_parts = np.nan_to_num(held) if held is not None else np.zeros((*sink.shape, 2))
             share, uniform, available = held_parts[..., 0], held_parts[..., 1], np.ones_like(sink)
         else:
-            share, uniform, available = _group_share(budget, budget_uniform, budget_available, role.parts)
+            share, uniform, available = _group_share(budget, budget_uniform, budget_available, role.parts,
+                                                     t.target_share)
         if role.kind == "positional":  # offsets 2-4 sit in the local rest; farther ones in the rest
             far = _group_share(budget, budget_uniform, budget_available, (("rest",),))
             share, uniform, available = (np.where(offset <= 4, near, away) for near, away in zip((share, uniform, available), far))
