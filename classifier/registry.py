@@ -25,6 +25,7 @@ MetricName = Literal[
     "clause_start",
     "proper_noun",
     "word_start",
+    "quote_start",
     "duplicate",
     "induction",
     "entropy",
@@ -46,6 +47,7 @@ PartName = Literal[
     "self",  # j = i
     "previous",  # j = i - 1 (i >= 2)
     "word_start",  # the first piece of the word a continuation piece continues (j <= i - 2)
+    "quote_start",  # inside a quotation, the token holding its opening quote mark (j <= i - 2)
     "last_delimiter",  # the latest delimiter (j <= i - 2)
     "clause_start",  # the first piece of the current clause (j <= i - 2)
     "name",  # name tokens (j <= i - 2)
@@ -67,6 +69,7 @@ RoleName = Literal[
     "proper-noun",
     "local",
     "word-start",
+    "quote-start",
     "broad",
     "duplicate-token",
     "induction",
@@ -98,6 +101,10 @@ class Role:
     # "the attention of continuation pieces"), and the scope of the role when it is a secondary role on them ("on multi-piece words").
     queries: str = ""
     scope: str = ""
+    # Parts the role's target must be preferred over, key for key (its lift at least
+    # Thresholds.rival_lift times each of theirs): a target that sits among them draws their heads'
+    # attention too.
+    rivals: tuple[PartName, ...] = ()
 
 
 ROLE_REGISTRY: dict[str, Role] = {r.name: r for r in (
@@ -110,7 +117,9 @@ ROLE_REGISTRY: dict[str, Role] = {r.name: r for r in (
     Role("start-of-text", "SOT", "Parks its attention on the start-of-text token", "the start-of-text token",
          "start_of_text", (("sink",),), "sink", "#7f7f7f"),
     Role("delimiter", "DELIM", "Attends to earlier delimiters (commas, full stops, speech marks)",
-         "commas and full stops", "delimiter", (("last_delimiter",), ("last_delimiter", "other_delimiter")), "target", "#2ca02c",
+         "commas and full stops", "delimiter",
+         # all delimiters at large include an opening quote (its own part inside quotations)
+         (("last_delimiter",), ("quote_start", "last_delimiter", "other_delimiter")), "target", "#2ca02c",
          queries="queries that follow a delimiter", scope="after delimiters"),
     Role("clause-start", "CLAUSE", "Attends to the start of the current clause", "the start of the clause",
          "clause_start", (("clause_start",),), "target", "#17becf", queries="queries inside a clause", scope="inside clauses"),
@@ -120,6 +129,14 @@ ROLE_REGISTRY: dict[str, Role] = {r.name: r for r in (
          (("self", "previous", "local_rest"),), "local", "#ff7f0e"),
     Role("word-start", "WORD", "From a word's later pieces, attends to its first piece", "the word's first piece",
          "word_start", (("word_start",),), "target", "#8c564b", queries="continuation pieces", scope="on multi-piece words"),
+    # Its queries are the few inside quotations. The opening mark is also a delimiter, sits just
+    # before the quoted clause's start and, for the quotation's first queries, in the last few
+    # tokens: delimiter, clause-start and local heads give it many times uniform attention too, so
+    # the head must prefer it over those targets.
+    Role("quote-start", "QUOTE", "Attends to the opening speech mark of the quotation it is in",
+         "the opening speech mark", "quote_start", (("quote_start",),), "target", "#aec7e8",
+         queries="queries inside a quotation", scope="inside speech",
+         rivals=("last_delimiter", "other_delimiter", "clause_start", "local_rest")),
     Role("broad", "BROAD", "Spreads attention broadly", "everything", "entropy", (("rest",),), "broad", "#bcbd22"),
     Role("duplicate-token", "DUP", "Attends to earlier copies of the current token", "earlier copies of the token",
          "duplicate", (("duplicate",),), "target", "#393b79",

@@ -14,7 +14,7 @@ import numpy as np
 
 METRIC_NAMES = (
     "current", "previous", "offset2", "local", "start_of_text", "delimiter", "last_delimiter",
-    "clause_start", "proper_noun", "word_start", "duplicate", "induction", "entropy", "max_weight",
+    "clause_start", "proper_noun", "word_start", "quote_start", "duplicate", "induction", "entropy", "max_weight",
     "distance", "hold",
 )
 # hold (design notes, sections 7 and 8; docs/hold.md): a query's top key over keys 1 <= j <= i-2
@@ -31,6 +31,8 @@ CONJUNCTIONS = {"and", "but", "or", "so", "because", "yet", "nor"}
 # `said 'stop.' Tom` a name, since `.'` is one GPT-2 token.)
 QUOTE_MARKS = "\"“”'‘’"
 NO_POSITION = -1
+# quote_start (design notes, section 8): the double quote characters that open and close quotations.
+DOUBLE_QUOTES = ('"', "“", "”")
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,9 +74,10 @@ def token_classes(token_texts: list[str], glue_is_continuation: bool = True) -> 
     """Per-position classes of one sequence whose position 0 is BOS (its text is ignored).
 
     Returns lists of length T: booleans `delimiter`, `glue`, `word_start`, `continuation`,
-    `boundary`, `name`, and positions `p` (latest delimiter 1 <= j < i), `c` (clause start),
-    `w` (first piece of the word token i belongs to: i itself for a word start), with -1 where
-    the position does not exist.
+    `boundary`, `name`, `inside` (inside a quotation), and positions `p` (latest delimiter 1 <= j < i),
+    `c` (clause start), `w` (first piece of the word token i belongs to: i itself for a word start),
+    `q` (inside a quotation, the latest earlier token holding a quote mark), with -1 where the
+    position does not exist.
 
     `glue_is_continuation`: the design says a glue piece is "never a delimiter, word start, name or
     boundary" and that "any other piece continues the word begun by the latest word start before
@@ -189,10 +192,35 @@ def token_classes(token_texts: list[str], glue_is_continuation: bool = True) -> 
                 c[i] = k
                 break
 
+    # inside a quotation: the double quote characters in the tokens before i, counted from i's
+    # paragraph start (after the latest newline character before i, or BOS), are odd in number.
+    # Walk the characters of the text before i backwards, stopping at a newline (LITERAL: a token
+    # holding a newline and then a quote mark starts its paragraph with that quote mark).
+    inside = [False] * T
+    q = [NO_POSITION] * T
+    for i in range(1, T):
+        count = 0
+        stop = False
+        for j in range(i - 1, 0, -1):
+            for ch in reversed(token_texts[j]):
+                if ch == "\n":
+                    stop = True
+                    break
+                if ch in DOUBLE_QUOTES:
+                    count += 1
+            if stop:
+                break
+        inside[i] = count % 2 == 1
+        if inside[i]:
+            for j in range(i - 1, 0, -1):
+                if any(mark in token_texts[j] for mark in DOUBLE_QUOTES):
+                    q[i] = j
+                    break
+
     return {
         "delimiter": delimiter, "glue": glue, "word_start": word_start,
         "continuation": continuation, "boundary": boundary, "name": name,
-        "p": p, "c": c, "w": w,
+        "p": p, "c": c, "w": w, "inside": inside, "q": q,
     }
 
 
@@ -240,6 +268,11 @@ def _query_value(metric: str, A: np.ndarray, i: int, token_ids: list[int], class
         if wi == NO_POSITION or wi > i - 2:
             return None
         return A[i, wi]
+    if metric == "quote_start":
+        qi = classes["q"][i]
+        if qi == NO_POSITION or not (1 <= qi <= i - 2):
+            return None
+        return A[i, qi]
     if metric == "duplicate":
         keys = [j for j in range(0, i) if tok[j] == tok[i]]
         return sum(A[i, j] for j in keys) if keys else None

@@ -19,9 +19,11 @@ SEQUENCES = [
 def part_of_key(i: int, j: int, toks: list[int], c) -> str:
     """The budget part key j belongs to for query i, by the priority order of PARTS (a loop)."""
     w, p, cl = int(c.word_first_piece[i]), int(c.last_delimiter[i]), int(c.clause_start[i])
+    q = int(c.quote_start[i])
     word = bool(c.continuation[i]) and 1 <= w <= i - 2
-    delim = 1 <= p <= i - 2 and not (word and p == w)
-    clause = 1 <= cl <= i - 2 and not (word and cl == w) and not (delim and cl == p)
+    quote = 1 <= q <= i - 2 and not (word and q == w)
+    delim = 1 <= p <= i - 2 and not (word and p == w) and not (quote and p == q)
+    clause = 1 <= cl <= i - 2 and not (word and cl == w) and not (quote and cl == q) and not (delim and cl == p)
     if j == 0:
         return "sink"
     if j == i:
@@ -30,6 +32,8 @@ def part_of_key(i: int, j: int, toks: list[int], c) -> str:
         return "previous"
     if word and j == w:
         return "word_start"
+    if quote and j == q:
+        return "quote_start"
     if delim and j == p:
         return "last_delimiter"
     if clause and j == cl:
@@ -61,7 +65,7 @@ def test_budget_parts_match_a_plain_loop_and_sum_to_one(sequence):
     uniform, queries, _ = budget_query_stats(targets)
 
     one = type("C", (), {k: getattr(classes, k)[0] for k in
-                         ("word_first_piece", "last_delimiter", "clause_start", "continuation", "name", "delimiter")})
+                         ("word_first_piece", "last_delimiter", "clause_start", "quote_start", "continuation", "name", "delimiter")})
     expected = np.zeros((2, len(PARTS)))
     expected_uniform = np.zeros(len(PARTS))
     for i in range(1, length):
@@ -104,7 +108,7 @@ def test_the_part_of_each_argmax_key_matches_the_plain_loop(sequence):
     argmax = torch.tensor([[[(i * 7 + h) % (i + 1) for i in range(length)] for h in range(heads)]])
     parts = argmax_parts(argmax, targets)
     c = type("C", (), {k: getattr(classes, k)[0] for k in
-                       ("word_first_piece", "last_delimiter", "clause_start", "continuation", "name", "delimiter")})
+                       ("word_first_piece", "last_delimiter", "clause_start", "quote_start", "continuation", "name", "delimiter")})
     for h in range(heads):
         for i in range(1, length):
             j = int(argmax[0, h, i])

@@ -131,7 +131,7 @@ def test_roles_are_shuffled_by_seed(models, layout):
 @pytest.mark.slow
 def test_layouts_plant_the_expected_roles(models):
     one = {h.role for h in models["one-layer", 0][1].heads}
-    assert {"current-token", "previous-token", "positional", "start-of-text", "delimiter", "broad"} <= one
+    assert {"current-token", "previous-token", "positional", "start-of-text", "delimiter", "broad", "quote-start"} <= one
     two = models["two-layer", 0][1]
     layer_one = {h.role for h in two.heads if h.layer == 1}
     assert {"clause-start", "induction", "proper-noun"} <= layer_one

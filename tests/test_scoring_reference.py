@@ -75,7 +75,7 @@ def test_identity_and_shifted_identity():
     assert r["max_weight"][0].tolist() == approx([5.0, 5.0])
     assert r["distance"][0].tolist() == approx([0.0, 5.0])
     # no delimiter, name, repeated token or continuation piece in this text: nothing eligible
-    for metric in ("delimiter", "last_delimiter", "proper_noun", "word_start", "duplicate", "induction"):
+    for metric in ("delimiter", "last_delimiter", "proper_noun", "word_start", "quote_start", "duplicate", "induction"):
         assert r[metric][1] == 0, metric
         assert r[metric][0].tolist() == approx([0.0, 0.0])
     # clause_start: c(i) = 1 (the first piece after BOS) for every i; eligible where 1 <= i-2
@@ -147,6 +147,8 @@ def test_reference_metrics_by_hand():
         "proper_noun": 1,
         # continuation pieces 6 (w 5 > 4: no) and 7 (w 5 <= 5: yes)
         "word_start": 1,
+        # no quote mark in the text: no query is inside a quotation
+        "quote_start": 0,
         # repeated tokens: " cat" at 10 (first at 2), "." at 11 (first at 3)
         "duplicate": 2, "induction": 2,
         "entropy": 11, "max_weight": 11, "distance": 11,

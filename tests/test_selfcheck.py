@@ -16,7 +16,7 @@ def test_every_planted_role_is_recovered_as_primary_and_noise_heads_stay_unclear
     assert result.misses.empty, result.misses.to_string()
     planted = set(result.heads["planted"])
     assert planted >= {"current-token", "previous-token", "positional", "start-of-text", "delimiter",
-                       "clause-start", "proper-noun", "broad", "induction", "hold", "unclear"}
+                       "clause-start", "proper-noun", "broad", "induction", "hold", "quote-start", "unclear"}
     recall = result.per_role.set_index("role")["recall"]
     assert (recall.drop("unclear") == 1).all(), recall  # every planted role recovered
     # the only heads given a role not planted: random-QK noise heads so weak (score std under 1.5

@@ -85,6 +85,7 @@ def feature_slots(n_layers: int) -> Slots:
         "sentence_break": 1,  # BOS, newline, lone quote, sentence end: likewise
         "word_break": 1,  # BOS, newline, glue: the next piece starts a word. Likewise
         "capital": 1,  # capitalised word start (any)
+        "lone_quote": 1,  # a lone opening quote mark (` "`): most quotations open with one
         "token_id": TOKEN_ID_DIMS,
         "token_fill": 1,
         "sinusoid": 2 * N_FREQUENCIES,
@@ -118,6 +119,7 @@ def token_features(slots: Slots, vocab, rng: np.random.Generator, norm2: float) 
     features[:, slots["sentence_break"].start] = vocab.newline | vocab.lone_quote | vocab.sentence_end | bos
     features[:, slots["word_break"].start] = vocab.newline | vocab.glue | bos
     features[:, slots["capital"].start] = capital
+    features[:, slots["lone_quote"].start] = vocab.lone_quote
     identity = rng.standard_normal((size, TOKEN_ID_DIMS))
     features[:, slots["token_id"]] = identity / np.linalg.norm(identity, axis=1, keepdims=True)
     used = (features**2).sum(1)
@@ -339,6 +341,11 @@ def head_rows(role: str, ctx: HeadContext, spare: int = 0):
         key = weight * (s.unit("word_start") - s.unit("newline")) + weight / 2 * s.unit("prev_word_break")
         flag = s.unit("const")[None], key[None]
         return _stack(flag, _ramp_rows(s, RAMP_SLOPE))
+    if role == "quote-start":
+        # The latest lone quote mark: inside a quotation that opened with one (under GPT-2 BPE the
+        # opening mark is ` "` or a paragraph's `"`, closing marks are mostly fused: `."`, `!"`,
+        # `,"`), its opening mark; outside, the previous quotation's (an earlier delimiter).
+        return _stack(_flag_rows(s, "lone_quote", RAMP_SLOPE * N_POSITIONS + FLAG_GAP), _ramp_rows(s, RAMP_SLOPE))
     if role == "clause-start":
         # The latest key whose previous token was a boundary (+-1 from layer 0): c(i) itself.
         weight = (RAMP_SLOPE * N_POSITIONS + FLAG_GAP) / 2

@@ -61,8 +61,8 @@ _LAYOUT_ROLES: dict[str, tuple[tuple[str, ...], ...]] = {
     "one-layer": (
         (
             "current-token", "previous-token", "positional", "start-of-text", "delimiter",
-            "broad", "word-start", "local", "duplicate-token",
-            "unclear", "unclear", "unclear", "unclear", "unclear", "unclear", "unclear",
+            "broad", "word-start", "local", "duplicate-token", "quote-start",
+            "unclear", "unclear", "unclear", "unclear", "unclear", "unclear",
         ),
     ),
     "two-layer": (

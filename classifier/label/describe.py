@@ -24,14 +24,15 @@ from classifier.thresholds import (
 # Budget parts named in descriptions (unclear heads, secondary roles).
 PART_PHRASES = {
     "self": "itself", "previous": "the previous token", "word_start": "the word's first piece",
-    "last_delimiter": "the latest delimiter", "clause_start": "the clause start", "name": "earlier names",
+    "quote_start": "the opening quote mark", "last_delimiter": "the latest delimiter", "clause_start": "the clause start",
+    "name": "earlier names",
     "other_delimiter": "other delimiters", "duplicate": "earlier copies of the token",
     "induction": "tokens after earlier copies", "local_rest": "two to four tokens back",
 }
 # The kind of one key, as pairs of (query -> key) name it.
 KEY_KINDS = {
-    "previous": "previous token", "word_start": "word's first piece", "last_delimiter": "latest delimiter",
-    "clause_start": "clause start", "name": "earlier name", "other_delimiter": "earlier delimiter",
+    "previous": "previous token", "word_start": "word's first piece", "quote_start": "opening quote",
+    "last_delimiter": "latest delimiter", "clause_start": "clause start", "name": "earlier name", "other_delimiter": "earlier delimiter",
     "duplicate": "earlier copy", "induction": "after an earlier copy", "local_rest": "2-4 back",
     "rest": "farther back", "self": "itself", "sink": "BOS",
 }

@@ -45,6 +45,11 @@ _KIND = np.array([ROLE_REGISTRY[r].kind for r in SCORED_ROLES])
 _DISJOINT = _KIND == "target"
 # Targets that are not the local window's own parts (self, previous).
 _OUTSIDE_WINDOW = _DISJOINT & ~np.isin(np.array(SCORED_ROLES), ["current-token", "previous-token"])
+# Roles that explain a common budget part (the local window and its self and previous parts; the
+# delimiter role's delimiters at large and quote-start's opening quote): (R, R). They are no rivals
+# for the margin: the attention that makes one makes the other.
+_PARTS_OF = [{p for group in ROLE_REGISTRY[r].parts for p in group} for r in SCORED_ROLES]
+_SHARE_PARTS = np.array([[bool(a & b) for b in _PARTS_OF] for a in _PARTS_OF])
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,17 @@ def _group_share(budget: np.ndarray, uniform: np.ndarray, available: np.ndarray,
     return tuple(np.take_along_axis(x, best, -1)[..., 0] for x in (shares, expected, reach))
 
 
+def _prefers_over_rivals(lift, rivals, budget, budget_uniform, thresholds: Thresholds) -> np.ndarray:
+    """Whether a target's lift is at least `rival_lift` times the lift of each rival part (the
+    registry's `Role.rivals`; True without rivals). (..., L, H)."""
+    if not rivals:
+        return np.ones(lift.shape, dtype=bool)
+    index = [PARTS.index(p) for p in rivals]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rival = np.nan_to_num(budget[..., index] / budget_uniform[..., None, None, index], nan=0.0).max(-1)
+    return lift >= thresholds.rival_lift * rival
+
+
 def role_evidence(
     budget: np.ndarray, budget_uniform: np.ndarray, budget_available: np.ndarray, values: np.ndarray,
     offset_shares: np.ndarray, *,
@@ -137,7 +153,8 @@ def role_evidence(
             conditional = share / np.clip(available, 1e-9, None) / non_sink  # of the non-sink attention where it exists
             preferred = (share >= t.target_lift * uniform) & (conditional >= t.target_share)
         if role.kind == "target":
-            passes[name] = preferred
+            passes[name] = preferred & _prefers_over_rivals(share / np.clip(uniform, 1e-12, None), role.rivals, budget,
+                                                            budget_uniform, t)
             if name == "delimiter" and held is not None and held.shape[-1] >= 4:
                 # A head that prefers delimiters also explains what it puts on a delimiter that is
                 # the query itself or the previous token (the self and previous parts take it in
@@ -235,11 +252,7 @@ def margins(evidence: Evidence, primary: np.ndarray) -> np.ndarray:
     excess = evidence.excess
     index = np.minimum(primary, len(SCORED_ROLES) - 1)[..., None]
     own = np.take_along_axis(excess, index, -1)[..., 0]
-    others = np.broadcast_to(_DISJOINT, excess.shape).copy()
-    np.put_along_axis(others, index, False, -1)
-    local = primary == ROLES.index("local")  # the window's own parts are not its rivals
-    for inside in ("current-token", "previous-token"):
-        others[..., SCORED_ROLES.index(inside)] &= ~local
+    others = np.broadcast_to(_DISJOINT, excess.shape) & ~_SHARE_PARTS[index[..., 0]]  # itself too
     runner_up = np.where(others, excess, -np.inf).max(-1)
     margin = own - np.where(np.isfinite(runner_up), runner_up, 0.0)
     # hold outranks a passing target on the share of all attention each explains (primary_roles):

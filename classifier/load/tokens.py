@@ -3,7 +3,7 @@
 `vocab_classes` reads each token's own text once per tokenizer (word-start marker rendered as a
 leading space). `sequence_classes` turns a padded batch of token ids into the per-position
 classes (delimiter, glue, word start, boundary, name) and the target positions the metrics need
-(latest delimiter, clause start, word start). Everything here is vectorised over positions: the
+(latest delimiter, clause start, word start, the opening quote of the quotation a query is in). Everything here is vectorised over positions: the
 "latest X before i" questions are answered with a running maximum, not a Python loop.
 
 This module knows nothing about models or attention.
@@ -20,6 +20,8 @@ import torch
 DELIMITER_CHARS = frozenset('.,!?;:"“”…')
 CONJUNCTIONS = frozenset({"and", "but", "or", "so", "because", "yet", "nor"})
 LONE_QUOTES = frozenset({'"', "“"})
+# The double quote marks that open and close a quotation (`quote_start`; docs/quote-start.md).
+QUOTE_CHARS = '"“”'
 # Quote marks removed from the end of a token before asking whether it ends a sentence.
 TRAILING_QUOTES = "\"“”'’"
 SENTENCE_END_CHARS = (".", "!", "?")
@@ -40,6 +42,8 @@ class VocabClasses:
     capitalised: np.ndarray  # stripped text starts upper-case and is not "I"
     lone_quote: np.ndarray
     sentence_end: np.ndarray
+    quote_marks: np.ndarray  # int: double quote characters in the text
+    paragraph_quotes: np.ndarray  # int: those after the text's last newline (all of them without one)
 
 
 def token_texts(tokenizer) -> list[str]:
@@ -66,6 +70,7 @@ def classify_text(text: str) -> dict[str, bool]:
     """Classes of one token text (the rules of section 3 that need no context)."""
     stripped = text.strip()
     glue = text != "" and set(text) == {" "}
+    after_newline = text.rpartition("\n")[2]
     delimiter = (stripped != "" and set(stripped) <= DELIMITER_CHARS) or "\n" in text
     return {
         "delimiter": delimiter,
@@ -76,6 +81,8 @@ def classify_text(text: str) -> dict[str, bool]:
         "capitalised": stripped[:1].isupper() and stripped != "I",
         "lone_quote": stripped in LONE_QUOTES,
         "sentence_end": stripped.rstrip(TRAILING_QUOTES).endswith(SENTENCE_END_CHARS),
+        "quote_marks": sum(text.count(q) for q in QUOTE_CHARS),
+        "paragraph_quotes": sum(after_newline.count(q) for q in QUOTE_CHARS),
     }
 
 
@@ -87,7 +94,7 @@ def vocab_classes(tokenizer) -> VocabClasses:
 def classes_from_texts(texts: list[str]) -> VocabClasses:
     """Classify token texts; the position in `texts` is the token id."""
     rows = [classify_text(t) for t in texts]
-    columns = {name: np.array([r[name] for r in rows], dtype=bool) for name in rows[0]}
+    columns = {name: np.array([r[name] for r in rows], dtype=type(rows[0][name])) for name in rows[0]}
     return VocabClasses(texts=tuple(texts), **columns)
 
 
@@ -108,6 +115,7 @@ class SequenceClasses:
     last_delimiter: torch.Tensor  # p(i): latest delimiter j, 1 <= j < i
     clause_start: torch.Tensor  # c(i): first non-glue position after the latest boundary < i
     word_first_piece: torch.Tensor  # w(i): latest word start before i
+    quote_start: torch.Tensor  # q(i): inside a quotation, the latest token before i holding a quote mark
 
 
 def _latest_before(flags: torch.Tensor, strictly: bool = True) -> torch.Tensor:
@@ -126,6 +134,26 @@ def _first_from(flags: torch.Tensor) -> torch.Tensor:
     positions = torch.arange(length, device=flags.device).expand_as(flags)
     marked = torch.where(flags, positions, torch.full_like(positions, length))
     return marked.flip(1).cummin(dim=1).values.flip(1)
+
+
+def _quote_start(tokens: torch.Tensor, real: torch.Tensor, newline: torch.Tensor, vocab: VocabClasses) -> torch.Tensor:
+    """q(i) of right-padded `tokens` (B, T): where the quote marks in the tokens before i, counted
+    from its paragraph's start (after the latest newline, or BOS), are odd in number, the latest
+    token before i holding a quote mark; -1 elsewhere. (B, T)."""
+    marks = torch.as_tensor(vocab.quote_marks, device=tokens.device)[tokens] * real  # (B, T)
+    running = marks.cumsum(dim=1)  # quote marks up to and including each position
+    # The paragraph of query i starts after n(i), its latest newline (BOS, 0, when none); only the
+    # quote marks after that newline's own last newline count.
+    paragraph = _latest_before(newline).clamp(min=0)
+    tail = torch.as_tensor(vocab.paragraph_quotes, device=tokens.device)[tokens] * real
+    before = _shift_right(running) - running.gather(1, paragraph) + tail.gather(1, paragraph)
+    inside = (before % 2 == 1) & real
+    return torch.where(inside, _latest_before(marks > 0), torch.full_like(before, -1))
+
+
+def _shift_right(x: torch.Tensor) -> torch.Tensor:
+    """x[:, i - 1] at position i, 0 at position 0. (B, T)."""
+    return torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
 
 
 def sequence_classes(tokens: torch.Tensor, lengths: torch.Tensor, vocab: VocabClasses) -> SequenceClasses:
@@ -175,6 +203,7 @@ def sequence_classes(tokens: torch.Tensor, lengths: torch.Tensor, vocab: VocabCl
     clause_start = torch.where(last_boundary + 1 >= length, torch.full_like(clause_start, length), clause_start)
 
     return SequenceClasses(
+        quote_start=_quote_start(tokens, valid & not_bos, newline, vocab),
         valid=valid,
         delimiter=delimiter,
         glue=glue,

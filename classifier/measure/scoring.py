@@ -44,7 +44,7 @@ class BatchStats:
 # Metrics that read one key per query (a pointer), and the extra offsets the local window needs.
 POINTER_TARGETS = (
     "current", "previous", "offset2", "start_of_text", "last_delimiter", "clause_start", "word_start",
-    "offset3", "offset4",
+    "quote_start", "offset3", "offset4",
 )
 # Metrics that sum attention over flagged keys 1 <= j <= i - 2 (BOS is never flagged).
 FLAGGED_TARGETS = ("delimiter", "proper_noun")
@@ -77,7 +77,7 @@ class Targets:
 
 
 # Budget parts read through a pointer (one key per query), in PARTS order after sink/self/previous.
-BUDGET_POINTERS = ("word_start", "last_delimiter", "clause_start")
+BUDGET_POINTERS = ("word_start", "quote_start", "last_delimiter", "clause_start")
 # Budget parts read through a per-query key set, stacked after PAIR_TARGETS in Targets.pairs.
 BUDGET_PAIRS = ("duplicate", "induction")
 # Offsets whose keys make up the rest of the local window (i - 4 <= j <= i - 2).
@@ -88,8 +88,8 @@ LOCAL_REST_OFFSETS = (2, 3, 4)
 class BudgetTargets:
     """How one batch's keys split into the disjoint budget parts of `classifier.registry.PARTS`.
 
-    pointer_ok (B, 3, T): the BUDGET_POINTERS key exists and is not claimed by an earlier part
-    (positions are in Targets.positions); pointer_flags (B, 3, T, 2): whether that key is a
+    pointer_ok (B, 4, T): the BUDGET_POINTERS key exists and is not claimed by an earlier part
+    (positions are in Targets.positions); pointer_flags (B, 4, T, 2): whether that key is a
     name / a delimiter (those keys are taken out of the flagged parts); local_free (B, 3, T):
     the key at offset 2, 3, 4 belongs to no earlier part; uniform (B, P, T) each part's share
     under uniform attention; eligible (B, T): real queries i >= 1.
@@ -120,11 +120,11 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
     def at_least(k: int) -> torch.Tensor:
         return valid & (pos >= k)
 
-    p, c, w = classes.last_delimiter, classes.clause_start, classes.word_first_piece
+    p, c, w, q = classes.last_delimiter, classes.clause_start, classes.word_first_piece, classes.quote_start
     pointers = {
         "current": pos, "previous": pos - 1, "offset2": pos - 2, "offset3": pos - 3, "offset4": pos - 4,
         "start_of_text": torch.zeros_like(pos), "last_delimiter": p,
-        "clause_start": torch.where(c < length, c, -1), "word_start": w,
+        "clause_start": torch.where(c < length, c, -1), "word_start": w, "quote_start": q,
     }
     positions = torch.stack([pointers[t] for t in POINTER_TARGETS], dim=1)
     position_ok = (positions >= 0) & valid[:, None]
@@ -140,7 +140,7 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
     pairs = {"duplicate": same_token, "induction": induction_set}
     key_range = (j >= 1) & (j <= i - 2) & valid[:, :, None]
 
-    budget, budget_pairs = _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs, key_range)
+    budget, budget_pairs = _budget_targets(pos, valid, pointers, classes, flags, flagged_before, pairs, key_range)
 
     eligible = {
         "current": at_least(1), "previous": at_least(2), "offset2": at_least(3), "local": at_least(5),
@@ -148,6 +148,7 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
         "last_delimiter": at_least(1) & (p >= 1) & (p <= pos - 2),
         "clause_start": at_least(1) & (c >= 1) & (c <= pos - 2),
         "word_start": classes.continuation & (w >= 0) & (w <= pos - 2),
+        "quote_start": at_least(1) & (q >= 1) & (q <= pos - 2),
         "entropy": at_least(1), "max_weight": at_least(1), "distance": at_least(1),
         "hold": at_least(3),  # a key other than BOS, itself and the previous token exists
         **{m: valid & (flagged_before[m] > 0) for m in FLAGGED_TARGETS},
@@ -176,27 +177,31 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
     )
 
 
-def _budget_targets(pos, valid, p, c, w, classes, flags, flagged_before, pairs, key_range):
+def _budget_targets(pos, valid, pointers, classes, flags, flagged_before, pairs, key_range):
     """Budget targets of one batch, and the (B, T, T) key sets of its BUDGET_PAIRS parts
     (within key_range, Targets.key_range).
 
     A key goes to the first part of PARTS it qualifies for. BOS, self and previous are positions;
-    the word start, latest delimiter and clause start are pointers, kept only when they are at
-    most i - 2 and not an earlier pointer's key; names and other delimiters are flagged keys less
+    the word start, opening quote, latest delimiter and clause start are pointers (`pointers`, by
+    metric name), kept only when they are at most i - 2 and not an earlier pointer's key; names and other delimiters are flagged keys less
     those pointers; duplicates and induction targets are key sets less everything before them;
     the local rest is offsets 2-4 less everything before; the rest is what is left.
     """
     batch, length = pos.shape
     queries = (pos + 1).float()
     real = valid & (pos >= 1)
-    word_ok = classes.continuation & (w >= 1) & (w <= pos - 2)
-    delimiter_ok = (p >= 1) & (p <= pos - 2) & ~(word_ok & (p == w))
-    clause_ok = (c >= 1) & (c <= pos - 2) & ~(word_ok & (c == w)) & ~(delimiter_ok & (c == p))
-    pointers = torch.stack([w, p, c], dim=1).clamp(min=0, max=length - 1)  # (B, 3, T)
-    pointer_ok = torch.stack([word_ok, delimiter_ok, clause_ok], dim=1) & real[:, None]
+    kept = []  # per BUDGET_POINTERS: its key exists in 1..i-2 and is no earlier pointer's kept key
+    for name in BUDGET_POINTERS:
+        key = pointers[name]
+        ok = (key >= 1) & (key <= pos - 2) & (classes.continuation if name == "word_start" else True)
+        for earlier, earlier_ok in zip(BUDGET_POINTERS, kept):
+            ok = ok & ~(earlier_ok & (key == pointers[earlier]))
+        kept.append(ok)
+    pointer_ok = torch.stack(kept, dim=1) & real[:, None]  # (B, 4, T)
+    pointers = torch.stack([pointers[name] for name in BUDGET_POINTERS], dim=1).clamp(min=0, max=length - 1)
 
     flag_stack = torch.stack([flags["proper_noun"], flags["delimiter"]], dim=-1)  # (B, T, 2)
-    pointer_flags = flag_stack[torch.arange(batch, device=pos.device)[:, None, None], pointers]  # (B, 3, T, 2)
+    pointer_flags = flag_stack[torch.arange(batch, device=pos.device)[:, None, None], pointers]  # (B, 4, T, 2)
     pointer_flags = pointer_flags & pointer_ok[..., None]
 
     # Keys claimed before the key-set parts: pointer keys and flagged keys. (B, T, T)
@@ -415,8 +420,8 @@ def _budget_sums(per_query: dict, gathered: torch.Tensor, pair_sums: torch.Tenso
     flagged sums less the pointer keys among them, key-set parts come from the same einsum.
     """
     pointer_index = [POINTER_TARGETS.index(name) for name in BUDGET_POINTERS]
-    pointers = gathered[..., pointer_index] * budget.pointer_ok.transpose(1, 2)[:, None]  # (B, H, T, 3)
-    flags = budget.pointer_flags.transpose(1, 2)[:, None].float()  # (B, 1, T, 3, 2)
+    pointers = gathered[..., pointer_index] * budget.pointer_ok.transpose(1, 2)[:, None]  # (B, H, T, 4)
+    flags = budget.pointer_flags.transpose(1, 2)[:, None].float()  # (B, 1, T, 4, 2)
     offsets = gathered[..., [POINTER_TARGETS.index(f"offset{k}") for k in LOCAL_REST_OFFSETS]]
     at_previous = per_query["previous"] * (torch.arange(gathered.shape[2], device=gathered.device) >= 2)
     parts = {
