@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # --- Measurement constants (fixed when a corpus is scored; classifier.measure.scoring) ---------
-# `hold` (docs/hold.md): a query's top key (its argmax over keys 1 <= j <= i - 2: BOS, itself and
+# `hold` (docs/metrics.md section 5): a query's top key (its argmax over keys 1 <= j <= i - 2: BOS, itself and
 # the previous token have roles of their own) is held when (a) the same key position is the top
 # key of at least HOLD_MIN_QUERIES queries of the story (consecutive or not), and (b) it is a
 # position, not a token: it gets HOLD_POSITION_LIFT times the mean weight of the keys of its token
@@ -30,7 +30,7 @@ HOLD_MIN_QUERIES = 4
 HOLD_PEAK_LIFT = 2.0
 # ...and at least this multiple of the mean over its token's keys in range. A head that prefers a
 # token gives its copies about the same weight (ratio ~1); holding the latest of two copies exactly
-# gives 2, of three 3. FIGURES: see docs/hold.md (calibration noise and holder heads).
+# gives 2, of three 3. FIGURES: see docs/metrics.md section 5 (calibration noise and holder heads).
 HOLD_POSITION_LIFT = 1.5
 # Top keys (what a head looks at, by token text) are kept only for key tokens seen at least this
 # many times as a key, in at least TOP_KEY_MIN_STORIES stories: a token seen once is one story's
@@ -150,7 +150,7 @@ class Thresholds:
     # `hold` (general, like local and broad: named when no specific role is, or when the held keys
     # get more attention than the specific winner explains): at least this share of the head's
     # queries hold a key position (metric `hold`, classifier.measure.scoring.held_keys)...
-    # FIGURES (docs/hold.md, 60 bundled stories): planted holders 0.79-0.87, random-QK noise heads
+    # FIGURES (docs/metrics.md section 5, 60 bundled stories): planted holders 0.79-0.87, random-QK noise heads
     # (score std 0.5-4 logits) at most 0.022.
     hold_queries: float = 0.1
     # ...and the held keys get at least this share of the non-sink attention (planted holders

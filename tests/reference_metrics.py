@@ -17,7 +17,7 @@ METRIC_NAMES = (
     "clause_start", "proper_noun", "word_start", "quote_start", "duplicate", "induction", "entropy", "max_weight",
     "distance", "hold",
 )
-# hold (design notes, sections 7 and 8; docs/hold.md): a query's top key over keys 1 <= j <= i-2
+# hold (design notes, sections 7 and 8; docs/metrics.md section 5): a query's top key over keys 1 <= j <= i-2
 # counts when it gets at least HOLD_PEAK_LIFT / (i+1), and is held when it is the counted top key
 # of a run of at least HOLD_MIN_QUERIES consecutive queries, and gets at least HOLD_POSITION_LIFT times the mean weight of the keys 1 <= j <= i-2 of its token.
 HOLD_MIN_QUERIES = 4

@@ -1,4 +1,4 @@
-"""`quote_start` (docs/quote-start.md) on hand-checked texts, GPT-2 BPE and llama2.c's tok512.
+"""`quote_start` (docs/metrics.md section 3) on hand-checked texts, GPT-2 BPE and llama2.c's tok512.
 
 Each case lists the tokens the tokenizer gives and q(i) for every position, worked out by hand:
 the quote marks (`"`, `“`, `”`) in the tokens before i, counted from i's paragraph start, are odd

@@ -20,7 +20,7 @@ import torch
 DELIMITER_CHARS = frozenset('.,!?;:"“”…')
 CONJUNCTIONS = frozenset({"and", "but", "or", "so", "because", "yet", "nor"})
 LONE_QUOTES = frozenset({'"', "“"})
-# The double quote marks that open and close a quotation (`quote_start`; docs/quote-start.md).
+# The double quote marks that open and close a quotation (`quote_start`; docs/metrics.md section 3).
 QUOTE_CHARS = '"“”'
 # Quote marks removed from the end of a token before asking whether it ends a sentence.
 TRAILING_QUOTES = "\"“”'’"
