@@ -85,8 +85,9 @@ RuleKind = Literal["target", "sink", "positional", "local", "hold", "broad", "no
 class Role:
     """One role: how tables name it and which measurements decide it.
 
-    parts: budget part groups whose share the role explains; the role reads the group with the
-    largest lift (a delimiter head may prefer the latest delimiter, or delimiters at large).
+    parts: budget part groups whose share the role explains; the role reads, among the groups the
+    head prefers, the one with the most attention above uniform (a delimiter head may prefer the
+    latest delimiter, or delimiters at large: classifier.label.roles._group_share).
     """
 
     name: RoleName

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 # --- Measurement constants (fixed when a corpus is scored; classifier.measure.scoring) ---------
 # `hold` (docs/metrics.md section 5): a query's top key (its argmax over keys 1 <= j <= i - 2: BOS, itself and
 # the previous token have roles of their own) is held when (a) the same key position is the top
-# key of at least HOLD_MIN_QUERIES queries of the story (consecutive or not), and (b) it is a
+# key of a run of at least HOLD_MIN_QUERIES consecutive queries (the query among them), and (b) it is a
 # position, not a token: it gets HOLD_POSITION_LIFT times the mean weight of the keys of its token
 # (the token-shuffle null). Four queries is a sentence's subject held through its sentence ("Lily
 # went to the park."); the queries i >= j + 2 of four reach at least five back, past the local

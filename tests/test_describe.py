@@ -32,7 +32,7 @@ def test_a_doubtful_label_gets_a_question_mark_and_unclear_no_confidence():
 def test_a_head_no_role_names_is_described_by_its_top_keys():
     text = describe_head(label(top_keys=[DOT, TO]), METRICS_ROW, None)
     assert text.startswith("No structural role; prefers ` to` (31% of its attention, 9.0x)")
-    assert "20% of its queries go to a key" in text  # its hold
+    assert "20% of its queries hold their top key through a run of at least 4 queries" in text  # its hold
     assert top_keys_text(label(top_keys=[DOT, TO])) == "` to` 31% 9.0x, `.` 5% 1.1x"  # preferred first
 
 
@@ -59,7 +59,7 @@ def test_a_hold_head_names_what_it_holds():
     row = label(role="hold", explained=0.12, lift=12.0, hold=0.55, hold_attention=0.12,
                 top_keys=[DOT, {"token": " Lily", "share": 0.04, "lift": 6.0}, {"token": " mom", "share": 0.02, "lift": 3.0}])
     text = describe_head(row, METRICS_ROW, None)
-    assert text.startswith("Holds one earlier word for a run of queries (55% of its queries go to a key")
+    assert text.startswith("Holds one earlier word for a run of queries (55% of its queries hold their top key through a run")
     assert "mostly ` Lily` (4% of its attention, 6.0x), ` mom`" in text and "`.`" not in text
 
 

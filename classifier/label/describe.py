@@ -114,10 +114,11 @@ def _budget_phrase(budget: pd.Series, part: str) -> str:
 
 
 def _hold_text(label) -> str:
-    """"45% of its queries go to a key that at least 7 other queries ... also go to"; empty for runs saved before hold."""
+    """"45% of its queries hold their top key through a run of at least 4 queries"; empty for runs
+    saved before hold."""
     hold = label.get("hold", np.nan)
-    return (f"{percent(hold)} of its queries go to a key that at least {HOLD_MIN_QUERIES - 1} other queries of the "
-            "story also go to" if _finite(hold) else "")
+    return (f"{percent(hold)} of its queries hold their top key through a run of at least {HOLD_MIN_QUERIES} queries"
+            if _finite(hold) else "")
 
 
 def _keys_description(label, lead: str) -> str:

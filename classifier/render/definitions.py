@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from classifier.formatting import percent
 from classifier.thresholds import (
-    DEFAULT_THRESHOLDS, DOUBT_CONFIDENCE, HOLD_MIN_QUERIES, KEYS_NAMED, MATTERS_SHARE_OF_LOSS, MIN_STORIES_FOR_BOOTSTRAP,
+    DEFAULT_THRESHOLDS, DOUBT_CONFIDENCE, HOLD_MIN_QUERIES, HOLD_PEAK_LIFT, HOLD_POSITION_LIFT, KEYS_NAMED, MATTERS_SHARE_OF_LOSS, MIN_STORIES_FOR_BOOTSTRAP,
     TOP_KEY_NOTABLE_LIFT,
 )
 
 METRICS_DOC = "docs/metrics.md"
 
 BUDGET = ("Each query's attention is split into disjoint parts by the most specific target each key is: BOS, itself, "
-          "the previous token, the word's first piece, the latest delimiter, the clause start, names, other delimiters, "
+          "the previous token, the word's first piece, the opening quote of the current quotation, the latest delimiter, the clause start, names, other delimiters, "
           "earlier copies, induction targets, the rest of the last five tokens, everything else (budget.csv). "
           "Shares are token-weighted over the scored queries of every story.")
 
@@ -30,8 +30,10 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
     ("Margin", "how far the role's share above uniform leads the best other target's, each taken over the queries "
      "that have its target (n/a for broad, positional and unclear heads)."),
     ("Sink", "share of all attention on BOS (position 0)."),
-    ("Hold", "share of queries whose top key (BOS, itself and the previous token aside, at least "
-     f"{TOP_KEY_NOTABLE_LIFT:g}x uniform) is also the top key of at least {HOLD_MIN_QUERIES - 1} other queries of the story."),
+    ("Hold", "share of queries that hold an earlier position: their top key (BOS, itself and the previous token aside, "
+     f"at least {HOLD_PEAK_LIFT:g}x uniform) is the top key of a run of at least {HOLD_MIN_QUERIES} consecutive queries, and "
+     f"gets at least {HOLD_POSITION_LIFT:g}x the mean weight of the other keys of its token (a held position, not a "
+     "preferred token)."),
     ("Top keys", "the key tokens (by text; BOS, itself and the previous token aside) with the largest share of the head's "
      f"attention, those it prefers ({TOP_KEY_NOTABLE_LIFT:g}x uniform or more) first, each with its share and its lift "
      f"over uniform attention; the role table shows the first {KEYS_NAMED}, the head card all of them."),

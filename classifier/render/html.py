@@ -98,7 +98,7 @@ def _facts(role_row: pd.Series, metrics: pd.Series) -> list[tuple[str, str]]:
     facts.append((percent(stability), "same role in bootstrap resamples"))
     facts.append((percent(metrics["start_of_text"]), "on BOS (attention sink)"))
     if "hold" in metrics and pd.notna(metrics["hold"]):
-        facts.append((percent(metrics["hold"]), f"of its queries return to a key {HOLD_MIN_QUERIES - 1} others also take (hold)"))
+        facts.append((percent(metrics["hold"]), f"of its queries hold a key through a run of {HOLD_MIN_QUERIES} or more (hold)"))
     facts.append((f"{metrics['entropy']:.2f}", "entropy (of its maximum)"))
     return facts
 

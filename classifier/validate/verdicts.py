@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from classifier.registry import OFFSETS, ROLE_REGISTRY
-from classifier.thresholds import NUMBER_AGREEMENT
+from classifier.thresholds import DEFAULT_THRESHOLDS, NUMBER_AGREEMENT
 from classifier.validate.claims import Claim, HeadClaims
 from classifier.validate.numbers import EXPLAINED, EXPLAINED_WHERE_AVAILABLE, WrittenNumber
 
@@ -117,15 +117,19 @@ def role_evidence(role: str, metrics: pd.Series, budget: pd.Series | None = None
         return Evidence(role, float("nan"), float("nan"), measure="")
     if budget is not None and spec.parts and all(p in budget.index and f"{p}_uniform" in budget.index
                                                   for group in spec.parts for p in group):
-        best = None
-        for group in spec.parts:  # the group with the largest lift, as the role rule reads it
+        groups = []  # (evidence, attention above uniform)
+        for group in spec.parts:
             share = sum(_get(budget, p) for p in group)
             uniform = sum(_get(budget, f"{p}_uniform") for p in group)
             lift = share / uniform if uniform > 0 else float("nan")
-            if best is None or np.nan_to_num(lift) > np.nan_to_num(best.lift):
-                low = _get(budget, f"{group[0]}_lo") if len(group) == 1 else float("nan")
-                high = _get(budget, f"{group[0]}_hi") if len(group) == 1 else float("nan")
-                best = Evidence(role, share, lift, low, high, measure="budget part " + "+".join(group))
+            low = _get(budget, f"{group[0]}_lo") if len(group) == 1 else float("nan")
+            high = _get(budget, f"{group[0]}_hi") if len(group) == 1 else float("nan")
+            evidence = Evidence(role, share, lift, low, high, measure="budget part " + "+".join(group))
+            groups.append((evidence, np.nan_to_num(share - uniform, nan=-np.inf)))
+        # as the role rule reads it (classifier.label.roles._group_share): among the groups the head
+        # prefers (target_lift), else all, the one with the most attention above uniform
+        preferred = [g for g in groups if np.nan_to_num(g[0].lift) >= DEFAULT_THRESHOLDS.target_lift] or groups
+        best = max(preferred, key=lambda g: g[1])[0]
         return best
     metric = spec.headline
     return Evidence(role, _get(metrics, metric), _get(metrics, f"{metric}_lift"), _get(metrics, f"{metric}_lo"),
