@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
+from classifier.formatting import percent, written_role
 from classifier.label.roles import ROLES
 
 
@@ -194,8 +195,8 @@ def demo_section(analysis, truth) -> str:
     table = pd.DataFrame({
         "Head": [head_label(r.layer, r.head, n_layers) for r in heads.itertuples()],
         "Planted": heads["planted"],
-        "Measured": heads["measured"],
-        "Confidence": [f"{c:.0%}" for c in heads["confidence"]],
+        "Measured": [written_role(m, c) for m, c in zip(heads["measured"], heads["confidence"])],
+        "Confidence": ["" if m == "unclear" else percent(c) for m, c in zip(heads["measured"], heads["confidence"])],
         "Recovered": ["yes" if p == m else "**no**" for p, m in zip(heads["planted"], heads["measured"])],
     })
     recovered = int((heads["planted"] == heads["measured"]).sum())

@@ -233,10 +233,13 @@ def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLD
     # holder of the latest capitalised word is also a clause-start head on the sentences whose
     # start it holds, a soft one also near-sighted); not when its attention is spread close to
     # uniform (broad says more), and it outranks a sink only when the held keys get a real share.
+    # A quote-start head holds the opening mark by definition (one key for every query of the
+    # quotation): its runs are the target itself, so holding says nothing more specific.
     held = np.nan_to_num(evidence.explained[..., HOLD_ROLE])
     hold_wins = (evidence.passes[..., HOLD_ROLE] & ~sliver[..., HOLD_ROLE] & ~broad_passes
                  & (~sink_passes | (held >= thresholds.sink_overrule_share)))
-    specific_wins &= ~(hold_wins & ~positional & (held > best_share))
+    held_by_target = best == ROLES.index("quote-start")
+    specific_wins &= ~(hold_wins & ~positional & ~held_by_target & (held > best_share))
     fallback = np.where(
         hold_wins, ROLES.index("hold"),
         np.where(sink_passes, ROLES.index("start-of-text"), np.where(broad_passes, ROLES.index("broad"), UNCLEAR)),
