@@ -30,7 +30,7 @@ def notes_from_report(run: Path) -> str:
         hold = float(metrics[key]["hold"])
         if math.isfinite(hold):
             text += f" Hold around {percent(hold)}."
-        ablation = float(metrics[key].get("ablation", "nan") or "nan")
+        ablation = float(metrics[key].get("ablation", "nan"))  # exactly 0.0 where the head changes nothing (demo)
         if math.isfinite(ablation):
             text += f" Ablating it costs about {ablation:.3f} nats."
         lines.append(f"| {head['layer']}.{head['head']} | {text} |")
