@@ -6,17 +6,16 @@ step (open track.html while training runs), each step's run kept in out_dir/runs
 `HeadRolesCallback` does the same for `transformers.Trainer`, at each save or every N steps, and
 adds the time it took to the Trainer's log line.
 
-Training is unchanged by watching: the model is scored through a copy (classifier.load.models'
-wrapping replaces a model's attention modules in place, which would change the checkpoints the
-Trainer saves), in eval mode and without gradients, and the random number generators (torch,
-numpy, Python) are put back as they were. The numbers are those `head-roles track` gives over the
+Training is unchanged by watching: the model is wrapped by classifier.load.models.wrap_model (a
+copy of its module tree sharing its weights: no weight copied, the model in training untouched),
+scored in eval mode and without gradients, and the random number generators (torch, numpy,
+Python) are put back as they were. The numbers are those `head-roles track` gives over the
 saved checkpoints with the same settings (the same `analyse` on the same stories). A resumed run
 finds the steps already in out_dir/runs and appends: a step scored again replaces its earlier run.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import re
@@ -126,11 +125,12 @@ class RoleWatcher:
         started = time.perf_counter()
         tokenizer = tokenizer if tokenizer is not None else self.tokenizer
         with preserved_rng():
-            scored = copy.deepcopy(model)  # wrapping changes the model it wraps: never the one in training
-            loaded = wrap_model(scored, tokenizer=tokenizer, device=self.device, name=self.label(step))
+            # wrap_model boots on a copy of the module tree that shares the weights: no weight is
+            # copied and the model in training is not changed
+            loaded = wrap_model(model, tokenizer=tokenizer, device=self.device, name=self.label(step))
             with eval_mode(loaded):
                 run = analyse(loaded, self.corpus, self.settings, progress=False)
-            del loaded, scored
+            del loaded
         write_files(self.runs_dir / f"step-{step}", run.files())
         self.runs[step] = run
         write_track(self.tracking(), self.out_dir, figures=self.figures)
