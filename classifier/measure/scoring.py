@@ -134,7 +134,8 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
     flagged_before = {m: _shift_right(f.float().cumsum(-1), 2) for m, f in flags.items()}
 
     i, j = pos[:, :, None], pos[:, None, :]
-    same_token = (tokens[:, None, :] == tokens[:, :, None]) & (j < i) & valid[:, :, None]
+    same = tokens[:, None, :] == tokens[:, :, None]  # (B, T, T), symmetric: also the key-by-key token match
+    same_token = same & (j < i) & valid[:, :, None]
     # induction: keys j + 1 whose previous token j equals the current token, with j < i - 1.
     induction_set = _shift_right(same_token, 1, False) & (j < i)
     pairs = {"duplicate": same_token, "induction": induction_set}
@@ -173,7 +174,7 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
         valid=valid,
         key_range=key_range,
         budget=budget,
-        same_key_token=tokens[:, :, None] == tokens[:, None, :],
+        same_key_token=same,
     )
 
 
@@ -370,8 +371,9 @@ def score_patterns(
         # queries i >= 1 (the previous token from i >= 2, as in the budget).
         delimiter = targets.key_vectors[..., 0]
         real = targets.valid & (pos >= 1)
-        adjacent_keys = delimiter + _shift_right(delimiter, 1) * (pos >= 2)  # (B, T)
-        adjacent = per_query["current"] * delimiter[:, None] + per_query["previous"] * (_shift_right(delimiter, 1) * (pos >= 2))[:, None]
+        previous_delimiter = _shift_right(delimiter, 1) * (pos >= 2)  # (B, T)
+        adjacent_keys = delimiter + previous_delimiter
+        adjacent = per_query["current"] * delimiter[:, None] + per_query["previous"] * previous_delimiter[:, None]
         adjacent = torch.where(real[:, None], adjacent, 0.0)
         adjacent_uniform = torch.where(real, adjacent_keys / (pos + 1), 0.0)[:, None].expand_as(adjacent)
         held_columns = [(top * held).sum(-1), held_uniform.sum(-1), adjacent.sum(-1), adjacent_uniform.sum(-1)]

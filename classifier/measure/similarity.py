@@ -22,6 +22,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from classifier.load.models import LoadedModel
+from classifier.measure.ablation import advance
 from classifier.measure.batches import attention_batches
 from classifier.measure.scorer import layer_patterns
 from classifier.thresholds import DEFAULT_THRESHOLDS
@@ -73,8 +74,7 @@ def head_similarity(model: LoadedModel, token_lists: list[np.ndarray], batch_siz
         counted[:, 0] = False
         total = total + overlap_sums(layer_patterns(model, batch.tokens, valid.long()), counted)
         queries += int(counted.sum())
-        if bar is not None:
-            bar.update(len(batch.indices))
+        advance(bar, len(batch.indices))
     return (total / queries).numpy()
 
 

@@ -140,18 +140,18 @@ def ranking(run) -> tuple[pd.DataFrame, pd.DataFrame]:
     return (pd.DataFrame(ranking_rows(run, above)), pd.DataFrame(ranking_rows(run, below, len(above) + 1)))
 
 
-def importance_intro(run) -> list[str]:
-    """The sentences above the ranking (both pages): clean loss, the line, the attribution's agreement."""
+def importance_intro(run, matter: int) -> list[str]:
+    """The sentences above the ranking (both pages): clean loss, the line (`matter` heads above
+    it, as the caller ranked them), the attribution's agreement."""
     loss, line = clean_loss(run), matters_line(run)
-    above, _ = ranked_heads(run)
     stories = ablated_stories(run)
     if math.isfinite(loss):
         said = [f"Clean loss (no head ablated) on {stories}: {nats(loss)} nats per predicted token. A head **matters** "
                 f"when its ablation's 95% interval lies above zero and above {percent(MATTERS_SHARE_OF_LOSS, 1)} of the "
-                f"clean loss ({line:.4f} nats): {len(above)} of {len(run.roles)} heads do."]
+                f"clean loss ({line:.4f} nats): {matter} of {len(run.roles)} heads do."]
     else:
         said = [f"This run did not record the clean loss on {stories}, so no share of it is shown and a head **matters** "
-                f"when its ablation's 95% interval lies above zero: {len(above)} of {len(run.roles)} heads do."]
+                f"when its ablation's 95% interval lies above zero: {matter} of {len(run.roles)} heads do."]
     agreement = rank_agreement(run)
     if math.isfinite(agreement):
         said.append(f"**Attribution** (attribution patching, a one-pass linear estimate of the same effect) ranks the heads "
@@ -199,7 +199,7 @@ def importance_lines(run) -> list[str]:
             f"by its mean over {ablated_stories(run)} (exact, one forward pass per head; 95% bootstrap interval over "
             "stories); **Share of loss**: the ablation as a share of the clean loss.",
             "",
-            "\n\n".join(importance_intro(run)),
+            "\n\n".join(importance_intro(run, len(above))),
             "",
             f"### Heads that matter ({len(above)})",
             "",
@@ -271,7 +271,7 @@ def importance_html(run) -> str:
                            else f"<th>{html.escape(c)}</th>" for c in columns)
             tables.append(f"<h3>{html.escape(title)}</h3><div class=\"scroll\"><table><thead><tr>{head}</tr></thead>"
                           f"<tbody>{''.join(body)}</tbody></table></div>")
-        intro = "".join(f"<p>{markdown_bold(html.escape(sentence))}</p>" for sentence in importance_intro(run))
+        intro = "".join(f"<p>{markdown_bold(html.escape(sentence))}</p>" for sentence in importance_intro(run, len(above)))
         parts.append(
             "<section id=\"importance\"><h2>Which heads matter</h2>"
             "<div class=\"hint\">Loss increase (nats per predicted token) when the head's output is replaced by its mean "

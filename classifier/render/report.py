@@ -16,7 +16,7 @@ import pandas as pd
 from classifier.label.describe import (
     confidence_text, describe_head, key_kind, role_label, secondary_label, top_keys_text,
 )
-from classifier.formatting import head_label, markdown_table, percent, role_counts, times, token, written_role
+from classifier.formatting import head_label, markdown_table, percent, role_counts, times, token
 from classifier.render.definitions import BUDGET, DEFINITIONS, METRICS_DOC
 from classifier.render.importance import ablation_cell, importance_lines
 from classifier.render.view import scored_tokens, shown_run
@@ -95,8 +95,8 @@ def prompt_lines(run) -> list[str]:
         )
         prompt = roles.loc[(layer, head)]
         corpus = corpus_roles.loc[(layer, head)]
-        prompt_role = written_role(prompt["role"], prompt.get("confidence", np.nan))
-        agree = "" if prompt["role"] == corpus["role"] else f" (corpus: {written_role(corpus['role'], corpus.get('confidence', np.nan))})"
+        prompt_role = role_label(prompt)
+        agree = "" if prompt["role"] == corpus["role"] else f" (corpus: {role_label(corpus)})"
         lines.append(f"- **{head_label(layer, head, run.model.n_layers)}**: {prompt_role}{agree}; {arrows}")
     return lines
 

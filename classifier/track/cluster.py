@@ -17,9 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping
 
-from classifier.errors import InputError
+from classifier.errors import InputError, one_line
 from classifier.settings import ScoreSettings
-from classifier.errors import one_line
 from classifier.track.store import ModelSpec, code_identity, score_model
 
 # `--ray` given without an address: start a Ray instance on this machine (Ray's own name for it).
@@ -94,14 +93,16 @@ def score_on_ray(
     """One Ray task per model; yields (its key in `specs`, its outcome) as tasks finish. A task
     whose worker died is an outcome with an error: the others go on."""
     with ray_session(address) as ray:
-        gpus = ray.cluster_resources().get("GPU", 0)
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
         per_task = 1 if gpus >= 1 and settings.device != "cpu" else 0
         # No retries: a model that fails once is listed as failed, as with --jobs.
         task = ray.remote(num_gpus=per_task, max_retries=0)(score_task)
         shared = ray.put(corpus)  # sent to the object store once, not once per task
-        futures = {task.remote(spec, shared, settings, tokenizer, code_identity()): k for k, spec in specs.items()}
+        code = code_identity()  # reads and hashes every module the pipeline imports: once, not once per task
+        futures = {task.remote(spec, shared, settings, tokenizer, code): k for k, spec in specs.items()}
         log(f"scoring {len(futures)} model(s) as Ray tasks ({'one GPU' if per_task else 'CPU only'} each; "
-            f"cluster: {ray.cluster_resources().get('CPU', 0):g} CPUs, {gpus:g} GPUs)")
+            f"cluster: {resources.get('CPU', 0):g} CPUs, {gpus:g} GPUs)")
         pending = list(futures)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)

@@ -28,7 +28,7 @@ from transformers import TrainerCallback
 
 from classifier.errors import InputError
 from classifier.settings import ScoreSettings
-from classifier.track.store import KEY_SETTINGS, ModelSpec
+from classifier.track.store import KEY_SETTINGS, ModelSpec, default_store
 from classifier.track.tracking import Compare, TrackedModel, Tracking, compared
 
 # Light by default: a scored step should cost a small part of the training between two saves.
@@ -83,7 +83,7 @@ class RoleWatcher:
         self.settings = ScoreSettings(stories=n_stories, max_tokens=max_tokens, seed=seed, batch_size=batch_size,
                                       bootstrap=bootstrap, device=device or "auto", ablation_stories=ablation_stories)
         self.out_dir = check_output_dir(out_dir, option="out_dir", outputs=TRACK_OUTPUTS)
-        self.runs_dir = self.out_dir / "runs"
+        self.runs_dir = default_store(self.out_dir)
         self.corpus = load_corpus(stories, stories=self.settings.stories, seed=seed)
         self.tokenizer, self.device = tokenizer, device
         self.name = name or self.out_dir.resolve().name
@@ -97,14 +97,16 @@ class RoleWatcher:
 
         found = {}
         folders = sorted(self.runs_dir.iterdir()) if self.runs_dir.is_dir() else []
-        wanted = {name: self.settings.to_json()[name] for name in KEY_SETTINGS}
+        own = self.settings.to_json()
+        wanted = {name: own[name] for name in KEY_SETTINGS}
         sample = _plain({k: self.corpus.describe()[k] for k in SAMPLE_FIELDS})
         for folder in folders:
             match = RUN_FOLDER.match(folder.name)
             if match is None or not folder.is_dir():
                 continue
             run = load_run(folder)
-            settings = {name: run.settings.to_json()[name] for name in KEY_SETTINGS}
+            stored = run.settings.to_json()
+            settings = {name: stored[name] for name in KEY_SETTINGS}
             if settings != wanted or _plain({k: run.corpus.get(k) for k in SAMPLE_FIELDS}) != sample:
                 raise InputError(f"{folder}: scored with other stories or settings ({settings}); "
                                  "watch into another folder")
