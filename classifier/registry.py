@@ -1,7 +1,7 @@
 """Names of every metric, budget part and role, in one place that imports no torch.
 
 `METRICS` are the metrics of section 3 of the design notes, then `hold` (section 7: the share of
-queries whose top key the head keeps returning to); the exact definitions live in
+queries that hold an earlier key position through a run of queries, docs/metrics.md section 5); the exact definitions live in
 `classifier.measure.scoring`. `PARTS` split each query's attention into disjoint parts, each key going
 to the most specific target it is, so that a head has one budget of attention summing to 1
 (section 4: specific before general). `ROLE_REGISTRY` declares each role once: its short code,

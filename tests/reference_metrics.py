@@ -19,8 +19,13 @@ METRIC_NAMES = (
 )
 # hold (design notes, sections 7 and 8; docs/metrics.md section 5): a query's top key over keys 1 <= j <= i-2
 # counts when it gets at least HOLD_PEAK_LIFT / (i+1), and is held when it is the counted top key
-# of a run of at least HOLD_MIN_QUERIES consecutive queries, and gets at least HOLD_POSITION_LIFT times the mean weight of the keys 1 <= j <= i-2 of its token.
+# of a run of at least HOLD_MIN_QUERIES queries (each within HOLD_MAX_GAP + 1 of the previous one
+# with the same top key), the key is the counted top key of at most HOLD_RETURN_SHARE x the run's
+# queries outside the run, and it gets at least HOLD_POSITION_LIFT times the mean weight of the
+# keys 1 <= j <= i-2 of its token (or is the only one).
 HOLD_MIN_QUERIES = 4
+HOLD_MAX_GAP = 2
+HOLD_RETURN_SHARE = 0.5
 HOLD_PEAK_LIFT = 2.0
 HOLD_POSITION_LIFT = 1.5
 
@@ -304,19 +309,31 @@ def held_queries(A: np.ndarray, tok: list[int]) -> list[bool]:
                 best = j
         if A[i, best] >= HOLD_PEAK_LIFT / (i + 1):
             top[i] = best
+    # runs: walk the queries; a query joins the open run of its top key when that run's last query
+    # is at most HOLD_MAX_GAP + 1 before it (a query between two of a run's may look elsewhere)
+    run_of = [NO_POSITION] * T
+    runs: list[list[int]] = []
+    last_run: dict[int, int] = {}
+    for i in range(3, T):
+        if top[i] == NO_POSITION:
+            continue
+        r = last_run.get(top[i])
+        if r is not None and i - runs[r][-1] <= HOLD_MAX_GAP + 1:
+            runs[r].append(i)
+        else:
+            runs.append([i])
+            last_run[top[i]] = len(runs) - 1
+        run_of[i] = last_run[top[i]]
     held = [False] * T
     for i in range(3, T):
         if top[i] == NO_POSITION:
             continue
-        start, end = i, i  # the run of consecutive queries with the same counted top key
-        while start - 1 >= 3 and top[start - 1] == top[i]:
-            start -= 1
-        while end + 1 < T and top[end + 1] == top[i]:
-            end += 1
-        queries = end - start + 1
+        queries = len(runs[run_of[i]])
+        elsewhere = sum(1 for q in range(3, T) if top[q] == top[i]) - queries
         twins = [j for j in range(1, i - 1) if tok[j] == tok[top[i]]]
         mean = sum(A[i, j] for j in twins) / len(twins)
-        held[i] = queries >= HOLD_MIN_QUERIES and (A[i, top[i]] >= HOLD_POSITION_LIFT * mean or len(twins) == 1)
+        held[i] = (queries >= HOLD_MIN_QUERIES and elsewhere <= HOLD_RETURN_SHARE * queries
+                   and (A[i, top[i]] >= HOLD_POSITION_LIFT * mean or len(twins) == 1))
     return held
 
 

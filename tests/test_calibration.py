@@ -113,7 +113,8 @@ def test_planted_holders_hold_and_random_heads_of_every_spread_do_not(models, se
     _, truth, values = models["hold", seed]
     holders = [h for h in truth.heads if h.role == "hold"]
     stds = sorted(h.score_std for h in truth.heads if h.score_std is not None)
-    assert len(holders) == 4 and stds[0] == 0.5 and stds[-1] == 4.0
+    assert len(holders) == 6 and stds[0] == 0.5 and stds[-1] == 4.0
+    assert sum(h.minor == "noise" for h in holders) == 2  # two with random-QK scores on top
     for head in holders:  # the latest capitalised word, held until the next one
         assert values[head.layer, head.head, M["hold"]] >= 0.2, head
 

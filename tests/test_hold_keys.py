@@ -8,7 +8,7 @@ import torch
 from classifier.load.tokens import classes_from_texts, sequence_classes
 from classifier.measure.accumulators import KeyTotals
 from classifier.measure.scoring import METRICS, metric_targets, score_patterns
-from classifier.thresholds import HOLD_MIN_QUERIES
+from classifier.thresholds import HOLD_MAX_GAP, HOLD_MIN_QUERIES, HOLD_RETURN_SHARE
 
 VOCAB = ["<bos>", " Lily", " ran", ",", " and", " Tom", " sat", ".", "ily", " the", " cat", "\n", " "]
 CLASSES = classes_from_texts(VOCAB)
@@ -70,11 +70,36 @@ def test_a_position_held_by_four_queries_is_held_when_its_token_copies_are_not()
 
 def test_three_queries_on_one_key_or_scattered_returns_are_not_a_hold():
     three = rows([13 if i in (15, 16, 17) else i for i in range(T)])
-    # six queries return to key 13, every other one (a random head's choice follows the query's
-    # token: queries of one token share a top key, and they are scattered)
-    scattered = rows([13 if i in (15, 17, 19, 21, 23) else i for i in range(T)])
+    # four queries return to " cat" (at 9, seen once), every fourth one: three queries between each
+    # (a random head's choice follows the query's token: queries of one token share a top key,
+    # and they are scattered)
+    scattered = rows([9 if i in (11, 15, 19, 23) else i for i in range(T)])
     held, _, _ = hold_of(three, scattered)
     assert held.tolist() == [0.0, 0.0]
+
+
+def test_a_soft_holder_may_look_elsewhere_for_up_to_two_queries_at_a_time():
+    assert HOLD_MAX_GAP == 2  # the hand-built runs below are sized for it
+    # " cat" (9) held by 11, 12, 15, 16, 19, 20: queries 13-14 and 17-18 look at themselves (an
+    # excursion of two queries each): one run of six
+    soft = rows([9 if i in (11, 12, 15, 16, 19, 20) else i for i in range(T)])
+    # three queries out (17-19) end the run: 11, 12, 15, 16 is a run of four, 20-22 a second run of
+    # three that comes back to it (more than HOLD_RETURN_SHARE x 4 = 2 returns): nothing held
+    broken = rows([9 if i in (11, 12, 15, 16, 20, 21, 22) else i for i in range(T)])
+    held, _, _ = hold_of(soft, broken)
+    assert held.tolist() == [6.0, 0.0]
+
+
+def test_a_key_the_head_keeps_coming_back_to_is_not_held():
+    assert HOLD_RETURN_SHARE == 0.5
+    # " Lily" (1) held by 3-6 (a run of four), then the head comes back to it from 10, 14, 18 and
+    # 22 (three queries between each: no run): four returns for a run of four (allowed: 4 x 0.5
+    # = 2), a favourite word, not a held one
+    returns = rows([1 if i in (3, 4, 5, 6, 10, 14, 18, 22) else i for i in range(T)])
+    # two returns (14, 22) are allowed: the run of four is held, the returns are not (no run of their own)
+    twice = rows([1 if i in (3, 4, 5, 6, 14, 22) else i for i in range(T)])
+    held, _, _ = hold_of(returns, twice)
+    assert held.tolist() == [0.0, 4.0]
 
 
 def test_a_preferred_token_is_not_a_held_position_and_a_word_seen_once_is_judged_by_its_run():
@@ -243,4 +268,4 @@ def test_attention_on_a_delimiter_that_is_the_query_or_the_previous_token_is_cou
     _, _, view = hold_of(rows(list(range(T))), rows([max(i - 1, 0) for i in range(T)]))
     delimiters = [3, 7, 11, 15, 18, 22]
     uniform = sum(1 / (d + 1) + 1 / (d + 2) for d in delimiters)  # the query itself, then the next query
-    np.testing.assert_allclose(view[:, 2:], [[6.0, uniform], [6.0, uniform]], rtol=1e-6)
+    np.testing.assert_allclose(view[:, 2:4], [[6.0, uniform], [6.0, uniform]], rtol=1e-6)

@@ -285,15 +285,21 @@ def _random_rows(ctx: HeadContext, slot_scales: dict[str, float], rank: int):
 
 def soft_rows(role: str, gap: float, minor: str | None, minor_gap: float, ctx: HeadContext):
     """A planted role's rows scaled so that its target gets `gap` nats, plus a minor
-    start-of-text part of `minor_gap` nats (the only minor part planted)."""
-    if minor not in (None, "start-of-text"):
-        raise ValueError(f"cannot plant a minor {minor!r} part")
+    start-of-text part of `minor_gap` nats, or on a holder random-QK scores of std `minor_gap`
+    logits (minor "noise")."""
+    if minor not in (None, "start-of-text") and not (role == "hold" and minor == "noise"):
+        raise ValueError(f"cannot plant a minor {minor!r} part on {role!r}")
     spare = 1 if minor else 0
     if role == "hold":
         # The sharp design's flag outweighs every ramp difference, so scaling it keeps it sharp.
         # Softly: the flag gives `gap` nats and the ramp a thirtieth of that per position, so the
         # latest capitalised word leads earlier ones and a long sentence's recent words close in.
-        return _stack(_flag_rows(ctx.slots, "capital", gap), _ramp_rows(ctx.slots, gap / 30))
+        rows = _stack(_flag_rows(ctx.slots, "capital", gap), _ramp_rows(ctx.slots, gap / 30))
+        if minor == "noise":
+            # a random-QK head's scores (std `minor_gap` logits) on top: the held word loses the
+            # argmax to a favourite token of the query now and then, as a trained holder's does
+            rows = _stack(rows, noise_rows(minor_gap, ctx, rank=ctx.d_head - len(rows[0])))
+        return rows
     query, key = head_rows(role, ctx, spare=spare)
     if role in SHARP_GAP:
         query = query * (gap / SHARP_GAP[role])
@@ -416,7 +422,7 @@ def previous_token_values(slots: Slots) -> tuple[np.ndarray, np.ndarray]:
     return values, outputs
 
 
-def noise_rows(score_std: float, ctx: HeadContext):
+def noise_rows(score_std: float, ctx: HeadContext, rank: int | None = None):
     """A random-QK head: query and key rows over token identity, position codes and token flags,
     scaled so that its scores q_i . k_j have a standard deviation of about `score_std` logits
     (token identity 0.8 of it, position codes 0.4, each token flag 0.3 where set): a head that
@@ -424,4 +430,4 @@ def noise_rows(score_std: float, ctx: HeadContext):
     # position codes have norm sqrt(N_FREQUENCIES) on both sides: their logits scale by N_FREQUENCIES
     scales = {"token_id": 0.8 * score_std, "sinusoid": 0.4 * score_std / N_FREQUENCIES,
               "delimiter": 0.3 * score_std, "word_start": 0.3 * score_std, "capital": 0.3 * score_std}
-    return _random_rows(ctx, scales, ctx.d_head)
+    return _random_rows(ctx, scales, ctx.d_head if rank is None else rank)

@@ -95,12 +95,15 @@ SOFT_HEADS: tuple[tuple[str, float, str | None, float], ...] = (
 )
 _LAYOUT_ROLES["soft"] = (tuple(role for role, *_ in SOFT_HEADS),)
 # The "hold" layout: holders (the latest capitalised word held until the next one, issue 28) from
-# sharp to soft (15, 8, 6 and 4 nats for the flag), and random-QK noise heads whose scores have a
-# standard deviation from 0.5 to 4 logits ("unclear" with that spread in the gap's place): a
-# random head prefers some key tokens, so its top key repeats, and must not be read as holding.
-NOISE_SCORE_STDS = tuple(float(s) for s in np.round(np.linspace(0.5, 4.0, 12), 2))
+# sharp to soft (15, 8, 6 and 4 nats for the flag), two noisy holders (6 and 8 nats with random-QK
+# scores of std 1.5 and 3 logits on top: the held word loses the argmax for a query or two now and
+# then, as a trained holder's does), and random-QK noise heads whose scores have a standard
+# deviation from 0.5 to 4 logits ("unclear" with that spread in the gap's place): a random head
+# prefers some key tokens, so its top key repeats, and must not be read as holding.
+NOISE_SCORE_STDS = tuple(float(s) for s in np.round(np.linspace(0.5, 4.0, 10), 2))
 HOLD_HEADS: tuple[tuple[str, float, str | None, float], ...] = (
     ("hold", 15.0, None, 0.0), ("hold", 8.0, None, 0.0), ("hold", 6.0, None, 0.0), ("hold", 4.0, None, 0.0),
+    ("hold", 6.0, "noise", 1.5), ("hold", 8.0, "noise", 3.0),
     *(("unclear", std, None, 0.0) for std in NOISE_SCORE_STDS),
 )
 _LAYOUT_ROLES["hold"] = (tuple(role for role, *_ in HOLD_HEADS),)
@@ -117,7 +120,7 @@ class PlantedHead:
     role: str
     metric: str | None
     gap: float | None = None  # soft heads: the target's logit gap in nats (None: sharp)
-    minor: str | None = None  # two-role mixtures: the minor role (its gap in minor_gap)
+    minor: str | None = None  # two-role mixtures: the minor role (its gap in minor_gap); "noise" on a holder: random-QK scores of std minor_gap
     minor_gap: float | None = None
     score_std: float | None = None  # random-QK noise heads: the spread of their scores (logits)
 

@@ -60,7 +60,8 @@ def compare_with_truth(analysis, truth) -> pd.DataFrame:
         shares.append(float(metrics.loc[(r.layer, r.head), metric]) if metric in metrics.columns else float("nan"))
     frame["share"] = shares
     frame["band"] = pd.cut(frame["share"], STRENGTH_BANDS, labels=BAND_NAMES, right=False).astype(object)
-    frame["mixture"] = [bool(planted.get((r.layer, r.head)) and planted[(r.layer, r.head)].minor)
+    # a BOS sink beside the planted role (a holder's random-QK noise is no second role)
+    frame["mixture"] = [bool(planted.get((r.layer, r.head)) and planted[(r.layer, r.head)].minor == "start-of-text")
                         for r in frame.itertuples()]
     frame["score_std"] = [getattr(planted.get((r.layer, r.head)), "score_std", None) for r in frame.itertuples()]
     return frame

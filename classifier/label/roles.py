@@ -50,6 +50,14 @@ _OUTSIDE_WINDOW = _DISJOINT & ~np.isin(np.array(SCORED_ROLES), ["current-token",
 # for the margin: the attention that makes one makes the other.
 _PARTS_OF = [{p for group in ROLE_REGISTRY[r].parts for p in group} for r in SCORED_ROLES]
 _SHARE_PARTS = np.array([[bool(a & b) for b in _PARTS_OF] for a in _PARTS_OF])
+# Keys that stay the same for every query of a clause (so any head that looks at them holds them):
+# the clause's first token, the delimiter before it, the opening quote of the quotation.
+CLAUSE_BOUNDARY_PARTS = ("clause_start", "last_delimiter", "quote_start")
+# (R, R): role b is built on parts role a must be preferred over (a's `rivals`) and on none of
+# a's own: clause-start for quote-start (the delimiter role counts the opening quote itself).
+_RIVAL_ROLES = np.array([[_KIND[k] == "target" and bool(set(ROLE_REGISTRY[a].rivals) & _PARTS_OF[k])
+                          and not _PARTS_OF[k] & _PARTS_OF[i] for k in range(len(SCORED_ROLES))]
+                         for i, a in enumerate(SCORED_ROLES)])
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,9 @@ class Evidence:
     available: np.ndarray
     offset: np.ndarray
     sink: np.ndarray
+    # (..., L, H, P): the attention the head's held keys get, split by the budget part (PARTS) each
+    # held key is for its query (a clause-start head holds clause starts); None without it
+    held_parts: np.ndarray | None = None
 
     @property
     def excess(self) -> np.ndarray:
@@ -121,9 +132,10 @@ def role_evidence(
 ) -> Evidence:
     """Evidence for every scored role. budget (..., L, H, P), budget_uniform and budget_available (..., P),
     values (..., L, H, M) (the metrics), offset_shares (..., L, H, O); induction_repeated (L, H);
-    held (..., L, H, 2 or 4): the share of all attention on held top keys and uniform attention's
-    share on the same keys (without it, `hold` never passes); then the share on a delimiter that is
-    the query itself or the previous token, and uniform attention's."""
+    held (..., L, H, 2, 4 or 4 + P): the share of all attention on held top keys and uniform
+    attention's share on the same keys (without it, `hold` never passes); then the share on a
+    delimiter that is the query itself or the previous token, and uniform attention's; then the
+    held keys' share split by budget part (PARTS order)."""
     t = thresholds
     budget = np.nan_to_num(budget)
     sink = budget[..., SINK]
@@ -186,9 +198,10 @@ def role_evidence(
     def stack(table):
         return np.stack([np.broadcast_to(table[r], sink.shape) for r in SCORED_ROLES], -1)
 
+    held_parts = np.nan_to_num(held[..., 4:]) if held is not None and held.shape[-1] == 4 + len(PARTS) else None
     return Evidence(
         passes=stack(passes), explained=stack(explained), uniform=stack(expected), available=stack(reach),
-        offset=offset, sink=sink,
+        offset=offset, sink=sink, held_parts=held_parts,
     )
 
 
@@ -220,6 +233,15 @@ def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLD
     specific[..., local] &= ~((window < thresholds.local_majority) & outshone)
     ranked = np.where(specific, evidence.excess, -np.inf)
     best = ranked.argmax(-1)
+    # A target its queries alone have (quote-start: the few inside quotations) is ranked on those
+    # queries; when a passing rival target also names the head and explains more of ALL its
+    # attention, the rival is what the head does and the scoped one a secondary role (the 1L
+    # development head whose clause starts take 16% and whose opening quotes take 3%).
+    explained_all = np.nan_to_num(evidence.explained)
+    rival_roles = _RIVAL_ROLES[np.minimum(best, len(SCORED_ROLES) - 1)] & specific
+    best_explained = np.take_along_axis(explained_all, best[..., None], -1)
+    outweighs = rival_roles & (explained_all > best_explained)
+    best = np.where(outweighs.any(-1), np.where(outweighs, ranked, -np.inf).argmax(-1), best)
     best_share = np.take_along_axis(np.nan_to_num(evidence.explained), best[..., None], -1)[..., 0]
     sink_passes = evidence.passes[..., SCORED_ROLES.index("start-of-text")]
     broad_passes = evidence.passes[..., SCORED_ROLES.index("broad")]
@@ -229,17 +251,24 @@ def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLD
     best = np.where(positional, ROLES.index("positional"), best)
     specific_wins = specific.any(-1) & (~sink_passes | (best_share >= thresholds.sink_overrule_share) | positional)
     # Holding keys is general (no one target explains it): it names the head when no specific role
-    # does, or when the held keys get more of the attention than the specific winner explains (a
-    # holder of the latest capitalised word is also a clause-start head on the sentences whose
-    # start it holds, a soft one also near-sighted); not when its attention is spread close to
-    # uniform (broad says more), and it outranks a sink only when the held keys get a real share.
-    # A quote-start head holds the opening mark by definition (one key for every query of the
-    # quotation): its runs are the target itself, so holding says nothing more specific.
+    # does, or when the held keys get more of the attention than the winner explains and most of
+    # the held attention is on words kept across clauses. The start of the current clause, its
+    # opening delimiter and the opening quote of the current quotation are held by definition by
+    # any head that looks at them (the same key for every query of the clause): a clause-start
+    # head holds its clause starts and says nothing more by it; a holder of the latest name or
+    # sentence's first word keeps it across commas and clauses. Not when its attention is spread
+    # close to uniform (broad says more); it outranks a sink only when the held keys get a real
+    # share. A quote-start head holds the opening mark by definition, and after the quotation the
+    # closing one: hold never outranks it.
     held = np.nan_to_num(evidence.explained[..., HOLD_ROLE])
+    on_boundaries = np.zeros_like(held)
+    if evidence.held_parts is not None:
+        on_boundaries = evidence.held_parts[..., [PARTS.index(p) for p in CLAUSE_BOUNDARY_PARTS]].sum(-1)
     hold_wins = (evidence.passes[..., HOLD_ROLE] & ~sliver[..., HOLD_ROLE] & ~broad_passes
                  & (~sink_passes | (held >= thresholds.sink_overrule_share)))
     held_by_target = best == ROLES.index("quote-start")
-    specific_wins &= ~(hold_wins & ~positional & ~held_by_target & (held > best_share))
+    outheld = (held > best_share) & (held - on_boundaries > on_boundaries)
+    specific_wins &= ~(hold_wins & ~positional & ~held_by_target & outheld)
     fallback = np.where(
         hold_wins, ROLES.index("hold"),
         np.where(sink_passes, ROLES.index("start-of-text"), np.where(broad_passes, ROLES.index("broad"), UNCLEAR)),

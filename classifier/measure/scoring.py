@@ -21,7 +21,7 @@ import torch
 # Names live in classifier.registry (no torch there); re-exported for the scorer's callers.
 from classifier.registry import MAX_TRACKED_OFFSET, METRICS, OFFSETS, PARTS, MetricName, check_metric_names  # noqa: F401
 from classifier.load.tokens import SequenceClasses
-from classifier.thresholds import HOLD_MIN_QUERIES, HOLD_PEAK_LIFT, HOLD_POSITION_LIFT
+from classifier.thresholds import HOLD_MAX_GAP, HOLD_MIN_QUERIES, HOLD_PEAK_LIFT, HOLD_POSITION_LIFT, HOLD_RETURN_SHARE
 
 
 @dataclass(frozen=True)
@@ -261,40 +261,51 @@ def restricted_patterns(patterns: torch.Tensor, key_range: torch.Tensor) -> torc
     return torch.where(key_range[:, None], patterns, 0.0)
 
 
-def held_keys(restricted: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which queries hold a key position, and their top key's weight. restricted (B, H, T, T)
-    from `restricted_patterns`; returns held (B, H, T) bool and top weights (B, H, T).
+def held_keys(restricted: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which queries hold a key position, their top key and its weight. restricted (B, H, T, T)
+    from `restricted_patterns`; returns held (B, H, T) bool, top keys and top weights (B, H, T).
 
     A query's top key is its argmax over keys 1 <= j <= i - 2, counted when it gets at least
     HOLD_PEAK_LIFT times uniform attention's 1 / (i + 1). The query holds it when
-    - a run: the same key position is the counted top key of a run of at least HOLD_MIN_QUERIES
-      consecutive queries (the query among them): a head whose choice of key follows the query's
-      token (a random head) returns to a key from scattered queries, rarely from a run;
+    - a run: the same key position is the counted top key of at least HOLD_MIN_QUERIES queries
+      linked one to the next with at most HOLD_MAX_GAP queries between them (a soft holder's
+      excursion to another key, or a query that sends its attention to BOS or itself);
+    - released: the key is the counted top key of at most HOLD_RETURN_SHARE times the run's
+      queries outside the run. A holder moves on (the next sentence's subject, the next
+      paragraph's first word) and does not come back; a head that prefers a key token (a random
+      head's favourite word) returns to it from all over the story;
     - a position, not a token: the key gets at least HOLD_POSITION_LIFT times the mean weight of
-      the keys in range with the same token (itself included), which is what the key would get
-      if the head's attention on each token were shuffled among that token's positions. A head
-      that prefers a token spreads evenly over its copies (ratio ~1). A token seen once in range
-      gives the null nothing to compare (a held first mention, a story's first word): the run
-      decides there.
+      the keys in range with the same token (itself included), what the key would get if the
+      head's attention on each token were shuffled among that token's positions (a token seen
+      once in range passes: the release decides there).
     """
-    length = restricted.shape[-1]
+    batch, n_heads, length, _ = restricted.shape
     pos = torch.arange(length, device=restricted.device)
     top, key = restricted.max(-1)  # (B, H, T)
     counted = targets.valid[:, None, :] & (pos >= 3) & (top >= HOLD_PEAK_LIFT / (pos + 1))
-    # Runs: a counted query continues the run of the query before it when both have the same key.
-    continues = torch.cat([torch.zeros_like(counted[..., :1]), counted[..., :-1] & (key[..., 1:] == key[..., :-1])], -1)
-    run = (~(counted & continues)).long().cumsum(-1) - 1  # (B, H, T) run index, 0 .. T - 1
-    run_length = torch.zeros_like(run).scatter_add_(-1, run, counted.long())
-    in_run = run_length.gather(-1, run) >= HOLD_MIN_QUERIES
-    # The null, on the queries in runs only (N of them): the mean weight of the keys in range that
-    # are the top key's token, from the key-by-key token match at the top key's row. (N, T)
-    b, h, i = (counted & in_run).nonzero(as_tuple=True)
+    # Links: a counted query continues the nearest counted query at most HOLD_MAX_GAP + 1 back with
+    # the same top key; each run is the chain of links to its first query (found by pointer doubling).
+    link = pos.expand(batch, n_heads, length).clone()
+    for back in range(HOLD_MAX_GAP + 1, 0, -1):
+        earlier = torch.cat([torch.zeros_like(counted[..., :back]), counted[..., :-back]], -1)
+        same = torch.cat([torch.full_like(key[..., :back], -1), key[..., :-back]], -1) == key
+        link = torch.where(counted & earlier & same, pos - back, link)
+    first = link
+    for _ in range(max(length - 1, 1).bit_length()):
+        first = first.gather(-1, first)
+    run_length = torch.zeros_like(key).scatter_add_(-1, first, counted.long()).gather(-1, first)
+    key_count = torch.zeros_like(key).scatter_add_(-1, key, counted.long()).gather(-1, key)
+    released = key_count - run_length <= HOLD_RETURN_SHARE * run_length
+    candidate = counted & (run_length >= HOLD_MIN_QUERIES) & released
+    # The null, on the candidate queries only (N of them): the mean weight of the keys in range
+    # that are the top key's token, from the key-by-key token match at the top key's row. (N, T)
+    b, h, i = candidate.nonzero(as_tuple=True)
     twins = targets.same_key_token[b, key[b, h, i]] & targets.key_range[b, i]
     copies = twins.sum(-1)  # the top key is its own twin: >= 1
     mean = (restricted[b, h, i] * twins).sum(-1) / copies
     held = torch.zeros_like(counted)
     held[b, h, i] = (top[b, h, i] >= HOLD_POSITION_LIFT * mean) | (copies == 1)
-    return held, top
+    return held, key, top
 
 
 @dataclass(frozen=True)
@@ -302,10 +313,11 @@ class KeyView:
     """One layer's attention on keys other than BOS, the query itself and the previous token.
 
     mass (B, H, T): attention key j gets from the real queries i >= j + 2 (summed over them);
-    held (B, H, 4): per text, the attention held keys (`held_keys`) get from the queries holding
+    held (B, H, 4 + P): per text, the attention held keys (`held_keys`) get from the queries holding
     them, and what uniform attention would give those same keys; then the attention on the query
-    itself or the previous token where that is a delimiter, and uniform attention's (sums over
-    queries)."""
+    itself or the previous token where that is a delimiter, and uniform attention's; then the
+    held keys' attention split by the budget part each held key is for its query (PARTS order:
+    a clause-start head holds clause starts). Sums over queries."""
 
     mass: torch.Tensor
     held: torch.Tensor
@@ -326,7 +338,7 @@ def score_patterns(
     patterns = patterns.float()
     pos = torch.arange(length, device=patterns.device)
     restricted = restricted_patterns(patterns, targets.key_range)
-    held, top = held_keys(restricted, targets)
+    held, held_key, top = held_keys(restricted, targets)
 
     # Pointer targets: gather one key per query. (B, H, T, K)
     index = targets.positions.transpose(1, 2)[:, None].expand(batch, n_heads, length, -1)
@@ -376,8 +388,11 @@ def score_patterns(
         adjacent = per_query["current"] * delimiter[:, None] + per_query["previous"] * previous_delimiter[:, None]
         adjacent = torch.where(real[:, None], adjacent, 0.0)
         adjacent_uniform = torch.where(real, adjacent_keys / (pos + 1), 0.0)[:, None].expand_as(adjacent)
-        held_columns = [(top * held).sum(-1), held_uniform.sum(-1), adjacent.sum(-1), adjacent_uniform.sum(-1)]
-        result += (KeyView(mass=restricted.sum(-2), held=torch.stack(held_columns, -1)),)
+        held_weight = top * held
+        held_columns = [held_weight.sum(-1), held_uniform.sum(-1), adjacent.sum(-1), adjacent_uniform.sum(-1)]
+        held_parts = torch.zeros(batch, n_heads, len(PARTS), device=patterns.device).scatter_add_(
+            -1, argmax_parts(held_key, targets), held_weight)
+        result += (KeyView(mass=restricted.sum(-2), held=torch.cat([torch.stack(held_columns, -1), held_parts], -1)),)
     return result
 
 

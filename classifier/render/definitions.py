@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from classifier.formatting import percent
 from classifier.thresholds import (
-    DEFAULT_THRESHOLDS, DOUBT_CONFIDENCE, HOLD_MIN_QUERIES, HOLD_PEAK_LIFT, HOLD_POSITION_LIFT, KEYS_NAMED, MATTERS_SHARE_OF_LOSS, MIN_STORIES_FOR_BOOTSTRAP,
+    DEFAULT_THRESHOLDS, DOUBT_CONFIDENCE, HOLD_MAX_GAP, HOLD_MIN_QUERIES, HOLD_PEAK_LIFT, HOLD_POSITION_LIFT, HOLD_RETURN_SHARE, KEYS_NAMED, MATTERS_SHARE_OF_LOSS, MIN_STORIES_FOR_BOOTSTRAP,
     TOP_KEY_NOTABLE_LIFT,
 )
 
@@ -31,9 +31,10 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
      "that have its target (n/a for broad, positional and unclear heads)."),
     ("Sink", "share of all attention on BOS (position 0)."),
     ("Hold", "share of queries that hold an earlier position: their top key (BOS, itself and the previous token aside, "
-     f"at least {HOLD_PEAK_LIFT:g}x uniform) is the top key of a run of at least {HOLD_MIN_QUERIES} consecutive queries, and "
-     f"gets at least {HOLD_POSITION_LIFT:g}x the mean weight of the other keys of its token (a held position, not a "
-     "preferred token)."),
+     f"at least {HOLD_PEAK_LIFT:g}x uniform) is the top key of a run of at least {HOLD_MIN_QUERIES} queries (up to "
+     f"{HOLD_MAX_GAP} queries between two of them may look elsewhere), the head does not keep coming back to it after "
+     f"the run (at most {HOLD_RETURN_SHARE:g}x the run's queries), and it gets at least {HOLD_POSITION_LIFT:g}x the mean "
+     "weight of the other keys of its token (a held position, not a preferred token)."),
     ("Top keys", "the key tokens (by text; BOS, itself and the previous token aside) with the largest share of the head's "
      f"attention, those it prefers ({TOP_KEY_NOTABLE_LIFT:g}x uniform or more) first, each with its share and its lift "
      f"over uniform attention; the role table shows the first {KEYS_NAMED}, the head card all of them."),
