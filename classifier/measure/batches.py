@@ -69,16 +69,8 @@ class Stories:
         return len(self.ids)
 
     @property
-    def lengths(self) -> np.ndarray:
-        return np.array([len(t) for t in self.ids], dtype=np.int64)
-
-    @property
     def n_tokens(self) -> int:
         return int(sum(len(t) for t in self.ids))
-
-    def first(self, count: int) -> "Stories":
-        """The first `count` stories."""
-        return Stories(self.ids[:count], self.cut[:count], self.limit)
 
 
 def tokenize(texts, tokenizer, bos_token_id: int, limit: int) -> Stories:
