@@ -18,8 +18,9 @@ pass keeps copies x rows x heads x T^2 attention weights within PASS_BUDGET. It 
 model because a later layer sees the change.
 
 Every pass stops where the unembedding starts (its input, the final residual stream), and the
-loss is taken over chunks of at most PASS_BUDGET logits (`story_losses`): a 50,257-token
-vocabulary never holds rows x T x vocab logits at once (16 stories of 512 tokens: 1.6 GB).
+loss is taken over chunks of logits whose copies (LOGIT_COPIES; LOGIT_BACKWARD_COPIES under
+autograd) stay within PASS_BUDGET (`story_losses`): a 50,257-token vocabulary never holds
+rows x T x vocab logits at once (16 stories of 512 tokens: 1.6 GB).
 
 `attribution` is the linear estimate: with g = dLoss/dz from one forward and one backward pass,
 the effect of head (l, h) is about sum over positions of (mean_z - z) . g. That is linear in
@@ -52,8 +53,10 @@ BACKWARD_COPIES = 2
 
 # A forward and backward pass costs about three forward passes: what attribution counts on a bar.
 ATTRIBUTION_PASSES = 3
-# Copies of a logits chunk a backward pass holds at once (the recomputed logits, their log-softmax
-# and the gradients of both): its chunks are this much smaller, so they too stay within PASS_BUDGET.
+# Copies of a logits chunk a pass holds at once: the logits and their log-softmax (LOGIT_COPIES),
+# and in a backward pass the recomputed two and the gradients of both (LOGIT_BACKWARD_COPIES).
+# Chunks are that much smaller, so all of the copies stay within PASS_BUDGET.
+LOGIT_COPIES = 2
 LOGIT_BACKWARD_COPIES = 4
 
 
@@ -132,10 +135,10 @@ def story_losses(unembed, residual: torch.Tensor, tokens: torch.Tensor, lengths:
 
 
 def model_losses(model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, hooks) -> torch.Tensor:
-    """`story_losses` of `tokens` (R, T) run with `hooks`, logits PASS_BUDGET at a time (their
-    LOGIT_BACKWARD_COPIES under autograd), (R,)."""
+    """`story_losses` of `tokens` (R, T) run with `hooks`, LOGIT_COPIES of a logits chunk (their
+    LOGIT_BACKWARD_COPIES under autograd) within PASS_BUDGET, (R,)."""
     residual = final_residual(model, tokens, lengths, hooks)
-    copies = LOGIT_BACKWARD_COPIES if residual.requires_grad else 1
+    copies = LOGIT_BACKWARD_COPIES if residual.requires_grad else LOGIT_COPIES
     return story_losses(model.bridge.unembed, residual, tokens, lengths,
                         max(1, PASS_BUDGET // (copies * model.bridge.cfg.d_vocab)))
 
