@@ -120,9 +120,8 @@ def classify(
     from classifier.pipeline import analyse
 
     named = isinstance(model, (str, Path))
-    texts = check_stories(stories)  # cheap input errors first, as the CLI says them
+    texts = check_stories(stories)  # cheap input errors first, as the CLI says them (an iterator is read once)
     listed = texts is not None
-    stories = texts if listed else stories  # an iterator is read once
     default_stories = ScoreSettings.stories  # the CLI's --stories
     settings = ScoreSettings(stories=n_stories if n_stories is not None else (None if listed else default_stories),
                              max_tokens=max_tokens, seed=seed, batch_size=batch_size, bootstrap=bootstrap,
@@ -132,7 +131,7 @@ def classify(
             raise InputError("tokenizer: with a model named by a string, a llama2.c tokenizer file (tok512.model)")
         ref = parse_model(str(model), tokenizer=None if tokenizer is None else str(tokenizer))
         resolve_device(settings.device)
-    sample = stories_corpus(stories, n_stories=n_stories, seed=seed, default_stories=default_stories)
+    sample = stories_corpus(texts, stories, n_stories=n_stories, seed=seed, default_stories=default_stories)
     if named:
         loaded = load_model(ref, device=settings.device)
         loaded = replace(loaded, name=name) if name is not None else loaded

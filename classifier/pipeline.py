@@ -17,7 +17,7 @@ from classifier.load.models import LoadedModel, ModelRef, load_model
 from classifier.label.roles import assign_roles, characteristic_pairs, top_keys_lists
 from classifier.run import ModelInfo, PatternView, Run
 from classifier.measure.importance import head_importance
-from classifier.measure.batches import Stories, model_stories
+from classifier.measure.batches import Stories, model_stories, return_freed_memory
 from classifier.measure.scorer import (
     budget_frame, measure, metrics_frame, prompt_patterns, repeated_sequence_scores, score_stories, score_texts,
 )
@@ -63,6 +63,7 @@ def analyse(
     """Score `corpus` with `model` and label every head; with `importance`, also measure whether
     each head matters and which heads are alike (`classifier.measure.importance`)."""
     progress = progress and progress_allowed()  # the CLI shows bars on a terminal only
+    return_freed_memory()  # the passes below stay within their memory budget in resident memory too
     stories = model_stories(model, corpus.texts, settings.max_tokens)
     cut = cut_notice(stories, settings.max_tokens)
     if cut is not None:

@@ -283,3 +283,16 @@ def test_the_report_names_the_stories_the_ablation_ran_on_not_the_option():
     text, page = render_report(small), render_html(small)
     assert "over the 2 stories" in text and "first 50" not in text
     assert "over the 2 stories" in page and "first 50" not in page
+
+
+def test_frozen_parameters_get_no_gradient_inside_and_keep_their_flags_after():
+    from classifier.measure.ablation import frozen
+
+    module = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 1))
+    module[0].bias.requires_grad_(False)  # a flag set by the caller stays as it was
+    x = torch.ones(2, 3, requires_grad=True)
+    with frozen(module):
+        assert not any(p.requires_grad for p in module.parameters())
+        (grad,) = torch.autograd.grad(module(x).sum(), [x])
+    assert grad.shape == (2, 3) and all(p.grad is None for p in module.parameters())
+    assert [p.requires_grad for p in module.parameters()] == [True, False, True, True]

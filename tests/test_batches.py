@@ -21,11 +21,9 @@ def test_the_limit_is_max_tokens_capped_by_the_context():
     assert token_limit(512, 256) == 256 and token_limit(100, 2048) == 100
 
 
-def test_first_keeps_ids_and_cut_flags_together():
+def test_stories_count_their_tokens_bos_included():
     stories = Stories([np.array([1, 2]), np.array([1]), np.array([1, 2, 3])], np.array([True, False, True]), 3)
-    first = stories.first(2)
-    assert len(first) == 2 and first.cut.tolist() == [True, False] and first.lengths.tolist() == [2, 1]
-    assert stories.n_tokens == 6
+    assert len(stories) == 3 and stories.n_tokens == 6
 
 
 def test_batches_sort_by_length_pad_with_bos_and_cover_every_story_once():

@@ -198,10 +198,11 @@ def _quiet_datasets():
             datasets_logging.enable_progress_bar()
 
 
-def unsplit_notice(path: Path, texts: list[str]) -> str | None:
-    """A remark when a .txt file has no `<|endoftext|>` separator line: its stories were read as
-    separated by blank lines, or, with no blank line either, the whole file is one story."""
-    if path.suffix != ".txt" or has_separator_line(path.read_text(encoding="utf-8")):
+def unsplit_notice(path: Path, text: str, texts: list[str]) -> str | None:
+    """A remark when a .txt file's `text` has no `<|endoftext|>` separator line: its stories
+    (`texts`) were read as separated by blank lines, or, with no blank line either, the whole
+    file is one story."""
+    if has_separator_line(text):
         return None
     if len(texts) > 1:
         return (f"{path}: no line reads {STORY_SEPARATOR}, so stories are read as separated by blank lines "
@@ -213,7 +214,8 @@ def unsplit_notice(path: Path, texts: list[str]) -> str | None:
     )
 
 
-def _read_local(path: Path) -> list[str]:
+def _read_local(path: Path) -> tuple[list[str], str | None]:
+    """The stories of a local file, and `unsplit_notice`'s remark on a .txt file (read once)."""
     if path.stat().st_size == 0:
         raise CorpusError(f"{path}: empty file, no stories found")
     if path.suffix != ".parquet":
@@ -222,7 +224,9 @@ def _read_local(path: Path) -> list[str]:
         # Split on the separator lines ourselves: `datasets`' text builder knows lines and
         # paragraphs, not `<|endoftext|>` separators, and would only hand the file back whole
         # (after caching a copy of it). Universal newlines, as `datasets` reads it too.
-        return split_stories(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        texts = split_stories(text)
+        return texts, unsplit_notice(path, text, texts) if texts else None
     from datasets import load_dataset
 
     try:
@@ -234,7 +238,7 @@ def _read_local(path: Path) -> list[str]:
     if "text" not in rows.column_names:
         raise CorpusError(f"{path}: no 'text' field (fields: {', '.join(rows.column_names) or 'none'})")
     texts = [t.strip() for t in rows["text"] if isinstance(t, str)]
-    return [t for t in texts if t]
+    return [t for t in texts if t], None
 
 
 def _load_rows(path: Path, load_dataset):
@@ -247,11 +251,10 @@ def _load_local(path: Path, name: str, *, stories: int | None, seed: int) -> Cor
     """A sample of a local file; the bundled file is named by its place in the project."""
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
-    texts = _read_local(path)
+    texts, notice = _read_local(path)
     if not texts:
         raise CorpusError(f"{path}: no stories found")
     indices = sample_indices(len(texts), stories, seed)
-    notice = unsplit_notice(path, texts)
     return Corpus(
         name=name, source="classifier/data/bundled.txt" if path == BUNDLED_PATH else str(path),
         texts=tuple(texts[i] for i in indices),
@@ -290,13 +293,14 @@ def _load_tinystories(*, stories: int | None, seed: int) -> Corpus:
 CORPUS_NAMES = ("tinystories", "bundled", SAMPLE_NAME)
 
 
-def stories_corpus(stories, *, n_stories: int | None, seed: int, default_stories: int | None) -> Corpus:
-    """The Python API's `stories`: a list of story strings (sampled to `n_stories`, all when None)
-    or a corpus name or file as `--corpus` takes it (sampled to `n_stories`, `default_stories`
-    when None). The same checks, sampling and notices (warned, and kept) as the command line."""
-    texts = check_stories(stories)
+def stories_corpus(texts: list[str] | None, spec, *, n_stories: int | None, seed: int,
+                   default_stories: int | None) -> Corpus:
+    """The Python API's `stories` after `check_stories`: its list of story strings `texts`
+    (sampled to `n_stories`, all when None) or, when `texts` is None, the corpus name or file
+    `spec` as `--corpus` takes it (sampled to `n_stories`, `default_stories` when None). The same
+    sampling and notices (warned, and kept) as the command line."""
     if texts is None:
-        return load_corpus(str(stories), stories=default_stories if n_stories is None else n_stories, seed=seed)
+        return load_corpus(str(spec), stories=default_stories if n_stories is None else n_stories, seed=seed)
     indices = sample_indices(len(texts), n_stories or None, seed)
     listed = Corpus(name="stories", source=f"a list of {len(texts)} stories", texts=tuple(texts[i] for i in indices),
                     indices=tuple(int(i) for i in indices), total=len(texts))

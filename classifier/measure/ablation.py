@@ -18,8 +18,9 @@ pass keeps copies x rows x heads x T^2 attention weights within PASS_BUDGET. It 
 model because a later layer sees the change.
 
 Every pass stops where the unembedding starts (its input, the final residual stream), and the
-loss is taken over chunks of at most PASS_BUDGET logits (`story_losses`): a 50,257-token
-vocabulary never holds rows x T x vocab logits at once (16 stories of 512 tokens: 1.6 GB).
+loss is taken over chunks of logits whose copies (LOGIT_COPIES; LOGIT_BACKWARD_COPIES under
+autograd) stay within PASS_BUDGET (`story_losses`): a 50,257-token vocabulary never holds
+rows x T x vocab logits at once (16 stories of 512 tokens: 1.6 GB).
 
 `attribution` is the linear estimate: with g = dLoss/dz from one forward and one backward pass,
 the effect of head (l, h) is about sum over positions of (mean_z - z) . g. That is linear in
@@ -29,6 +30,7 @@ pass over the stories gives every head's estimate. Nothing here loops over heads
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +53,11 @@ BACKWARD_COPIES = 2
 
 # A forward and backward pass costs about three forward passes: what attribution counts on a bar.
 ATTRIBUTION_PASSES = 3
+# Copies of a logits chunk a pass holds at once: the logits and their log-softmax (LOGIT_COPIES),
+# and in a backward pass the recomputed two and the gradients of both (LOGIT_BACKWARD_COPIES).
+# Chunks are that much smaller, so all of the copies stay within PASS_BUDGET.
+LOGIT_COPIES = 2
+LOGIT_BACKWARD_COPIES = 4
 
 
 def advance(bar, passes: int) -> None:
@@ -128,9 +135,27 @@ def story_losses(unembed, residual: torch.Tensor, tokens: torch.Tensor, lengths:
 
 
 def model_losses(model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, hooks) -> torch.Tensor:
-    """`story_losses` of `tokens` (R, T) run with `hooks`, logits PASS_BUDGET at a time, (R,)."""
+    """`story_losses` of `tokens` (R, T) run with `hooks`, LOGIT_COPIES of a logits chunk (their
+    LOGIT_BACKWARD_COPIES under autograd) within PASS_BUDGET, (R,)."""
     residual = final_residual(model, tokens, lengths, hooks)
-    return story_losses(model.bridge.unembed, residual, tokens, lengths, max(1, PASS_BUDGET // model.bridge.cfg.d_vocab))
+    copies = LOGIT_BACKWARD_COPIES if residual.requires_grad else LOGIT_COPIES
+    return story_losses(model.bridge.unembed, residual, tokens, lengths,
+                        max(1, PASS_BUDGET // (copies * model.bridge.cfg.d_vocab)))
+
+
+@contextmanager
+def frozen(module: torch.nn.Module):
+    """`module`'s parameters without gradients inside the block, their flags restored after:
+    a backward pass then reaches only the activations asked for, and no graph is kept for the
+    weights (a 50,257-token embedding's gradient alone is 0.2 GB)."""
+    learning = [parameter for parameter in module.parameters() if parameter.requires_grad]
+    for parameter in learning:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in learning:
+            parameter.requires_grad_(True)
 
 
 def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: int, bar=None):
@@ -265,12 +290,12 @@ def token_attribution(model: LoadedModel, token_lists: list[np.ndarray], *, batc
         seen: dict[int, torch.Tensor] = {}
 
         def keep(z: torch.Tensor, hook) -> torch.Tensor:
-            if not z.requires_grad:  # no parameter before it needs a gradient: z starts the graph
+            if not z.requires_grad:  # no parameter needs a gradient (frozen): the first z starts the graph
                 z = z.detach().requires_grad_(True)
             seen[hook_layer(hook)] = z
             return z
 
-        with torch.enable_grad():
+        with torch.enable_grad(), frozen(model.bridge):
             loss = model_losses(model, tokens, lengths, [(z_hook_name(layer), keep) for layer in range(n_layers)]).sum()
             zs = [seen[layer] for layer in range(n_layers)]
             grads = torch.autograd.grad(loss, zs)

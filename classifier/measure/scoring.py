@@ -58,7 +58,8 @@ class Targets:
 
     positions (B, K, T): the key each pointer target of POINTER_TARGETS reads, with
     position_ok (B, K, T) where that key exists; key_vectors (B, T, 3): delimiter flag, name
-    flag and key position; pairs (B, 2, T, T) for PAIR_TARGETS; eligible and uniform (B, M, T)
+    flag and key position; pairs (B, T, T, 2 + 2) the key sets of PAIR_TARGETS then BUDGET_PAIRS,
+    laid out query by query (`pair_sums` contracts them with a pattern); eligible and uniform (B, M, T)
     in METRICS order (padded queries are never eligible); valid (B, T) marks real tokens;
     key_range (B, T, T) the keys 1 <= j <= i - 2 of real queries i (top keys, hold, budget key sets).
     """
@@ -78,7 +79,7 @@ class Targets:
 
 # Budget parts read through a pointer (one key per query), in PARTS order after sink/self/previous.
 BUDGET_POINTERS = ("word_start", "quote_start", "last_delimiter", "clause_start")
-# Budget parts read through a per-query key set, stacked after PAIR_TARGETS in Targets.pairs.
+# Budget parts read through a per-query key set, after PAIR_TARGETS in Targets.pairs.
 BUDGET_PAIRS = ("duplicate", "induction")
 # Offsets whose keys make up the rest of the local window (i - 4 <= j <= i - 2).
 LOCAL_REST_OFFSETS = (2, 3, 4)
@@ -168,7 +169,7 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
         positions=positions.clamp(min=0),
         position_ok=position_ok,
         key_vectors=torch.stack([classes.delimiter.float(), classes.name.float(), pos.float()], dim=-1),
-        pairs=torch.stack([pairs[m].float() for m in PAIR_TARGETS] + budget_pairs, dim=1),
+        pairs=torch.stack([pairs[m] for m in PAIR_TARGETS] + budget_pairs, dim=-1).float(),
         eligible=torch.stack([eligible[m] for m in METRICS], dim=1),
         uniform=torch.stack([uniform[m].float() for m in METRICS], dim=1),
         valid=valid,
@@ -240,7 +241,7 @@ def _budget_targets(pos, valid, pointers, classes, flags, flagged_before, pairs,
         pointer_ok=pointer_ok, pointer_flags=pointer_flags, local_free=local_free, uniform=uniform, eligible=real,
         available=available,
     )
-    return budget, [duplicate.float(), induction.float()]
+    return budget, [duplicate, induction]
 
 
 def key_uniform(valid: torch.Tensor) -> torch.Tensor:
@@ -358,7 +359,7 @@ def score_patterns(
         )
     per_query["distance"] = pos - keyed[..., 2]
 
-    summed = torch.einsum("bhij,bmij->bhmi", patterns, targets.pairs)  # (B, H, 2 (+2 budget), T)
+    summed = pair_sums(patterns, targets.pairs)  # (B, H, 2 (+2 budget), T)
     per_query.update(zip(PAIR_TARGETS, summed[:, :, : len(PAIR_TARGETS)].unbind(2)))
 
     # Entropy normalised by its maximum ln(i + 1); xlogy gives 0 ln 0 = 0. Query 0 is never eligible.
@@ -396,6 +397,14 @@ def score_patterns(
     return result
 
 
+def pair_sums(patterns: torch.Tensor, key_sets: torch.Tensor) -> torch.Tensor:
+    """sum_j A[i, j] W[i, j] for every head and key set: patterns (B, H, T, T), key_sets (B, T, T, S)
+    (Targets.pairs) -> (B, H, S, T). One (H, T) x (T, S) product per query, story by story: the
+    pattern is read where it lies (an einsum would first copy it query-major, a (B, H, T, T) copy)."""
+    per_query = torch.stack([torch.bmm(pattern.transpose(0, 1), sets) for pattern, sets in zip(patterns, key_sets)])
+    return per_query.permute(0, 2, 3, 1)  # (B, T, H, S) -> (B, H, S, T)
+
+
 def argmax_parts(argmax: torch.Tensor, targets: Targets) -> torch.Tensor:
     """The budget part (index into PARTS) of each query's argmax key. argmax (B, H, T) -> (B, H, T).
 
@@ -412,10 +421,11 @@ def argmax_parts(argmax: torch.Tensor, targets: Targets) -> torch.Tensor:
         part = torch.where(where, PARTS.index(name), part)
 
     assign(((i - j) >= LOCAL_REST_OFFSETS[0]) & ((i - j) <= LOCAL_REST_OFFSETS[-1]) & (j >= 1), "local_rest")
-    key_sets = targets.pairs[:, len(PAIR_TARGETS):]  # (B, 2, T, T): duplicate, induction less claimed keys
+    # (B, H, T, 2): whether each query's argmax is in its duplicate, induction set less claimed keys
+    key_sets = targets.pairs[:, None, :, :, len(PAIR_TARGETS):].expand(batch, n_heads, length, length, -1)
+    hits = key_sets.gather(3, j[..., None, None].expand(-1, -1, -1, 1, len(BUDGET_PAIRS)))[..., 0, :]
     for k, name in reversed(list(enumerate(BUDGET_PAIRS))):
-        hit = key_sets[:, k][:, None].expand(batch, n_heads, length, length).gather(-1, j[..., None])[..., 0]
-        assign(hit > 0.5, name)
+        assign(hits[..., k] > 0.5, name)
     in_range = (j >= 1) & (j <= i - 2)
     key_flags = targets.key_vectors[..., :2].bool()  # (B, T, 2) in FLAGGED_TARGETS order
     flag_at = key_flags[:, None].expand(batch, n_heads, length, 2).gather(2, j[..., None].expand(-1, -1, -1, 2))
@@ -430,7 +440,7 @@ def argmax_parts(argmax: torch.Tensor, targets: Targets) -> torch.Tensor:
     return part
 
 
-def _budget_sums(per_query: dict, gathered: torch.Tensor, pair_sums: torch.Tensor, budget: BudgetTargets) -> torch.Tensor:
+def _budget_sums(per_query: dict, gathered: torch.Tensor, set_sums: torch.Tensor, budget: BudgetTargets) -> torch.Tensor:
     """Per-text sums (B, H, P) of each budget part over real queries i >= 1.
 
     Reuses the metric contractions: pointer parts are gathered keys, flagged parts are the
@@ -448,8 +458,8 @@ def _budget_sums(per_query: dict, gathered: torch.Tensor, pair_sums: torch.Tenso
         **dict(zip(BUDGET_POINTERS, pointers.unbind(-1))),
         "name": per_query["proper_noun"] - (pointers * flags[..., 0]).sum(-1),
         "other_delimiter": per_query["delimiter"] - (pointers * flags[..., 1]).sum(-1),
-        "duplicate": pair_sums[:, :, 0],
-        "induction": pair_sums[:, :, 1],
+        "duplicate": set_sums[:, :, 0],
+        "induction": set_sums[:, :, 1],
         "local_rest": (offsets * budget.local_free.transpose(1, 2)[:, None]).sum(-1),
     }
     parts["rest"] = 1.0 - sum(parts.values())
