@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from classifier.console import quiet_kernel_probe
+
 ROOT = Path(__file__).resolve().parents[1]
 # Everything training reads is committed (licences beside each file), so a clone rebuilds the
 # models: the 2,316 real stories, the GPT-2 BPE files, and llama2.c's tok512 embedded in the package.
@@ -159,6 +161,7 @@ def build_model(config: TrainConfig, vocab_size: int, bos: int, eos: int):
     """A freshly initialised model (seeded by the caller) with `vocab_size` embedding rows."""
     if bos >= vocab_size:  # the compact training model: special ids are not its row numbers
         bos = eos = None
+    quiet_kernel_probe()  # offline, transformers' model classes log a hub-kernel note per kernel
     if config.arch == "gpt-neo":
         from transformers import GPTNeoConfig, GPTNeoForCausalLM
 
