@@ -123,3 +123,17 @@ def test_agreement_counts_acceptable_and_forbidden_primary_roles():
     assert result.heads["agrees"].tolist() == [True, False, False]
     text = render([result], "python -m devmodels.agreement")
     assert "| m | 3 | 1 | 33% | 1 |" in text and "FORBIDDEN" in text and "| 1.0 | unclear |" in text
+
+
+def test_agreement_without_a_trained_model_stops_with_one_line_naming_make_devmodels(tmp_path, monkeypatch):
+    import devmodels.agreement as agreement
+
+    labels = {"model": "m", "checkpoint": "devmodels/build/not-trained-here", "n_layers": 1, "heads": []}
+    (tmp_path / "m.json").write_text(json.dumps(labels))
+    monkeypatch.setattr(agreement, "LABELS_DIR", tmp_path)
+    out = tmp_path / "agreement.md"
+    with pytest.raises(SystemExit) as stopped:
+        agreement.main(["--out", str(out)])
+    message = str(stopped.value.code)
+    assert "devmodels/build/not-trained-here is missing" in message and "make devmodels" in message
+    assert "\n" not in message and not out.exists()
