@@ -30,7 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from classifier import console
 from classifier.console import quiet_kernel_probe
+from classifier.track.tracking import notices_once
 
 ROOT = Path(__file__).resolve().parents[1]
 # Everything training reads is committed (licences beside each file), so a clone rebuilds the
@@ -395,18 +397,21 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = list(MODELS) if args.model == "all" else [args.model]
-    for name in names:
-        config = MODELS[name] if args.steps is None else replace(MODELS[name], steps=args.steps)
-        out_dir = args.out if args.out is not None else ROOT / config.out_dir
-        record = out_dir / "training.json"
-        if record.exists() and not args.force:
-            if trained_as_configured(json.loads(record.read_text()), config):
-                print(f"{name}: found {out_dir} (use --force to retrain)")
-                continue
-            print(f"{name}: {out_dir} was trained with another configuration; retraining")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        train(config, out_dir, watch=not args.no_watch)
+    # As the CLI says things: no other library's bars ("Writing model shards" at every save), and a
+    # notice about the stories as one `Note:` line, once (not again at every checkpoint watched).
+    with console.configured(), notices_once():
+        for name in names:
+            config = MODELS[name] if args.steps is None else replace(MODELS[name], steps=args.steps)
+            out_dir = args.out if args.out is not None else ROOT / config.out_dir
+            record = out_dir / "training.json"
+            if record.exists() and not args.force:
+                if trained_as_configured(json.loads(record.read_text()), config):
+                    print(f"{name}: found {out_dir} (use --force to retrain)")
+                    continue
+                print(f"{name}: {out_dir} was trained with another configuration; retraining")
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            train(config, out_dir, watch=not args.no_watch)
 
 
 if __name__ == "__main__":

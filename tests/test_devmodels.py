@@ -137,3 +137,22 @@ def test_agreement_without_a_trained_model_stops_with_one_line_naming_make_devmo
     message = str(stopped.value.code)
     assert "devmodels/build/not-trained-here is missing" in message and "make devmodels" in message
     assert "\n" not in message and not out.exists()
+
+
+@pytest.mark.slow
+def test_training_from_the_command_line_says_only_its_own_lines(tmp_path):
+    """`make devmodels` (and a clone's first `make agreement`, `make track-shapes`) runs this: no
+    offline hub-kernel lines, no other library's bars at every save, and the watcher's note about
+    the stories once, as one `Note:` line, not once per checkpoint with a source line."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "devmodels.train", "--model", "tinystories-1L-dev", "--steps", "1",
+         "--out", str(tmp_path / "1L")],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "publisher trust check" not in done.stderr and "Writing model shards" not in done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("Note: --max-tokens 256")]
+    assert len(notes) == 1 and len(done.stderr.splitlines()) == 1, done.stderr
