@@ -68,7 +68,7 @@ def untrained(labels: dict, runs: Path | None) -> bool:
     """Whether the labelled model is neither trained here nor kept as a run under `runs` (a clone
     has no 1L model until `make devmodels` trains it into devmodels/build/)."""
     kept = runs is not None and (runs / labels["model"] / "run.json").is_file()
-    return not kept and not (ROOT / labels["checkpoint"] / "config.json").is_file()
+    return not kept and not (ROOT / labels["checkpoint"] / "training.json").is_file()  # written last
 
 
 def score(labels: dict, runs: Path | None):

@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -411,7 +412,12 @@ def main(argv=None) -> None:
                 print(f"{name}: {out_dir} was trained with another configuration; retraining")
             if out_dir.exists():
                 shutil.rmtree(out_dir)
-            train(config, out_dir, watch=not args.no_watch)
+            try:
+                train(config, out_dir, watch=not args.no_watch)
+            except KeyboardInterrupt:  # one line, not a traceback from inside torch
+                print(f"interrupted: {out_dir} is half-written (no training.json); "
+                      "the next `make devmodels` trains it again", file=sys.stderr)
+                raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

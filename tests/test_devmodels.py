@@ -156,3 +156,21 @@ def test_training_from_the_command_line_says_only_its_own_lines(tmp_path):
     assert "publisher trust check" not in done.stderr and "Writing model shards" not in done.stderr
     notes = [line for line in done.stderr.splitlines() if line.startswith("Note: --max-tokens 256")]
     assert len(notes) == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_interrupted_training_says_one_line_and_exits_130(tmp_path, monkeypatch, capsys):
+    import devmodels.train as training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    out = tmp_path / "1L"
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            training.main(["--model", "tinystories-1L-dev", "--out", str(out)])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C during training ends in a traceback")
+    assert stopped.value.code == 130
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == [f"interrupted: {out} is half-written (no training.json); the next `make devmodels` trains it again"]
