@@ -108,4 +108,4 @@ agreement: install dev-1l
 	HF_HUB_OFFLINE=1 $(PY) -m devmodels.agreement
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache head_roles.egg-info
