@@ -95,10 +95,11 @@ stories260k: install
 devmodels: install
 	HF_HUB_OFFLINE=1 $(PY) -m devmodels.train --model all
 
-# The 1L development model is not committed: a clone trains it first (its final checkpoint and its
-# checkpoints folder, both; a half-written one from an interrupted training is trained again).
+# The 1L development model is not committed: a clone trains it first. Its training.json is written
+# last (after the checkpoints and the final model), so a half-written one from an interrupted
+# training is trained again.
 dev-1l: install
-	@test -f $(DEV_1L)/config.json -a -d $(DEV_1L)/checkpoints || { \
+	@test -f $(DEV_1L)/training.json || { \
 		echo "$(DEV_1L) is missing: training it first with \`make devmodels\` (about 14 min on one idle core)" >&2; \
 		$(MAKE) devmodels; }
 
@@ -107,4 +108,4 @@ agreement: install dev-1l
 	HF_HUB_OFFLINE=1 $(PY) -m devmodels.agreement
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache head_roles.egg-info

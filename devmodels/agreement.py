@@ -64,6 +64,13 @@ def compare(labels: dict, roles: pd.DataFrame) -> Agreement:
     return Agreement(labels["model"], labels["n_layers"], pd.DataFrame(rows))
 
 
+def untrained(labels: dict, runs: Path | None) -> bool:
+    """Whether the labelled model is neither trained here nor kept as a run under `runs` (a clone
+    has no 1L model until `make devmodels` trains it into devmodels/build/)."""
+    kept = runs is not None and (runs / labels["model"] / "run.json").is_file()
+    return not kept and not (ROOT / labels["checkpoint"] / "training.json").is_file()  # written last
+
+
 def score(labels: dict, runs: Path | None):
     """The model's Run: read from runs/<model> when it is there, else scored (and saved there)."""
     from classifier.pipeline import analyse_model
@@ -112,9 +119,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     from classifier.outputs import write_file
 
+    labelled = [read_labels(path) for path in sorted(LABELS_DIR.glob("*.json"))]
+    missing = [labels["checkpoint"] for labels in labelled if untrained(labels, args.runs)]
+    if missing:  # one line before any scoring, not a traceback from the loader
+        raise SystemExit(f"{', '.join(missing)} is missing: train it first with `make devmodels` "
+                         "(python -m devmodels.train; about 14 min on one idle core)")
     agreements = []
-    for path in sorted(LABELS_DIR.glob("*.json")):
-        labels = read_labels(path)
+    for labels in labelled:
         agreements.append(compare(labels, score(labels, args.runs).roles))
         a = agreements[-1]
         print(f"{a.model}: {a.agreed}/{len(a.heads)} agree ({a.share:.0%}), {a.forbidden} forbidden")

@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -29,6 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from classifier import console
+from classifier.console import quiet_kernel_probe
+from classifier.track.tracking import notices_once
 
 ROOT = Path(__file__).resolve().parents[1]
 # Everything training reads is committed (licences beside each file), so a clone rebuilds the
@@ -159,6 +164,7 @@ def build_model(config: TrainConfig, vocab_size: int, bos: int, eos: int):
     """A freshly initialised model (seeded by the caller) with `vocab_size` embedding rows."""
     if bos >= vocab_size:  # the compact training model: special ids are not its row numbers
         bos = eos = None
+    quiet_kernel_probe()  # offline, transformers' model classes log a hub-kernel note per kernel
     if config.arch == "gpt-neo":
         from transformers import GPTNeoConfig, GPTNeoForCausalLM
 
@@ -392,18 +398,26 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = list(MODELS) if args.model == "all" else [args.model]
-    for name in names:
-        config = MODELS[name] if args.steps is None else replace(MODELS[name], steps=args.steps)
-        out_dir = args.out if args.out is not None else ROOT / config.out_dir
-        record = out_dir / "training.json"
-        if record.exists() and not args.force:
-            if trained_as_configured(json.loads(record.read_text()), config):
-                print(f"{name}: found {out_dir} (use --force to retrain)")
-                continue
-            print(f"{name}: {out_dir} was trained with another configuration; retraining")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        train(config, out_dir, watch=not args.no_watch)
+    # As the CLI says things: no other library's bars ("Writing model shards" at every save), and a
+    # notice about the stories as one `Note:` line, once (not again at every checkpoint watched).
+    with console.configured(), notices_once():
+        for name in names:
+            config = MODELS[name] if args.steps is None else replace(MODELS[name], steps=args.steps)
+            out_dir = args.out if args.out is not None else ROOT / config.out_dir
+            record = out_dir / "training.json"
+            if record.exists() and not args.force:
+                if trained_as_configured(json.loads(record.read_text()), config):
+                    print(f"{name}: found {out_dir} (use --force to retrain)")
+                    continue
+                print(f"{name}: {out_dir} was trained with another configuration; retraining")
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            try:
+                train(config, out_dir, watch=not args.no_watch)
+            except KeyboardInterrupt:  # one line, not a traceback from inside torch
+                print(f"interrupted: {out_dir} is half-written (no training.json); "
+                      "the next `make devmodels` trains it again", file=sys.stderr)
+                raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -19,12 +19,17 @@ def test_txt_stories_are_split_on_endoftext_lines(tmp_path):
     assert corpus.total == 3 and corpus.indices == (0, 1, 2)
 
 
-def test_jsonl_and_parquet_read_the_text_field(tmp_path):
+def test_jsonl_and_parquet_read_the_text_field(tmp_path, monkeypatch):
+    import datasets
+
+    home_cache = tmp_path / "home-cache"  # stands for ~/.cache/huggingface/datasets: nothing is left there
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home_cache)
     rows = [{"text": " One. "}, {"text": "Two."}, {"text": "Three."}]
     (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     pd.DataFrame(rows).to_parquet(tmp_path / "s.parquet")
     for name in ("s.jsonl", "s.parquet"):
         assert load_corpus(str(tmp_path / name), stories=None, seed=0).texts == ("One.", "Two.", "Three.")
+    assert not home_cache.exists() or not any(home_cache.rglob("*"))
 
 
 def test_sample_is_reproducible_by_seed_and_changes_with_it(tmp_path):

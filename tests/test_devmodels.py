@@ -123,3 +123,54 @@ def test_agreement_counts_acceptable_and_forbidden_primary_roles():
     assert result.heads["agrees"].tolist() == [True, False, False]
     text = render([result], "python -m devmodels.agreement")
     assert "| m | 3 | 1 | 33% | 1 |" in text and "FORBIDDEN" in text and "| 1.0 | unclear |" in text
+
+
+def test_agreement_without_a_trained_model_stops_with_one_line_naming_make_devmodels(tmp_path, monkeypatch):
+    import devmodels.agreement as agreement
+
+    labels = {"model": "m", "checkpoint": "devmodels/build/not-trained-here", "n_layers": 1, "heads": []}
+    (tmp_path / "m.json").write_text(json.dumps(labels))
+    monkeypatch.setattr(agreement, "LABELS_DIR", tmp_path)
+    out = tmp_path / "agreement.md"
+    with pytest.raises(SystemExit) as stopped:
+        agreement.main(["--out", str(out)])
+    message = str(stopped.value.code)
+    assert "devmodels/build/not-trained-here is missing" in message and "make devmodels" in message
+    assert "\n" not in message and not out.exists()
+
+
+@pytest.mark.slow
+def test_training_from_the_command_line_says_only_its_own_lines(tmp_path):
+    """`make devmodels` (and a clone's first `make agreement`, `make track-shapes`) runs this: no
+    offline hub-kernel lines, no other library's bars at every save, and the watcher's note about
+    the stories once, as one `Note:` line, not once per checkpoint with a source line."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "devmodels.train", "--model", "tinystories-1L-dev", "--steps", "1",
+         "--out", str(tmp_path / "1L")],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "publisher trust check" not in done.stderr and "Writing model shards" not in done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("Note: --max-tokens 256")]
+    assert len(notes) == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_interrupted_training_says_one_line_and_exits_130(tmp_path, monkeypatch, capsys):
+    import devmodels.train as training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    out = tmp_path / "1L"
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            training.main(["--model", "tinystories-1L-dev", "--out", str(out)])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C during training ends in a traceback")
+    assert stopped.value.code == 130
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == [f"interrupted: {out} is half-written (no training.json); the next `make devmodels` trains it again"]

@@ -53,3 +53,30 @@ def test_no_make_target_tool_or_test_reads_shared_data():
     # A path built into ../shared/data (the design notes of ../shared may still be read, and skipped).
     readers = [p.name for p in sources if re.search(r"\"shared\" / \"data\"", p.read_text())]
     assert readers == []
+
+
+def _make_dev_1l(model_dir: Path):
+    """`make dev-1l` with no environment of its own (PY, HEAD_ROLES: `true`, so `make devmodels` trains nothing)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    return subprocess.run(["make", "--no-print-directory", "dev-1l", "PY=true", "HEAD_ROLES=true", f"DEV_1L={model_dir}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_make_trains_the_1l_model_when_a_clone_lacks_it_or_holds_a_half_written_one(tmp_path):
+    half = tmp_path / "1L"  # an interrupted training: checkpoints and even the final config, no training.json
+    (half / "checkpoints" / "step-000000").mkdir(parents=True)
+    (half / "config.json").write_text("{}")
+    for model_dir in (tmp_path / "none", half):
+        done = _make_dev_1l(model_dir)
+        assert done.returncode == 0, done.stderr
+        assert f"{model_dir} is missing: training it first with `make devmodels`" in done.stderr
+        assert "true -m devmodels.train --model all" in done.stdout
+    (half / "training.json").write_text("{}")  # written last: training finished
+    done = _make_dev_1l(half)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

@@ -79,12 +79,16 @@ def print_training_cost(*, steps: int = 150, save_every: int = 50, corpus: str =
     """The section itself: both runs, then the table."""
     import torch
 
+    from classifier import console
+    from classifier.track.tracking import notices_once
+
     print(f"watching during training: {MODEL}'s configuration (Llama, 4 layers x 8 heads, d_model 64, 512-piece "
           f"vocabulary); Trainer, "
           f"{steps} steps of 16 x 256 tokens, a save every {save_every}; HeadRolesCallback defaults "
           f"(64 stories, importance off); torch threads {torch.get_num_threads()}; stories: {corpus}")
     sys.stdout.flush()
-    with tempfile.TemporaryDirectory(prefix="head-roles-bench-training-") as tmp:
+    # The callback's note about the stories as one Note line, once, not at every save with its source line.
+    with tempfile.TemporaryDirectory(prefix="head-roles-bench-training-") as tmp, console.configured(), notices_once():
         watched_seconds, history = timed_training(steps, save_every, corpus, Path(tmp) / "watched", watch=True)
         plain_seconds, _ = timed_training(steps, save_every, corpus, Path(tmp) / "plain", watch=False)
     scored = [entry for entry in history if "head_roles_seconds" in entry]

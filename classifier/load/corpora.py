@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,9 +243,12 @@ def _read_local(path: Path) -> tuple[list[str], str | None]:
 
 
 def _load_rows(path: Path, load_dataset):
-    """The rows of a .jsonl/.parquet file (a Dataset)."""
+    """The rows of a .jsonl/.parquet file (a Dataset, in memory). `datasets` converts a file to
+    Arrow in a cache before reading it; that copy goes to a temporary folder, removed here, not
+    to ~/.cache/huggingface/datasets, where each file read (each test run) left another copy."""
     builder = "json" if path.suffix == ".jsonl" else "parquet"
-    return load_dataset(builder, data_files=str(path), split="train")
+    with tempfile.TemporaryDirectory(prefix="head-roles-rows-") as cache:
+        return load_dataset(builder, data_files=str(path), split="train", cache_dir=cache, keep_in_memory=True)
 
 
 def _load_local(path: Path, name: str, *, stories: int | None, seed: int) -> Corpus:
