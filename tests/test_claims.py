@@ -303,3 +303,13 @@ def test_a_number_stands_for_the_interval_its_writing_gives(text, low, high, bou
 def test_a_number_agrees_when_its_widened_writing_interval_overlaps_the_measured_one(text, low, high, agrees):
     (number,) = read_numbers(text)
     assert number_agrees(number, low, high) is agrees
+
+
+def test_a_key_token_in_backticks_opens_no_quotation_or_parenthesis():
+    from classifier.validate.claims import sentences
+
+    # a report's description names key tokens in code spans: `"` and `(` are tokens, not a quotation
+    text = 'mostly ` s` (4%), `"` (3%), `(` (2%); also the opening speech mark. It explains 5% of its attention.'
+    assert sentences(text)[-1] == "It explains 5% of its attention."
+    # a stray backtick is no code span: the quote after it still opens a quotation
+    assert sentences('Stray ` then "quoted. text" ends. Next.') == ['Stray ` then "quoted. text" ends.', "Next."]

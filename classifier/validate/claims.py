@@ -369,9 +369,13 @@ def _manner_and_reference() -> tuple[re.Pattern, re.Pattern]:
 
 
 def sentences(text: str, ends: str = ".!?;:") -> list[str]:
-    """Split at `ends` followed by a space, outside parentheses and quotes, not after e.g./i.e."""
+    """Split at `ends` followed by a space, outside parentheses, quotes and `code` spans (a key
+    token written `"` or `(` opens nothing), not after e.g./i.e."""
+    in_code = {k for span in re.finditer(r"`[^`\n]*`", text) for k in range(*span.span())}
     parts, start, depth, quoted = [], 0, 0, False
     for k, char in enumerate(text):
+        if k in in_code:
+            continue
         depth += (char == "(") - (char == ")")
         quoted ^= char in '"“”'
         end = char in ends and depth <= 0 and not quoted and (k + 1 == len(text) or text[k + 1].isspace())
