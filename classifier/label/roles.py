@@ -73,9 +73,10 @@ class Evidence:
     available: np.ndarray
     offset: np.ndarray
     sink: np.ndarray
-    # (..., L, H, P): the attention the head's held keys get, split by the budget part (PARTS) each
-    # held key is for its query (a clause-start head holds clause starts); None without it
-    held_parts: np.ndarray | None = None
+    # (..., L, H): the attention the head's held keys get where the held key is the current
+    # clause's start, its delimiter or the quotation's opening quote (CLAUSE_BOUNDARY_PARTS);
+    # zeros when the measurement has no split of the held keys by part
+    held_on_boundaries: np.ndarray | None = None
 
     @property
     def excess(self) -> np.ndarray:
@@ -198,10 +199,12 @@ def role_evidence(
     def stack(table):
         return np.stack([np.broadcast_to(table[r], sink.shape) for r in SCORED_ROLES], -1)
 
-    held_parts = np.nan_to_num(held[..., 4:]) if held is not None and held.shape[-1] == 4 + len(PARTS) else None
+    on_boundaries = np.zeros_like(sink)
+    if held is not None and held.shape[-1] == 4 + len(PARTS):
+        on_boundaries = np.nan_to_num(held[..., [4 + PARTS.index(p) for p in CLAUSE_BOUNDARY_PARTS]]).sum(-1)
     return Evidence(
         passes=stack(passes), explained=stack(explained), uniform=stack(expected), available=stack(reach),
-        offset=offset, sink=sink, held_parts=held_parts,
+        offset=offset, sink=sink, held_on_boundaries=on_boundaries,
     )
 
 
@@ -237,12 +240,10 @@ def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLD
     # queries; when a passing rival target also names the head and explains more of ALL its
     # attention, the rival is what the head does and the scoped one a secondary role (the 1L
     # development head whose clause starts take 16% and whose opening quotes take 3%).
-    explained_all = np.nan_to_num(evidence.explained)
-    rival_roles = _RIVAL_ROLES[np.minimum(best, len(SCORED_ROLES) - 1)] & specific
-    best_explained = np.take_along_axis(explained_all, best[..., None], -1)
-    outweighs = rival_roles & (explained_all > best_explained)
+    explained = np.nan_to_num(evidence.explained)
+    outweighs = _RIVAL_ROLES[best] & specific & (explained > np.take_along_axis(explained, best[..., None], -1))
     best = np.where(outweighs.any(-1), np.where(outweighs, ranked, -np.inf).argmax(-1), best)
-    best_share = np.take_along_axis(np.nan_to_num(evidence.explained), best[..., None], -1)[..., 0]
+    best_share = np.take_along_axis(explained, best[..., None], -1)[..., 0]
     sink_passes = evidence.passes[..., SCORED_ROLES.index("start-of-text")]
     broad_passes = evidence.passes[..., SCORED_ROLES.index("broad")]
     # A fixed offset that is the argmax for nearly every query explains the head outright, even
@@ -260,10 +261,8 @@ def primary_roles(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLD
     # close to uniform (broad says more); it outranks a sink only when the held keys get a real
     # share. A quote-start head holds the opening mark by definition, and after the quotation the
     # closing one: hold never outranks it.
-    held = np.nan_to_num(evidence.explained[..., HOLD_ROLE])
-    on_boundaries = np.zeros_like(held)
-    if evidence.held_parts is not None:
-        on_boundaries = evidence.held_parts[..., [PARTS.index(p) for p in CLAUSE_BOUNDARY_PARTS]].sum(-1)
+    held = explained[..., HOLD_ROLE]
+    on_boundaries = evidence.held_on_boundaries if evidence.held_on_boundaries is not None else 0.0
     hold_wins = (evidence.passes[..., HOLD_ROLE] & ~sliver[..., HOLD_ROLE] & ~broad_passes
                  & (~sink_passes | (held >= thresholds.sink_overrule_share)))
     held_by_target = best == ROLES.index("quote-start")
