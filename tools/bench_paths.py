@@ -18,6 +18,12 @@ from tools.bench_setup import (
 
 SCORER_OVER_CACHE_TARGET = 8.0
 SCORER_OVER_FORWARD_TARGET = 3.0
+# The scorer's time over its floor's: the same forward passes stopped after the last layer's
+# pattern with nothing reduced (the hooks alone), on the scorer's own batches.
+SCORER_OVER_FLOOR_TARGET = 1.3
+# Floor and scorer alternate in one process, best of this many each: one process, one heap, and
+# the best of several runs leaves out the slow ones a shared machine gives now and then.
+FLOOR_REPEATS = 5
 
 
 def run_cache_then_metrics(model, batches, vocab) -> tuple[int, float]:
@@ -164,3 +170,56 @@ def print_paths(model_dir: Path, keys: str, stories: int, max_tokens: int, corpu
             target = targets[key]
             mark = f"  target >= {target:g}x  {verdict(ratio >= target)}" if target else "  (no target)"
             print(f"a/{key} = {ratio:6.2f}x{mark}")
+
+
+def floor_child(model_dir: Path, stories: int, max_tokens: int, corpus: str) -> None:
+    """Time the scorer (`score_stories`, bootstrap off) and its floor (`each_layer_pattern` with
+    nothing reduced) over the same batches in this process, alternating, best of FLOOR_REPEATS;
+    freed memory goes back to the system as in a report. Print one JSON line."""
+    import torch
+
+    from classifier.load.tokens import vocab_classes
+    from classifier.measure.batches import attention_batches, model_stories, return_freed_memory
+    from classifier.measure.scorer import each_layer_pattern, score_stories
+    from classifier.settings import ScoreSettings
+
+    return_freed_memory()  # as `pipeline.analyse` does
+    model = load_checkpoint(model_dir)
+    texts, source = load_stories(stories, corpus)
+    tokenized = model_stories(model, texts, max_tokens)
+    vocab = vocab_classes(model.tokenizer)
+    settings = ScoreSettings(stories=None, batch_size=BATCH_SIZE, bootstrap=0, max_tokens=max_tokens)
+
+    def floor() -> None:
+        for batch in attention_batches(model, tokenized.ids, settings.batch_size):
+            each_layer_pattern(model, batch.tokens, lambda layer, pattern: None, batch.valid.long())
+
+    def scorer() -> None:
+        score_stories(model, tokenized, settings, vocab=vocab, progress=False)
+
+    seconds = {"floor": [], "scorer": []}
+    floor(), scorer()  # warm-up
+    for _ in range(FLOOR_REPEATS):
+        for name, run in (("floor", floor), ("scorer", scorer)):
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    print(json.dumps({"source": source, "tokens": tokenized.n_tokens, "threads": torch.get_num_threads(), **seconds}))
+
+
+def print_floor_ratio(model_dir: Path, stories: int, max_tokens: int, corpus: str) -> None:
+    """The scorer's time over its floor's (`floor_child`, in a fresh process)."""
+    row = run_child("--floor-child", "--model-dir", str(model_dir), "--corpus", corpus,
+                    "--stories", str(stories), "--max-tokens", str(max_tokens))
+    print(f"scorer over its floor (the same forward passes stopped after the last pattern, nothing reduced), "
+          f"the scorer's batches, one process, alternating, best of {FLOOR_REPEATS}:")
+    if "error" in row:
+        print(f"  failed ({row['error']})")
+        return
+    floor, scorer = min(row["floor"]), min(row["scorer"])
+    runs = ", ".join(f"{f:.2f}/{s:.2f}" for f, s in zip(row["floor"], row["scorer"]))
+    print(f"  {row['tokens']} tokens, torch threads {row['threads']}: floor {floor:.2f} s, scorer {scorer:.2f} s "
+          f"(each run floor/scorer: {runs})")
+    ratio = scorer / floor
+    print(f"scorer/floor = {ratio:.2f}x time  target <= {SCORER_OVER_FLOOR_TARGET:g}x  "
+          f"{verdict(ratio <= SCORER_OVER_FLOOR_TARGET)}")

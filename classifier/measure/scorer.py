@@ -28,6 +28,7 @@ from classifier.measure.scoring import (
     OFFSETS,
     BatchStats,
     TextStats,
+    Workspace,
     argmax_parts,
     metric_targets,
     budget_query_stats,
@@ -87,9 +88,10 @@ class Scored:
 
 def score_batch(
     model: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, vocab: VocabClasses,
-    pairs: PairCounts | None = None, keys: KeyTotals | None = None,
+    pairs: PairCounts | None = None, keys: KeyTotals | None = None, workspace: Workspace | None = None,
 ) -> BatchStats:
-    """Per-text statistics of one right-padded batch (B, T) whose position 0 is BOS."""
+    """Per-text statistics of one right-padded batch (B, T) whose position 0 is BOS; `workspace`
+    (`scoring.Workspace`) holds the pattern-sized temporaries, one for the whole run."""
     classes = sequence_classes(tokens, lengths, vocab)
     targets = metric_targets(tokens, classes)
     layer_sums, layer_offsets, layer_budget, layer_held = {}, {}, {}, {}
@@ -99,15 +101,14 @@ def score_batch(
         keys.add_batch(tokens, targets)
 
     def reduce_pattern(layer: int, pattern: torch.Tensor) -> None:
-        top, argmax = pattern.max(-1)  # computed once for the offsets and the pairs
         layer_sums[layer], layer_offsets[layer], layer_budget[layer], view = score_patterns(
-            pattern, targets, argmax, with_budget=True, with_keys=True, max_weight=top
+            pattern, targets, with_budget=True, with_keys=True, workspace=workspace,
         )
         layer_held[layer] = view.held
         if keys is not None:
             keys.add_layer(layer, view.mass, tokens)
         if pairs is not None:
-            pairs.add(layer, argmax, tokens, classes.valid, argmax_parts(argmax, targets), top)
+            pairs.add(layer, view.argmax, tokens, classes.valid, argmax_parts(view.argmax, targets), view.top)
 
     each_layer_pattern(model, tokens, reduce_pattern, classes.valid.long())
     counts, uniform, offset_queries = query_stats(targets)
@@ -144,10 +145,10 @@ def score_stories(
         raise ValueError("no texts to score")
     pairs = PairCounts.empty(len(vocab.texts), model.n_heads) if collect_pairs else None
     keys = KeyTotals.empty(model.n_layers, model.n_heads, len(vocab.texts)) if collect_pairs else None
-    results, order = [], []
+    results, order, workspace = [], [], Workspace()
     bar = tqdm(total=stories.n_tokens, unit="tok", desc=f"scoring {Path(model.name).name}", disable=not progress, leave=False)
     for batch in attention_batches(model, stories.ids, settings.batch_size):  # within the one memory budget
-        results.append(score_batch(model, batch.tokens, batch.lengths, vocab, pairs, keys))
+        results.append(score_batch(model, batch.tokens, batch.lengths, vocab, pairs, keys, workspace))
         order.append(batch.indices)
         bar.update(int(batch.lengths.sum()))
     bar.close()

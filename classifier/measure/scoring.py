@@ -3,12 +3,16 @@
 `score_patterns` reduces one batch of attention patterns (B, H, T, T) to per-text sums over
 eligible queries, per-text counts of eligible queries, and per-text sums of what uniform
 attention would give. Corpus figures are ratios of sums, so batches, shards and processes merge
-exactly by adding (see `TextStats`). Nothing here loops over heads or tokens.
+exactly by adding (see `TextStats`). Nothing here loops over heads or tokens (one loop goes over
+four blocks of query rows).
 
 Most metrics are linear in the pattern: metric_i = sum_j A[i, j] W[i, j] for a per-text target
 W. Three shapes of W cover them, each with a cheap contraction: a pointer to one key per query
 (a gather), flagged keys such as delimiters (one matrix-vector product, less the current and
-previous token), and per-query key sets such as earlier copies of the token (a batched product).
+previous token), and per-query key sets such as earlier copies of the token (sparse: their
+members' weights gathered). The reductions that read every weight (entropy, each query's top
+key, the mass on each key) go block by block over the query rows, reading only the causal half
+of a pattern (`causal_reductions`).
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ class Targets:
     positions (B, K, T): the key each pointer target of POINTER_TARGETS reads, with
     position_ok (B, K, T) where that key exists; key_vectors (B, T, 3): delimiter flag, name
     flag and key position; pairs (B, T, T, 2 + 2) the key sets of PAIR_TARGETS then BUDGET_PAIRS,
-    laid out query by query (`pair_sums` contracts them with a pattern); eligible and uniform (B, M, T)
+    laid out query by query, and pair_keys (N, 4) their members as (text, query, key, set) rows
+    (`pair_sums` reads a pattern's weights there); eligible and uniform (B, M, T)
     in METRICS order (padded queries are never eligible); valid (B, T) marks real tokens;
     key_range (B, T, T) the keys 1 <= j <= i - 2 of real queries i (top keys, hold, budget key sets).
     """
@@ -68,6 +73,7 @@ class Targets:
     position_ok: torch.Tensor
     key_vectors: torch.Tensor
     pairs: torch.Tensor
+    pair_keys: torch.Tensor
     eligible: torch.Tensor
     uniform: torch.Tensor
     valid: torch.Tensor
@@ -164,12 +170,14 @@ def metric_targets(tokens: torch.Tensor, classes: SequenceClasses) -> Targets:
         "entropy": torch.ones_like(queries), "max_weight": 1 / queries, "distance": pos / 2,
         "hold": torch.zeros_like(queries),  # uniform attention has no top key (HOLD_PEAK_LIFT)
     }
+    key_sets = torch.stack([pairs[m] for m in PAIR_TARGETS] + budget_pairs, dim=-1)
     return Targets(
         key_uniform=key_uniform(valid),
         positions=positions.clamp(min=0),
         position_ok=position_ok,
         key_vectors=torch.stack([classes.delimiter.float(), classes.name.float(), pos.float()], dim=-1),
-        pairs=torch.stack([pairs[m] for m in PAIR_TARGETS] + budget_pairs, dim=-1).float(),
+        pairs=key_sets,
+        pair_keys=key_sets.nonzero(),
         eligible=torch.stack([eligible[m] for m in METRICS], dim=1),
         uniform=torch.stack([uniform[m].float() for m in METRICS], dim=1),
         valid=valid,
@@ -255,16 +263,81 @@ def key_uniform(valid: torch.Tensor) -> torch.Tensor:
     return torch.where(valid & (pos >= 1), later, 0.0)
 
 
-def restricted_patterns(patterns: torch.Tensor, key_range: torch.Tensor) -> torch.Tensor:
-    """Patterns (B, H, T, T) with only Targets.key_range (B, T, T) left, the keys 1 <= j <= i - 2
-    of real queries: BOS, the query itself and the previous token have roles of their own (top
-    keys and hold leave them out)."""
-    return torch.where(key_range[:, None], patterns, 0.0)
+# The smallest normal float32. The log runs about 9x slower on zeros and subnormals (measured:
+# 93 ms against 10 ms over 2 x 16 x 512^2 weights, one CPU thread), and causal patterns are
+# full of zeros: weights are raised to it before the log. A weight below it adds under 1e-36 to
+# p ln p, far below float32's resolution of a row's entropy.
+SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
+# Row blocks of the reductions that read every weight of a pattern (entropy, the top key and the
+# mass over keys 1 <= j <= i - 2): rows [a, b) of a causal pattern have no weight on keys j >= b,
+# so block by block they read 5/8 of the T^2 weights with 4 blocks (1/2 + 1/(2 x blocks)).
+CAUSAL_BLOCKS = 4
 
 
-def held_keys(restricted: torch.Tensor, targets: Targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Which queries hold a key position, their top key and its weight. restricted (B, H, T, T)
-    from `restricted_patterns`; returns held (B, H, T) bool, top keys and top weights (B, H, T).
+class Workspace:
+    """A float32 buffer that every layer and batch of one scoring run computes its pattern-sized
+    temporaries in, grown to the largest asked for. A fresh tensor of that size costs its page
+    faults every time (about 15 ms for 32 MiB on one CPU thread when freed memory goes back to
+    the system, `batches.return_freed_memory`); this one is faulted in once."""
+
+    def __init__(self) -> None:
+        self.buffer: torch.Tensor | None = None
+
+    def take(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """A float32 tensor of `shape` on `device` backed by the buffer (its values are whatever
+        the last user left)."""
+        size = int(np.prod(shape))
+        if self.buffer is None or self.buffer.numel() < size or self.buffer.device != device:
+            self.buffer = None  # the old one goes before the new one is allocated
+            self.buffer = torch.empty(size, dtype=torch.float32, device=device)
+        return self.buffer[:size].view(shape)
+
+
+def causal_row_blocks(length: int) -> list[tuple[int, int]]:
+    """Query rows [start, stop) of CAUSAL_BLOCKS blocks covering 0..length - 1 (none empty)."""
+    edges = [length * k // CAUSAL_BLOCKS for k in range(CAUSAL_BLOCKS + 1)]
+    return [(start, stop) for start, stop in zip(edges, edges[1:]) if stop > start]
+
+
+@dataclass(frozen=True)
+class CausalReductions:
+    """The reductions of a pattern (B, H, T, T) that read all its weights, each (B, H, T): every
+    query's entropy -sum_j p ln p (0 ln 0 = 0); its top key over keys 1 <= j <= i - 2 (BOS, itself
+    and the previous token have roles of their own) and that key's weight (0 and key 0 where the
+    query has no such key: queries i < 3, padding); and the mass each key j gets from the real
+    queries i >= j + 2 (top keys, `KeyView.mass`)."""
+
+    entropy: torch.Tensor
+    top_key: torch.Tensor
+    top_weight: torch.Tensor
+    mass: torch.Tensor
+
+
+def causal_reductions(patterns: torch.Tensor, key_range: torch.Tensor, workspace: Workspace) -> CausalReductions:
+    """`CausalReductions` of float32 `patterns` (B, H, T, T), with Targets.key_range (B, T, T): row
+    block by row block (`causal_row_blocks`), each block's temporaries in `workspace`."""
+    batch, n_heads, length, _ = patterns.shape
+    entropy = patterns.new_empty(batch, n_heads, length)
+    top_weight = patterns.new_empty(batch, n_heads, length)
+    top_key = torch.empty(batch, n_heads, length, dtype=torch.long, device=patterns.device)
+    mass = patterns.new_zeros(batch, n_heads, length)
+    zero = patterns.new_zeros(())
+    for start, stop in causal_row_blocks(length):
+        rows = patterns[:, :, start:stop, :stop]
+        work = workspace.take(rows.shape, patterns.device)
+        torch.clamp(rows, min=SMALLEST_NORMAL, out=work)
+        work.log_()
+        work.mul_(rows)
+        entropy[:, :, start:stop] = -work.sum(-1)
+        torch.where(key_range[:, None, start:stop, :stop], rows, zero, out=work)  # keys 1 <= j <= i - 2 only
+        top_weight[:, :, start:stop], top_key[:, :, start:stop] = work.max(-1)
+        mass[:, :, :stop] += work.sum(-2)
+    return CausalReductions(entropy=entropy, top_key=top_key, top_weight=top_weight, mass=mass)
+
+
+def held_keys(patterns: torch.Tensor, key: torch.Tensor, top: torch.Tensor, targets: Targets) -> torch.Tensor:
+    """Which queries hold a key position (B, H, T) bool, from patterns (B, H, T, T) and each
+    query's top key over keys 1 <= j <= i - 2 and its weight (B, H, T; `causal_reductions`).
 
     A query's top key is its argmax over keys 1 <= j <= i - 2, counted when it gets at least
     HOLD_PEAK_LIFT times uniform attention's 1 / (i + 1). The query holds it when
@@ -280,9 +353,8 @@ def held_keys(restricted: torch.Tensor, targets: Targets) -> tuple[torch.Tensor,
       head's attention on each token were shuffled among that token's positions (a token seen
       once in range passes: the release decides there).
     """
-    batch, n_heads, length, _ = restricted.shape
-    pos = torch.arange(length, device=restricted.device)
-    top, key = restricted.max(-1)  # (B, H, T)
+    batch, n_heads, length, _ = patterns.shape
+    pos = torch.arange(length, device=patterns.device)
     counted = targets.valid[:, None, :] & (pos >= 3) & (top >= HOLD_PEAK_LIFT / (pos + 1))
     # Links: a counted query continues the nearest counted query at most HOLD_MAX_GAP + 1 back with
     # the same top key; each run is the chain of links to its first query (found by pointer doubling).
@@ -303,10 +375,10 @@ def held_keys(restricted: torch.Tensor, targets: Targets) -> tuple[torch.Tensor,
     b, h, i = candidate.nonzero(as_tuple=True)
     twins = targets.same_key_token[b, key[b, h, i]] & targets.key_range[b, i]
     copies = twins.sum(-1)  # the top key is its own twin: >= 1
-    mean = (restricted[b, h, i] * twins).sum(-1) / copies
+    mean = (patterns[b, h, i] * twins).sum(-1) / copies  # twins are keys 1 <= j <= i - 2
     held = torch.zeros_like(counted)
     held[b, h, i] = (top[b, h, i] >= HOLD_POSITION_LIFT * mean) | (copies == 1)
-    return held, key, top
+    return held
 
 
 @dataclass(frozen=True)
@@ -318,28 +390,49 @@ class KeyView:
     them, and what uniform attention would give those same keys; then the attention on the query
     itself or the previous token where that is a delimiter, and uniform attention's; then the
     held keys' attention split by the budget part each held key is for its query (PARTS order:
-    a clause-start head holds clause starts). Sums over queries."""
+    a clause-start head holds clause starts). Sums over queries. argmax and top (B, H, T): each
+    query's key with the most attention over all its keys, and that weight (`row_max`)."""
 
     mass: torch.Tensor
     held: torch.Tensor
+    argmax: torch.Tensor
+    top: torch.Tensor
+
+
+def row_max(restricted_top: torch.Tensor, restricted_key: torch.Tensor, bos: torch.Tensor, previous: torch.Tensor,
+            current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query row's largest weight and its key, as `patterns.max(-1)` gives them (the first
+    key of a tie), from the largest over keys 1 <= j <= i - 2 (`held_keys`) and the weights on
+    the three keys outside them: BOS, the previous token (0 at query 0) and the query itself
+    (B, H, T) each. A pass over the pattern for an index costs as much as the pattern's other
+    reductions together (8 ms against 1 ms for the values alone over 2 x 16 x 512^2 weights);
+    this reads 4 numbers a query. Padded queries get BOS and 0."""
+    pos = torch.arange(bos.shape[-1], device=bos.device).expand_as(restricted_key)
+    top, key = bos, torch.zeros_like(restricted_key)
+    for weight, at in ((restricted_top, restricted_key), (previous, pos - 1), (current, pos)):  # in key order
+        later = weight > top  # a tie keeps the earlier key
+        top, key = torch.where(later, weight, top), torch.where(later, at, key)
+    return top, key
 
 
 def score_patterns(
     patterns: torch.Tensor, targets: Targets, argmax: torch.Tensor | None = None, *, with_budget: bool = False,
-    with_keys: bool = False, max_weight: torch.Tensor | None = None,
+    with_keys: bool = False, max_weight: torch.Tensor | None = None, workspace: Workspace | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Reduce one layer's patterns (B, H, T, T) to per-text sums over eligible queries.
 
     `targets` come from `metric_targets` (they depend on the tokens only, so one batch computes
     them once for all layers). `argmax` (B, H, T), the key each query attends to most, and
-    `max_weight`, its weight, may be passed when the caller needs them too (not computed twice). Returns sums (B, H, M) and argmax-offset counts (B, H, O),
+    `max_weight`, its weight, may be passed (both, or they come from `row_max`);
+    `workspace` holds the pattern-sized temporaries (a run's passes reuse one). Returns sums (B, H, M) and argmax-offset counts (B, H, O),
     then with `with_budget` the budget part sums (B, H, P), then with `with_keys` a `KeyView`.
     """
     batch, n_heads, length, _ = patterns.shape
     patterns = patterns.float()
     pos = torch.arange(length, device=patterns.device)
-    restricted = restricted_patterns(patterns, targets.key_range)
-    held, held_key, top = held_keys(restricted, targets)
+    reduced = causal_reductions(patterns, targets.key_range, workspace or Workspace())
+    held_key, top = reduced.top_key, reduced.top_weight
+    held = held_keys(patterns, held_key, top, targets)
 
     # Pointer targets: gather one key per query. (B, H, T, K)
     index = targets.positions.transpose(1, 2)[:, None].expand(batch, n_heads, length, -1)
@@ -347,30 +440,32 @@ def score_patterns(
     per_query = dict(zip(POINTER_TARGETS, gathered.unbind(-1)))
     per_query["local"] = sum(per_query[t] for t in ("current", "previous", "offset2", "offset3", "offset4"))
 
-    # Flagged keys and key positions in one product. (B, H, T, 3)
-    keyed = patterns @ targets.key_vectors[:, None]
+    # Flagged keys and key positions in one product, (3, T) x (T, T)^T per head: the same sums as
+    # patterns @ key_vectors, about twice as fast on a CPU (a product with 3 rows, not 3 columns). (B, H, 3, T)
+    keyed = targets.key_vectors.transpose(1, 2)[:, None] @ patterns.transpose(-1, -2)
     key_flags = targets.key_vectors[..., :2]  # (B, T, 2)
     for k, metric in enumerate(FLAGGED_TARGETS):
         # all flagged keys, less the current and previous token (kept out by definition)
         per_query[metric] = (
-            keyed[..., k]
+            keyed[:, :, k]
             - per_query["current"] * key_flags[:, None, :, k]
             - per_query["previous"] * _shift_right(key_flags[..., k], 1)[:, None]
         )
-    per_query["distance"] = pos - keyed[..., 2]
+    per_query["distance"] = pos - keyed[:, :, 2]
 
-    summed = pair_sums(patterns, targets.pairs)  # (B, H, 2 (+2 budget), T)
+    summed = pair_sums(patterns, targets.pair_keys, targets.pairs.shape[-1])  # (B, H, 2 (+2 budget), T)
     per_query.update(zip(PAIR_TARGETS, summed[:, :, : len(PAIR_TARGETS)].unbind(2)))
 
-    # Entropy normalised by its maximum ln(i + 1); xlogy gives 0 ln 0 = 0. Query 0 is never eligible.
-    per_query["entropy"] = -torch.special.xlogy(patterns, patterns).sum(-1) / torch.log1p(pos.clamp(min=1).float())
-    per_query["max_weight"] = patterns.amax(-1) if max_weight is None else max_weight.float()
+    # Entropy normalised by its maximum ln(i + 1). Query 0 is never eligible.
+    per_query["entropy"] = reduced.entropy / torch.log1p(pos.clamp(min=1).float())
+    if argmax is None or max_weight is None:
+        max_weight, argmax = row_max(top, held_key, per_query["start_of_text"], per_query["previous"], per_query["current"])
+    per_query["max_weight"] = max_weight.float()
     per_query["hold"] = held.float()
     stacked = torch.stack([per_query[m] for m in METRICS], dim=2)  # (B, H, M, T)
     # where, not a product: a NaN in a padded query row must not reach the sums (NaN * 0 = NaN)
     sums = torch.where(targets.eligible[:, None], stacked, 0.0).sum(-1)
 
-    argmax = patterns.argmax(-1) if argmax is None else argmax
     offsets = (pos - argmax).clamp(max=MAX_TRACKED_OFFSET + 1)  # (B, H, T)
     one_hot = torch.nn.functional.one_hot(offsets, len(OFFSETS) + 1).float()
     offset_counts = (one_hot * offset_queries(targets).float()[:, None, :, None]).sum(-2)
@@ -393,16 +488,20 @@ def score_patterns(
         held_columns = [held_weight.sum(-1), held_uniform.sum(-1), adjacent.sum(-1), adjacent_uniform.sum(-1)]
         held_parts = torch.zeros(batch, n_heads, len(PARTS), device=patterns.device).scatter_add_(
             -1, argmax_parts(held_key, targets), held_weight)
-        result += (KeyView(mass=restricted.sum(-2), held=torch.cat([torch.stack(held_columns, -1), held_parts], -1)),)
+        result += (KeyView(mass=reduced.mass, held=torch.cat([torch.stack(held_columns, -1), held_parts], -1), argmax=argmax, top=max_weight),)
     return result
 
 
-def pair_sums(patterns: torch.Tensor, key_sets: torch.Tensor) -> torch.Tensor:
-    """sum_j A[i, j] W[i, j] for every head and key set: patterns (B, H, T, T), key_sets (B, T, T, S)
-    (Targets.pairs) -> (B, H, S, T). One (H, T) x (T, S) product per query, story by story: the
-    pattern is read where it lies (an einsum would first copy it query-major, a (B, H, T, T) copy)."""
-    per_query = torch.stack([torch.bmm(pattern.transpose(0, 1), sets) for pattern, sets in zip(patterns, key_sets)])
-    return per_query.permute(0, 2, 3, 1)  # (B, T, H, S) -> (B, H, S, T)
+def pair_sums(patterns: torch.Tensor, pair_keys: torch.Tensor, n_sets: int) -> torch.Tensor:
+    """sum_j A[i, j] W[i, j] for every head and key set: patterns (B, H, T, T), the members of the
+    key sets as (text, query, key, set) rows (Targets.pair_keys) -> (B, H, n_sets, T). The sets are
+    sparse (earlier copies of the query's token, the tokens after them): gathering their weights
+    reads thousands of weights a story where a product with the (T, T) sets reads all of them."""
+    batch, n_heads, length, _ = patterns.shape
+    text, query, key, key_set = pair_keys.unbind(1)
+    sums = patterns.new_zeros(batch, n_sets, length, n_heads)
+    sums.index_put_((text, key_set, query), patterns[text, :, query, key], accumulate=True)
+    return sums.permute(0, 3, 1, 2)
 
 
 def argmax_parts(argmax: torch.Tensor, targets: Targets) -> torch.Tensor:
@@ -425,7 +524,7 @@ def argmax_parts(argmax: torch.Tensor, targets: Targets) -> torch.Tensor:
     key_sets = targets.pairs[:, None, :, :, len(PAIR_TARGETS):].expand(batch, n_heads, length, length, -1)
     hits = key_sets.gather(3, j[..., None, None].expand(-1, -1, -1, 1, len(BUDGET_PAIRS)))[..., 0, :]
     for k, name in reversed(list(enumerate(BUDGET_PAIRS))):
-        assign(hits[..., k] > 0.5, name)
+        assign(hits[..., k], name)
     in_range = (j >= 1) & (j <= i - 2)
     key_flags = targets.key_vectors[..., :2].bool()  # (B, T, 2) in FLAGGED_TARGETS order
     flag_at = key_flags[:, None].expand(batch, n_heads, length, 2).gather(2, j[..., None].expand(-1, -1, -1, 2))
@@ -444,7 +543,7 @@ def _budget_sums(per_query: dict, gathered: torch.Tensor, set_sums: torch.Tensor
     """Per-text sums (B, H, P) of each budget part over real queries i >= 1.
 
     Reuses the metric contractions: pointer parts are gathered keys, flagged parts are the
-    flagged sums less the pointer keys among them, key-set parts come from the same einsum.
+    flagged sums less the pointer keys among them, key-set parts come from `pair_sums`.
     """
     pointer_index = [POINTER_TARGETS.index(name) for name in BUDGET_POINTERS]
     pointers = gathered[..., pointer_index] * budget.pointer_ok.transpose(1, 2)[:, None]  # (B, H, T, 4)
