@@ -20,13 +20,13 @@ ABLATION_STORIES = 20
 # each. Every pass takes as many stories (and, ablating, copies of them) as keep copies x rows x
 # heads x T^2 attention weights within it (classifier.measure.batches.attention_batches), and the
 # loss is taken over chunks whose logits (rows x T x vocab) and their copies stay within it. A
-# scoring pass holds about six such tensors at a time (pattern and the reductions' temporaries):
+# scoring pass holds the pattern and a quarter-pattern workspace (measure.scoring.causal_reductions):
 # 2 stories of 512 tokens a pass for the TinyStories-1Layer-21M shape (16 heads), 4 for
-# stories260K (8 heads); shorter stories fill the batch (--batch-size). Measured (`make bench`,
-# scoring batched so, freed memory given back (batches.return_freed_memory)): the 1L-21M shape's
-# report peaks 0.51 GB over the import floor (0.86 before), 0.47 of it while loading the weights
-# (0.26 resident after: TransformerLens' hook scan builds W_E_pos, a 0.2 GB copy), the rest
-# importance (the ablation passes); stories260K 0.22 GB.
+# stories260K (8 heads); shorter stories fill the batch (--batch-size). A forward pass to the
+# loss counts two copies a row (measure.ablation.FORWARD_COPIES). Measured (`make bench`, freed
+# memory given back (batches.return_freed_memory)): the 1L-21M shape's report peaks 0.47 GB over
+# the import floor (0.86 two rounds ago), 0.46 of it while loading the weights (0.26 resident
+# after: TransformerLens' hook scan builds W_E_pos, a passing 0.2 GB copy); stories260K 0.21 GB.
 PASS_BUDGET = 2**23
 # Device strings torch accepts for the back-ends this tool can run on; checked here so that a
 # typo is said before torch is imported (seconds). Availability is checked when the model loads.

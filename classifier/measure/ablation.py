@@ -13,9 +13,12 @@ once clean and once per ablation ("variant") of a chunk of variants, and the z h
 layer overwrites, row by row, the heads that variant ablates (a boolean mask (variants, L, H):
 single heads, or a group at once). An effect is the difference of two rows of the same pass, so
 float noise of differently shaped batches does not enter it. Chunk and rows shrink so that a
-pass keeps copies x rows x heads x T^2 attention weights within PASS_BUDGET. It is the
-(heads + 1)-forward-passes method (plus one clean copy per chunk); each pass reruns the whole
-model because a later layer sees the change.
+pass keeps FORWARD_COPIES x copies x rows x heads x T^2 attention weights within PASS_BUDGET;
+where not even a row's clean copy and one variant fit (long stories, many heads), each variant
+runs alone over the clean pass's batches and its difference is taken from the clean pass, a
+pass of the same shape. It is the (heads + 1)-forward-passes method (plus one clean copy per
+chunk where chunks hold several variants); each pass reruns the whole model because a later
+layer sees the change.
 
 Every pass stops where the unembedding starts (its input, the final residual stream), and the
 loss is taken over chunks of logits whose copies (LOGIT_COPIES; LOGIT_BACKWARD_COPIES under
@@ -49,6 +52,12 @@ UNEMBED_INPUT = "unembed.hook_in"
 # Copies of a layer's attention weights a forward and backward pass keeps per layer (scores and
 # pattern, saved for the backward pass).
 BACKWARD_COPIES = 2
+# Attention-sized tensors a forward pass to the loss holds per row at its peak: the block keeps
+# its pattern to the end while the MLP's activation makes its temporaries (4 x d_model wide).
+# Measured (1L-21M shape, 16 heads, one 512-token story ablated beside its clean copy: 2 rows):
+# the pass peaks 0.17-0.20 GB over its start, about six 32 MiB tensors, not the one a budget
+# of one copy per row assumes.
+FORWARD_COPIES = 2
 
 
 # A forward and backward pass costs about three forward passes: what attribution counts on a bar.
@@ -164,7 +173,7 @@ def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: in
     losses = np.zeros(len(token_lists))
     z_sums: dict[int, torch.Tensor] = {}
     positions = 0
-    for batch in attention_batches(model, token_lists, batch_size):
+    for batch in attention_batches(model, token_lists, batch_size, FORWARD_COPIES):  # the batches of `ablated_differences`' lone passes
         indices, tokens, lengths, valid = batch.indices, batch.tokens, batch.lengths, batch.valid
 
         def add_z(z: torch.Tensor, hook) -> None:
@@ -183,28 +192,35 @@ def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: in
 
 def variants_per_pass(model: LoadedModel, token_lists: list[np.ndarray], n_variants: int) -> int:
     """Variants a pass carries beside its clean copy: as many as keep one row of the longest
-    story, clean + variants, within PASS_BUDGET (at least one)."""
+    story, clean + variants, within PASS_BUDGET (FORWARD_COPIES per row); 0 where not even the
+    clean copy and one variant fit: then every variant runs alone (`ablated_differences`)."""
     longest = max(len(t) for t in token_lists)
-    return int(min(n_variants, max(1, PASS_BUDGET // attention_cost(model.n_heads, longest) - 1)))
+    copies = PASS_BUDGET // attention_cost(model.n_heads, longest, FORWARD_COPIES)
+    return int(min(n_variants, copies - 1)) if copies >= 2 else 0
 
 
 def ablated_differences(
     model: LoadedModel, token_lists: list[np.ndarray], variants: np.ndarray, mean_z: torch.Tensor,
-    batch_size: int, bar=None,
+    batch_size: int, clean_losses: np.ndarray, bar=None,
 ) -> np.ndarray:
-    """Per-story loss sums with each variant's heads mean-ablated minus the clean sums of the same
-    pass, (N, V). A pass holds a batch's rows clean, then once per variant of a chunk."""
+    """Per-story loss sums with each variant's heads mean-ablated minus the clean sums, (N, V).
+    A pass holds a batch's rows clean, then once per variant of a chunk, and the difference is
+    taken within it. Where a row's clean copy and one variant do not fit in one pass
+    (`variants_per_pass` 0: long stories, many heads), each variant runs alone over the batches of
+    `clean_pass`, whose `clean_losses` (N,) come from passes of the same shape."""
     n_variants = len(variants)
     differences = np.zeros((len(token_lists), n_variants))
     masks = torch.as_tensor(variants, device=model.device)  # (V, L, H)
-    clean = torch.zeros_like(masks[:1])
     replacement = mean_z.float().to(model.device)
     chunk = variants_per_pass(model, token_lists, n_variants)
-    for start in range(0, n_variants, chunk):
-        chosen = torch.cat([clean, masks[start : start + chunk]])  # (copies, L, H): copy 0 clean
+    with_clean = chunk > 0
+    for start in range(0, n_variants, max(chunk, 1)):
+        chosen = masks[start : start + max(chunk, 1)]
+        if with_clean:
+            chosen = torch.cat([torch.zeros_like(masks[:1]), chosen])  # (copies, L, H): copy 0 clean
         copies = len(chosen)
         layers = [layer for layer in range(model.n_layers) if bool(chosen[:, layer].any())]
-        for batch in attention_batches(model, token_lists, batch_size, copies):
+        for batch in attention_batches(model, token_lists, batch_size, copies * FORWARD_COPIES):
             indices, tokens, lengths = batch.indices, batch.tokens, batch.lengths
             rows = len(indices)
 
@@ -217,8 +233,11 @@ def ablated_differences(
             repeated, repeated_lengths = tokens.repeat(copies, 1), lengths.repeat(copies)  # copy-major rows
             with torch.inference_mode():
                 sums = model_losses(model, repeated, repeated_lengths, hooks).view(copies, rows)
-            differences[indices, start : start + copies - 1] = (sums[1:] - sums[:1]).T.cpu().numpy()
-            advance(bar, (copies - 1) * rows)
+            if with_clean:
+                differences[indices, start : start + copies - 1] = (sums[1:] - sums[:1]).T.cpu().numpy()
+            else:
+                differences[indices, start] = sums[0].cpu().numpy() - clean_losses[indices]
+            advance(bar, (copies - with_clean) * rows)
     return differences
 
 
@@ -265,7 +284,7 @@ def token_mean_ablation(
 ) -> Ablation:
     """`mean_ablation` on stories already tokenized (`classifier.measure.batches.model_stories`)."""
     clean, mean_z = clean_pass(model, token_lists, batch_size, bar)
-    differences = ablated_differences(model, token_lists, variants, mean_z, batch_size, bar=bar)
+    differences = ablated_differences(model, token_lists, variants, mean_z, batch_size, clean, bar=bar)
     counts = np.array([len(t) - 1 for t in token_lists], dtype=np.float64)
     effect, low, high = interval(differences, counts, bootstrap=bootstrap, seed=seed)
     return Ablation(variants, effect, low, high, float(clean.sum() / counts.sum()), len(token_lists), int(counts.sum()))
