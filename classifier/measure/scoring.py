@@ -467,8 +467,8 @@ def score_patterns(
     sums = torch.where(targets.eligible[:, None], stacked, 0.0).sum(-1)
 
     offsets = (pos - argmax).clamp(max=MAX_TRACKED_OFFSET + 1)  # (B, H, T)
-    one_hot = torch.nn.functional.one_hot(offsets, len(OFFSETS) + 1).float()
-    offset_counts = (one_hot * offset_queries(targets).float()[:, None, :, None]).sum(-2)
+    counted = offset_queries(targets).float()[:, None, :].expand(batch, n_heads, length)
+    offset_counts = patterns.new_zeros(batch, n_heads, len(OFFSETS) + 1).scatter_add_(-1, offsets, counted)
     result = (sums, offset_counts)
     if with_budget:
         result += (_budget_sums(per_query, gathered, summed[:, :, len(PAIR_TARGETS):], targets.budget),)
