@@ -18,7 +18,9 @@ def importance_child(model_dir: Path, stories: int, max_tokens: int, corpus: str
     """Time (e), (f), (g) of the module docstring; print one JSON line (runs in a subprocess)."""
     import torch
 
-    from classifier.measure.ablation import BACKWARD_COPIES, attribution, mean_ablation, model_losses, single_head_variants
+    from classifier.measure.ablation import (
+        BACKWARD_COPIES, FORWARD_COPIES, attribution, mean_ablation, model_losses, single_head_variants,
+    )
     from classifier.measure.batches import attention_batches, model_stories
     from classifier.measure.importance import head_importance
     from classifier.settings import ScoreSettings
@@ -36,7 +38,7 @@ def importance_child(model_dir: Path, stories: int, max_tokens: int, corpus: str
 
     def bare_forwards():
         with torch.inference_mode():
-            for batch in attention_batches(model, token_lists, BATCH_SIZE):
+            for batch in attention_batches(model, token_lists, BATCH_SIZE, FORWARD_COPIES):  # ablation's batches
                 model_losses(model, batch.tokens, batch.lengths, [])
 
     def bare_forward_backward():

@@ -8,17 +8,14 @@ before W_O) at every position by the mean of z over every position of every stor
 included. The effect is ablated loss - clean loss, in nats, with a bootstrap interval over stories.
 
 `mean_ablation` is exact: one clean pass (loss and the mean z), then every ablation runs as a
-full forward pass. Ablations are batched: a forward pass holds the stories of one length batch
-once clean and once per ablation ("variant") of a chunk of variants, and the z hook of each
-layer overwrites, row by row, the heads that variant ablates (a boolean mask (variants, L, H):
-single heads, or a group at once). An effect is the difference of two rows of the same pass, so
-float noise of differently shaped batches does not enter it. Chunk and rows shrink so that a
-pass keeps FORWARD_COPIES x copies x rows x heads x T^2 attention weights within PASS_BUDGET;
-where not even a row's clean copy and one variant fit (long stories, many heads), each variant
-runs alone over the clean pass's batches and its difference is taken from the clean pass, a
-pass of the same shape. It is the (heads + 1)-forward-passes method (plus one clean copy per
-chunk where chunks hold several variants); each pass reruns the whole model because a later
-layer sees the change.
+full forward pass. A forward pass holds the stories of one length batch, and the z hook of each
+layer overwrites the heads one ablation ("variant") ablates (a boolean mask (L, H) of the
+variants (V, L, H): single heads, or a group at once). Every variant runs over the clean pass's batches (the same
+stories in the same padded rows), and its effect is the difference from the clean pass: the two
+compute the same operations on the same inputs up to the first ablated layer, so float noise of
+differently shaped batches does not enter it. Rows shrink so that a pass keeps FORWARD_COPIES x
+rows x heads x T^2 attention weights within PASS_BUDGET. It is the (heads + 1)-forward-passes
+method, exactly: each pass reruns the whole model because a later layer sees the change.
 
 Every pass stops where the unembedding starts (its input, the final residual stream), and the
 loss is taken over chunks of logits whose copies (LOGIT_COPIES; LOGIT_BACKWARD_COPIES under
@@ -54,9 +51,8 @@ UNEMBED_INPUT = "unembed.hook_in"
 BACKWARD_COPIES = 2
 # Attention-sized tensors a forward pass to the loss holds per row at its peak: the block keeps
 # its pattern to the end while the MLP's activation makes its temporaries (4 x d_model wide).
-# Measured (1L-21M shape, 16 heads, one 512-token story ablated beside its clean copy: 2 rows):
-# the pass peaks 0.17-0.20 GB over its start, about six 32 MiB tensors, not the one a budget
-# of one copy per row assumes.
+# Measured (1L-21M shape, 16 heads, 512 tokens, 2 rows a pass): the pass peaks 0.17-0.20 GB over
+# its start, about six 32 MiB tensors, not the two a budget of one copy per row assumes.
 FORWARD_COPIES = 2
 
 
@@ -190,54 +186,31 @@ def clean_pass(model: LoadedModel, token_lists: list[np.ndarray], batch_size: in
     return losses, mean_z
 
 
-def variants_per_pass(model: LoadedModel, token_lists: list[np.ndarray], n_variants: int) -> int:
-    """Variants a pass carries beside its clean copy: as many as keep one row of the longest
-    story, clean + variants, within PASS_BUDGET (FORWARD_COPIES per row); 0 where not even the
-    clean copy and one variant fit: then every variant runs alone (`ablated_differences`)."""
-    longest = max(len(t) for t in token_lists)
-    copies = PASS_BUDGET // attention_cost(model.n_heads, longest, FORWARD_COPIES)
-    return int(min(n_variants, copies - 1)) if copies >= 2 else 0
-
-
 def ablated_differences(
     model: LoadedModel, token_lists: list[np.ndarray], variants: np.ndarray, mean_z: torch.Tensor,
     batch_size: int, clean_losses: np.ndarray, bar=None,
 ) -> np.ndarray:
     """Per-story loss sums with each variant's heads mean-ablated minus the clean sums, (N, V).
-    A pass holds a batch's rows clean, then once per variant of a chunk, and the difference is
-    taken within it. Where a row's clean copy and one variant do not fit in one pass
-    (`variants_per_pass` 0: long stories, many heads), each variant runs alone over the batches of
-    `clean_pass`, whose `clean_losses` (N,) come from passes of the same shape."""
-    n_variants = len(variants)
-    differences = np.zeros((len(token_lists), n_variants))
+    Each variant runs over the batches of `clean_pass` (the same stories in the same padded rows)
+    and its difference is taken against that pass's `clean_losses` (N,): both passes compute the
+    same operations on the same inputs up to the first ablated layer, so float noise of
+    differently shaped batches does not enter the difference."""
+    differences = np.zeros((len(token_lists), len(variants)))
     masks = torch.as_tensor(variants, device=model.device)  # (V, L, H)
     replacement = mean_z.float().to(model.device)
-    chunk = variants_per_pass(model, token_lists, n_variants)
-    with_clean = chunk > 0
-    for start in range(0, n_variants, max(chunk, 1)):
-        chosen = masks[start : start + max(chunk, 1)]
-        if with_clean:
-            chosen = torch.cat([torch.zeros_like(masks[:1]), chosen])  # (copies, L, H): copy 0 clean
-        copies = len(chosen)
-        layers = [layer for layer in range(model.n_layers) if bool(chosen[:, layer].any())]
-        for batch in attention_batches(model, token_lists, batch_size, copies * FORWARD_COPIES):
-            indices, tokens, lengths = batch.indices, batch.tokens, batch.lengths
-            rows = len(indices)
+    batches = list(attention_batches(model, token_lists, batch_size, FORWARD_COPIES))  # clean_pass's
+    for k, mask in enumerate(masks):
 
-            def overwrite(z: torch.Tensor, hook) -> torch.Tensor:
-                layer = hook_layer(hook)
-                ablate = chosen[:, layer].repeat_interleave(rows, 0)[:, None, :, None]  # (copies*B, 1, H, 1)
-                return torch.where(ablate, replacement[layer].to(z.dtype), z)
+        def overwrite(z: torch.Tensor, hook, mask=mask) -> torch.Tensor:
+            layer = hook_layer(hook)
+            return torch.where(mask[layer][:, None], replacement[layer].to(z.dtype), z)  # z (B, T, H, d_head)
 
-            hooks = [(z_hook_name(layer), overwrite) for layer in layers]
-            repeated, repeated_lengths = tokens.repeat(copies, 1), lengths.repeat(copies)  # copy-major rows
+        hooks = [(z_hook_name(layer), overwrite) for layer in range(model.n_layers) if bool(mask[layer].any())]
+        for batch in batches:
             with torch.inference_mode():
-                sums = model_losses(model, repeated, repeated_lengths, hooks).view(copies, rows)
-            if with_clean:
-                differences[indices, start : start + copies - 1] = (sums[1:] - sums[:1]).T.cpu().numpy()
-            else:
-                differences[indices, start] = sums[0].cpu().numpy() - clean_losses[indices]
-            advance(bar, (copies - with_clean) * rows)
+                sums = model_losses(model, batch.tokens, batch.lengths, hooks)
+            differences[batch.indices, k] = sums.cpu().numpy() - clean_losses[batch.indices]
+            advance(bar, len(batch.indices))
     return differences
 
 
