@@ -29,8 +29,8 @@ FLOOR_REPEATS = 5
 def run_cache_then_metrics(model, batches, vocab) -> tuple[int, float]:
     import torch
 
-    from classifier.measure.scorer import PairCounts
-    from classifier.measure.scoring import BatchStats, TextStats, metric_targets, query_stats, score_patterns
+    from classifier.measure.accumulators import PairCounts
+    from classifier.measure.scoring import BatchStats, TextStats, argmax_parts, metric_targets, query_stats, score_patterns
     from classifier.load.tokens import sequence_classes
 
     start = time.perf_counter()
@@ -44,11 +44,11 @@ def run_cache_then_metrics(model, batches, vocab) -> tuple[int, float]:
             sums, offsets = [], []
             for layer in range(model.n_layers):
                 pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
-                argmax = pattern.argmax(-1)
-                layer_sums, layer_offsets = score_patterns(pattern, targets, argmax)
+                top, argmax = pattern.max(-1)
+                layer_sums, layer_offsets = score_patterns(pattern, targets, argmax, max_weight=top)
                 sums.append(layer_sums)
                 offsets.append(layer_offsets)
-                pairs.add(layer, argmax, tokens, classes.valid)
+                pairs.add(layer, argmax, tokens, classes.valid, argmax_parts(argmax, targets), top)
             counts, uniform, offset_queries = query_stats(targets)
             results.append(BatchStats(
                 sums=torch.stack(sums, dim=1), counts=counts, uniform=uniform,
