@@ -17,7 +17,11 @@ RSS_TOLERANCE = 0.10
 
 
 def rss_child(model_dir: Path, stories: int, max_tokens: int, corpus: str, start_kb: int) -> None:
-    """Score `stories` stories and print one JSON line with the peak RSS (runs in a subprocess)."""
+    """Score `stories` stories and print one JSON line with the peak RSS (runs in a subprocess);
+    freed memory goes back to the system as in a report (`batches.return_freed_memory`)."""
+    from classifier.measure.batches import return_freed_memory
+
+    return_freed_memory()
     model = load_checkpoint(model_dir)
     texts, _ = load_stories(stories, corpus)
     before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -33,7 +37,8 @@ def rss_child(model_dir: Path, stories: int, max_tokens: int, corpus: str, start
 
 def print_rss(model_dir: Path, sizes: list[int], max_tokens: int, corpus: str) -> None:
     """The scorer alone, one fresh process per size: peak RSS at the largest within RSS_TOLERANCE of the smallest."""
-    print(f"peak RSS (ru_maxrss), scorer only, one fresh process per size, max_tokens {max_tokens}:")
+    print(f"peak RSS (ru_maxrss), scorer only, one fresh process per size, freed memory given back as in a report, "
+          f"max_tokens {max_tokens}:")
     rss = []
     for size in sizes:
         row = run_child("--rss-child", str(size), "--model-dir", str(model_dir), "--corpus", corpus,

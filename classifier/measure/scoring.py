@@ -499,9 +499,11 @@ def pair_sums(patterns: torch.Tensor, pair_keys: torch.Tensor, n_sets: int) -> t
     reads thousands of weights a story where a product with the (T, T) sets reads all of them."""
     batch, n_heads, length, _ = patterns.shape
     text, query, key, key_set = pair_keys.unbind(1)
-    sums = patterns.new_zeros(batch, n_sets, length, n_heads)
-    sums.index_put_((text, key_set, query), patterns[text, :, query, key], accumulate=True)
-    return sums.permute(0, 3, 1, 2)
+    sums = patterns.new_zeros(batch * n_sets * length, n_heads)
+    # index_add_ adds the members in order (index_put_'s accumulate does not on a CPU: its sums
+    # moved in the 7th digit from run to run)
+    sums.index_add_(0, (text * n_sets + key_set) * length + query, patterns[text, :, query, key])
+    return sums.view(batch, n_sets, length, n_heads).permute(0, 3, 1, 2)
 
 
 def argmax_parts(argmax: torch.Tensor, targets: Targets) -> torch.Tensor:
