@@ -67,8 +67,10 @@ track: install
 # by profile). The same 200 real stories for all, 256 tokens at most (the development models'
 # context), 200 bootstrap resamples. Finished runs are kept in each folder's runs/ (not
 # committed: `track`'s default store, OUT/runs) and reused, so a second run scores nothing. JOBS=2 scores two checkpoints at once.
-# From an empty store on 2 CPU cores: track-training about 1m45s (measured on the earlier 17
-# checkpoints; there are 18 now), track-shapes about 35s; again: under 10s, nothing scored.
+# From an empty store in a fresh clone on 2 CPU cores shared with other jobs (load about 4):
+# track-training 38 min for the 18 checkpoints (each scores 200 stories and ablates on 20: most
+# of it is importance), after 16 min training the 1L model; track-shapes about 7 min; again:
+# under 10 s, nothing scored.
 JOBS ?= 1
 TRACK_OPTIONS := --corpus $(STORIES_FILE) --stories 200 --max-tokens 256 \
 	--bootstrap 200 --device cpu --jobs $(JOBS)

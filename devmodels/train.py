@@ -380,8 +380,9 @@ def train(config: TrainConfig, out_dir: Path, stories_path: Path = STORIES_PATH,
     if config.arch == "llama":
         result["tokenizer_check"] = check_tokenizer(out_dir, held_stories)
     (out_dir / "training.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    if verbose:
-        print(json.dumps({k: v for k, v in result.items() if k not in ("log", "config")}, indent=1, ensure_ascii=False))
+    if verbose:  # the rest (data, sample, checkpoints, log) is in training.json
+        print(f"{config.name}: trained in {result['train_seconds']:.0f} s; held-out loss {result['eval_loss_nats']:.3f} "
+              f"nats (unigram {result['unigram_loss_nats']:.3f}); {out_dir / 'training.json'}", flush=True)
     return result
 
 
